@@ -1,0 +1,243 @@
+"""Warehouse tables (SQLAlchemy 2 typed models).
+
+The same models serve SQLite (embedded default) and PostgreSQL. Schema changes go through
+Alembic migrations in ``journey_ml/db/migrations``; nothing here creates tables at runtime.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no timezone type, so values are stored
+    naive-UTC and given their UTC tzinfo back on read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the warehouse stores UTC-aware times")
+        if dialect.name == "sqlite":
+            from datetime import UTC
+
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            from datetime import UTC
+
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+    industry: Mapped[str | None] = mapped_column(String(128))
+    employees: Mapped[int | None] = mapped_column(Integer)
+    annual_revenue: Mapped[float | None] = mapped_column(Float)
+    country: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    source: Mapped[str] = mapped_column(String(64))
+    ingest_run_id: Mapped[str | None] = mapped_column(String(36))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    contact_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # no FK to accounts: exports arrive in any order and contacts may precede their account
+    account_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    email_hash: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[str | None] = mapped_column(String(64))
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    source: Mapped[str] = mapped_column(String(64))
+    ingest_run_id: Mapped[str | None] = mapped_column(String(36))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Event(Base):
+    """One touchpoint: the event contract (see ``schemas.EVENT_CONTRACT``)."""
+
+    __tablename__ = "events"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    contact_id: Mapped[str | None] = mapped_column(String(128))
+    account_id: Mapped[str | None] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(128), nullable=False)
+    channel: Mapped[str | None] = mapped_column(String(64))
+    stage: Mapped[str | None] = mapped_column(String(32))
+    value: Mapped[float | None] = mapped_column(Float)
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    ingest_run_id: Mapped[str | None] = mapped_column(String(36))
+
+    __table_args__ = (
+        # time-window queries per entity (features as of T) and global windows (monitoring)
+        Index("ix_events_contact_time", "contact_id", "occurred_at"),
+        Index("ix_events_account_time", "account_id", "occurred_at"),
+        Index("ix_events_occurred_at", "occurred_at"),
+    )
+
+
+class Outcome(Base):
+    __tablename__ = "outcomes"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    outcome_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(64), nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    contact_id: Mapped[str | None] = mapped_column(String(128))
+    account_id: Mapped[str | None] = mapped_column(String(128))
+    value: Mapped[float | None] = mapped_column(Float)
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    ingest_run_id: Mapped[str | None] = mapped_column(String(36))
+
+    __table_args__ = (
+        Index("ix_outcomes_contact_time", "contact_id", "occurred_at"),
+        Index("ix_outcomes_account_time", "account_id", "occurred_at"),
+    )
+
+
+class IngestRun(Base):
+    """One `ingest` of one source: counts that always add up, and the watermark."""
+
+    __tablename__ = "ingest_runs"
+
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    files: Mapped[int] = mapped_column(Integer, default=0)
+    rows_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_loaded: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_duplicate: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_rejected: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_suppressed: Mapped[int] = mapped_column(BigInteger, default=0)
+    unknown_event_types: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    watermark: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class IngestBatch(Base):
+    """Ledger of applied batches, written in the batch's own transaction (exactly once)."""
+
+    __tablename__ = "ingest_batches"
+
+    batch_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), index=True)
+    source: Mapped[str] = mapped_column(String(64))
+    file: Mapped[str] = mapped_column(Text)
+    batch_no: Mapped[int] = mapped_column(Integer)
+    rows_read: Mapped[int] = mapped_column(Integer)
+    rows_loaded: Mapped[int] = mapped_column(Integer)
+    rows_duplicate: Mapped[int] = mapped_column(Integer)
+    rows_rejected: Mapped[int] = mapped_column(Integer)
+    rows_suppressed: Mapped[int] = mapped_column(Integer)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class QuarantineRow(Base):
+    """A rejected row, kept verbatim with the reason (erased people are never kept here)."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(36), index=True)
+    source: Mapped[str] = mapped_column(String(64))
+    file: Mapped[str] = mapped_column(Text)
+    row_number: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
+    # ids found in the raw row, so erasure can find it
+    contact_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    account_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Tombstone(Base):
+    """A keyed hash of an erased subject: blocks a re-ingest from bringing them back."""
+
+    __tablename__ = "tombstones"
+
+    subject_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_kind: Mapped[str] = mapped_column(String(16))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ErasureLog(Base):
+    """Proof that an erasure happened: no personal data, only a keyed hash and counts."""
+
+    __tablename__ = "erasure_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    subject_hash: Mapped[str] = mapped_column(String(64), index=True)
+    subject_kind: Mapped[str] = mapped_column(String(16))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    rows_deleted: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+__all__ = [
+    "Base",
+    "Account",
+    "Contact",
+    "Event",
+    "Outcome",
+    "IngestRun",
+    "IngestBatch",
+    "QuarantineRow",
+    "Tombstone",
+    "ErasureLog",
+    "UTCDateTime",
+    "JSONType",
+]

@@ -1,0 +1,148 @@
+"""Applying a validated batch to the warehouse: atomically and exactly once.
+
+One transaction per batch: the rows go into a temporary staging table (``COPY`` on
+PostgreSQL, ``executemany`` on SQLite), then one set-based ``INSERT ... SELECT ... ON
+CONFLICT`` moves them into the final table, rejects go to quarantine, and the batch's ledger
+row is written. A failure anywhere rolls all of it back; the ledger's primary key makes a
+second application of the same batch impossible.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from sqlalchemy import JSON, Column, Connection, MetaData, Table, Text, select, text
+
+from journey_ml.db.models import IngestBatch, QuarantineRow, UTCDateTime
+from journey_ml.ingest.validate import TABLES, PreparedBatch
+from journey_ml.schemas import CONTRACTS, Kind
+
+# columns that change on every load and must not count as a change of the entity
+_VOLATILE = {"updated_at", "ingest_run_id", "source"}
+_SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    inserted: int  # new or changed rows
+    unchanged: int  # already in the warehouse (duplicates)
+
+
+def batch_applied(conn: Connection, batch_key: str) -> str | None:
+    """The run that applied this batch, or None if it was never applied."""
+    return conn.execute(
+        select(IngestBatch.run_id).where(IngestBatch.batch_key == batch_key)
+    ).scalar_one_or_none()
+
+
+def apply_batch(conn: Connection, kind: Kind, prepared: PreparedBatch, *, run_id: str,
+                batch_key: str, file: str, batch_no: int, source: str,
+                applied_at: datetime) -> BatchOutcome:
+    """Apply one prepared batch inside the caller's transaction; returns insert counts.
+
+    Raises sqlalchemy.exc.IntegrityError if the batch was already applied concurrently
+    (the caller's transaction must then roll back).
+    """
+    table = TABLES[kind]
+    inserted = 0
+    if len(prepared.rows):
+        stage = _stage_table(table)
+        stage.create(conn)
+        try:
+            _fill_stage(conn, stage, prepared.rows)
+            inserted = conn.execute(text(_merge_sql(conn, kind)), {"run_id": run_id}).rowcount
+        finally:
+            stage.drop(conn)
+    if len(prepared.rejects):
+        recs = [
+            {"run_id": run_id, "source": source, "file": file, "created_at": applied_at,
+             "row_number": int(r.row_number), "reason": str(r.reason), "raw": str(r.raw),
+             "contact_id": _opt(r.contact_id), "account_id": _opt(r.account_id)}
+            for r in prepared.rejects.itertuples(index=False)
+        ]
+        conn.execute(QuarantineRow.__table__.insert(), recs)
+    conn.execute(IngestBatch.__table__.insert().values(
+        batch_key=batch_key, run_id=run_id, source=source, file=file, batch_no=batch_no,
+        rows_read=prepared.rows_read, rows_loaded=inserted,
+        rows_duplicate=prepared.duplicates + len(prepared.rows) - inserted,
+        rows_rejected=prepared.rejected, rows_suppressed=prepared.suppressed,
+        applied_at=applied_at,
+    ))
+    return BatchOutcome(inserted=inserted, unchanged=len(prepared.rows) - inserted)
+
+
+def _opt(v: object) -> str | None:
+    return None if v is None or (isinstance(v, float) and v != v) else str(v)
+
+
+def _stage_table(table: Table) -> Table:
+    """A constraint-free temporary copy of ``table`` (JSON kept as text until the merge)."""
+    cols = []
+    for c in table.columns:
+        if c.name == "ingest_run_id":
+            continue
+        typ = c.type
+        if isinstance(typ, JSON):
+            typ = Text()
+        cols.append(Column(c.name, typ))
+    return Table(f"stage_{table.name}", MetaData(), *cols, prefixes=["TEMPORARY"])
+
+
+def _fill_stage(conn: Connection, stage: Table, rows: pd.DataFrame) -> None:
+    names = [c.name for c in stage.columns]
+    frame = rows[names]
+    if conn.dialect.name == "postgresql":
+        buf = io.BytesIO()
+        pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buf,
+                        pacsv.WriteOptions(include_header=False))
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(
+            f"COPY {stage.name} ({', '.join(names)}) FROM STDIN (FORMAT csv)"
+        ) as cp:
+            cp.write(buf.getbuffer())
+        return
+    # SQLite: format values the way SQLAlchemy stores them, then one executemany
+    cols = {}
+    for name in names:
+        s = frame[name]
+        if isinstance(stage.c[name].type, UTCDateTime) or pd.api.types.is_datetime64_any_dtype(s):
+            s = pd.to_datetime(s, utc=True)
+            cols[name] = s.dt.strftime(_SQLITE_TS).astype(object).where(s.notna(), None)
+        elif pd.api.types.is_bool_dtype(s):
+            cols[name] = s.astype(int).astype(object)
+        else:
+            cols[name] = s.astype(object).where(s.notna(), None)
+    records = list(zip(*(cols[n] for n in names), strict=True))
+    placeholders = ", ".join("?" * len(names))
+    conn.connection.driver_connection.executemany(
+        f"INSERT INTO {stage.name} ({', '.join(names)}) VALUES ({placeholders})", records
+    )
+
+
+def _merge_sql(conn: Connection, kind: Kind) -> str:
+    table = TABLES[kind]
+    names = [c.name for c in table.columns if c.name != "ingest_run_id"]
+    key = [k for k in CONTRACTS[kind].key]
+    cols = ", ".join(names)
+    json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    select_cols = ", ".join(
+        f"CAST({n} AS JSONB)" if n in json_cols and conn.dialect.name == "postgresql" else n
+        for n in names
+    )
+    head = (f"INSERT INTO {table.name} ({cols}, ingest_run_id) "
+            f"SELECT {select_cols}, :run_id FROM stage_{table.name} WHERE true "
+            f"ON CONFLICT ({', '.join(key)}) ")
+    if kind in (Kind.events, Kind.outcomes):
+        # touchpoints are immutable facts: the first copy wins
+        return head + "DO NOTHING"
+    updates = [n for n in names if n not in key]
+    compared = [n for n in updates if n not in _VOLATILE]
+    sets = ", ".join(f"{n} = excluded.{n}" for n in updates)
+    sets += ", ingest_run_id = excluded.ingest_run_id"
+    changed = " OR ".join(f"{table.name}.{n} IS DISTINCT FROM excluded.{n}" for n in compared)
+    return head + f"DO UPDATE SET {sets} WHERE {changed}"

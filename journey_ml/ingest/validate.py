@@ -1,0 +1,357 @@
+"""Validation against the contract: a pure function from raw rows to loadable rows.
+
+``prepare_batch`` takes a batch of raw values and returns the rows to load (typed, in the
+table's shape) and the rejected rows (with a reason that names the field and the column,
+and the raw row with personal data already hashed or dropped). Every input row ends up in
+exactly one of: loaded rows, in-batch duplicates, rejects, or suppressed (erased subjects).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from journey_ml.config import SourceConfig, TaxonomyEntry
+from journey_ml.db.models import Account, Contact, Event, Outcome
+from journey_ml.ingest.pii import apply_pii, hash_series, subject_hash
+from journey_ml.ingest.readers import BadRow, RawBatch
+from journey_ml.schemas import CONTRACTS, Contract, DType, Kind
+
+TABLES = {Kind.events: Event.__table__, Kind.outcomes: Outcome.__table__,
+          Kind.accounts: Account.__table__, Kind.contacts: Contact.__table__}
+
+FALSE_VALUES = ("false", "0", "no", "n", "f")
+_OFFSET = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
+
+
+@dataclass(frozen=True)
+class ValidationContext:
+    """Everything ``prepare_batch`` needs besides the rows (no I/O, no clock)."""
+
+    source: SourceConfig
+    taxonomy: Mapping[str, TaxonomyEntry]
+    salt: str
+    received_at: datetime  # ingestion time, UTC-aware; the reference for "in the future"
+    max_future_skew: timedelta = timedelta(hours=1)
+    unknown_event_types: str = "keep"
+    pii_hash: frozenset[str] = frozenset()
+    pii_drop: frozenset[str] = frozenset()
+    tombstones: frozenset[str] = frozenset()
+
+    @property
+    def contract(self) -> Contract:
+        return CONTRACTS[self.source.kind]
+
+
+@dataclass
+class PreparedBatch:
+    """The outcome of validating one batch."""
+
+    rows: pd.DataFrame  # in the target table's columns
+    rejects: pd.DataFrame  # row_number, reason, raw, contact_id, account_id
+    rows_read: int
+    duplicates: int = 0  # dropped inside the batch
+    suppressed: int = 0  # rows of erased subjects, dropped without a trace
+    unknown_event_types: Counter = field(default_factory=Counter)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejects)
+
+
+REJECT_COLUMNS = ["row_number", "reason", "raw", "contact_id", "account_id"]
+
+
+def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
+    """Validate and shape one batch; never raises for bad rows (they become rejects)."""
+    src = ctx.source
+    contract = ctx.contract
+    frame = batch.frame.reset_index(drop=True)
+    n = len(frame)
+    to_hash = (ctx.pii_hash | set(src.pii.hash)) - (ctx.pii_drop | set(src.pii.drop))
+    to_drop = ctx.pii_drop | set(src.pii.drop)
+    safe = apply_pii(frame, to_hash, to_drop, ctx.salt)
+    reasons = np.full(n, None, dtype=object)
+
+    def reject(mask: np.ndarray | pd.Series, reason: str | pd.Series) -> None:
+        m = np.asarray(mask, dtype=bool) & pd.isna(reasons)
+        if m.any():
+            reasons[m] = np.asarray(reason, dtype=object)[m] if isinstance(reason, pd.Series | np.ndarray) else reason
+
+    # --- map export columns onto contract fields -------------------------------------
+    out: dict[str, pd.Series] = {}
+    used: set[str] = set()
+    for spec in contract.fields:
+        col = src.column_for(spec.name)
+        if col in safe.columns:
+            out[spec.name] = safe[col]
+            used.add(col)
+        elif spec.name in src.defaults:
+            out[spec.name] = pd.Series([src.defaults[spec.name]] * n, dtype=object)
+        else:
+            out[spec.name] = pd.Series([None] * n, dtype=object)
+
+    def where(name: str) -> str:
+        col = src.column_for(name)
+        return f" (column {col!r})" if col != name else ""
+
+    # strings: trimmed, empty means missing
+    for spec in contract.fields:
+        if spec.dtype == DType.string:
+            out[spec.name] = _clean_strings(out[spec.name])
+
+    # erased subjects leave no trace: dropped before anything else looks at them
+    suppressed = np.zeros(n, dtype=bool)
+    if ctx.tombstones:
+        for kind in ("contact", "account"):
+            name = f"{kind}_id"
+            if name in out:
+                ids = out[name]
+                hashed = ids.dropna().map(lambda v, k=kind: subject_hash(k, v, ctx.salt))
+                suppressed[hashed.index[hashed.isin(ctx.tombstones)]] = True
+
+    for spec in contract.fields:
+        if spec.required:
+            reject(out[spec.name].isna(), f"missing {spec.name}{where(spec.name)}")
+    if contract.one_of:
+        none = np.logical_and.reduce([out[f].isna().to_numpy() for f in contract.one_of])
+        reject(none, f"missing {' and '.join(contract.one_of)}: at least one is required")
+
+    table = TABLES[contract.kind]
+    for spec in contract.fields:
+        s = out[spec.name]
+        if spec.dtype == DType.string:
+            length = getattr(table.c[_column_name(spec.name)].type, "length", None)
+            if length:
+                too_long = s.str.len() > length
+                reject(too_long.to_numpy(dtype=bool), f"{spec.name}{where(spec.name)} longer than {length} characters")
+            reject(s.str.contains("\x00", regex=False, na=False).to_numpy(dtype=bool),
+                   f"NUL byte in {spec.name}{where(spec.name)}")
+        elif spec.dtype == DType.timestamp:
+            parsed = _parse_timestamps(s, src.timezone)
+            bad = parsed.isna() & s.notna()
+            reject(bad.to_numpy(), _value_reason(s, spec.name, where(spec.name), "is not a valid timestamp"))
+            limit = ctx.received_at + ctx.max_future_skew
+            future = (parsed > limit).fillna(False)
+            reject(future.to_numpy(), f"{spec.name}{where(spec.name)} is in the future "
+                   f"(after ingestion time + {ctx.max_future_skew})")
+            out[spec.name] = parsed
+        elif spec.dtype in (DType.float, DType.integer):
+            num = pd.to_numeric(s, errors="coerce")
+            if s.dtype == object:
+                num = pd.to_numeric(s.map(lambda v: v.strip() if isinstance(v, str) else v),
+                                    errors="coerce")
+            bad = (num.isna() & s.notna() & (s.astype(str).str.strip() != "")) | np.isinf(num.fillna(0))
+            reject(bad.to_numpy(), _value_reason(s, spec.name, where(spec.name), "is not a finite number"))
+            if spec.dtype == DType.integer:
+                frac = (num.notna() & (num.fillna(0) % 1 != 0)).to_numpy()
+                reject(frac, _value_reason(s, spec.name, where(spec.name), "is not a whole number"))
+            out[spec.name] = num.where(~bad, np.nan)
+        elif spec.dtype == DType.boolean:
+            low = s.map(lambda v: str(v).strip().lower() if v is not None and v == v else None)
+            trues = low.isin([t.lower() for t in src.true_values])
+            falses = low.isin(FALSE_VALUES)
+            bad = low.notna() & ~trues & ~falses
+            reject(bad.to_numpy(), _value_reason(s, spec.name, where(spec.name), "is not true/false"))
+            out[spec.name] = pd.Series(np.where(trues, True, False), dtype=bool)
+
+    unknown: Counter = Counter()
+    if contract.kind == Kind.events:
+        et = out["event_type"]
+        known = et.isin(list(ctx.taxonomy))
+        unk = ~known & et.notna() & pd.isna(reasons)
+        if unk.any():
+            unknown.update(et[unk].tolist())
+            if ctx.unknown_event_types == "reject":
+                reject(unk.to_numpy(), _value_reason(et, "event_type", where("event_type"),
+                                                     "is not in the taxonomy"))
+        stage = et.map({k: v.stage for k, v in ctx.taxonomy.items()})
+        tax_channel = et.map({k: v.channel for k, v in ctx.taxonomy.items()})
+        if "channel" in src.columns:  # the export says; else the taxonomy, else the default
+            channel = out["channel"].where(out["channel"].notna(), tax_channel)
+        else:
+            channel = tax_channel.where(tax_channel.notna(), out["channel"])
+        out["channel"] = channel.astype(object).where(channel.notna(), None)
+        out["stage"] = stage.astype(object).where(stage.notna(), None)
+
+    # extras become a JSON document (properties / attributes)
+    extras_name = contract.extras_column
+    extra_cols = [c for c in safe.columns if c not in used] if src.extra_columns == "keep" else []
+    out[extras_name] = _json_documents(safe[extra_cols]) if extra_cols else pd.Series([None] * n, dtype=object)
+
+    if contract.kind == Kind.contacts:
+        email = out.pop("email")
+        email_col = src.column_for("email")
+        out["email_hash"] = email if email_col in to_hash else hash_series(email, ctx.salt)
+
+    if contract.kind in (Kind.events, Kind.outcomes):
+        id_field = contract.key[1]
+        out["source"] = pd.Series([src.name] * n, dtype=object)
+        missing_id = out[id_field].isna().to_numpy() & pd.isna(reasons)
+        if missing_id.any():
+            out[id_field] = out[id_field].astype(object)
+            derived = _derive_ids(out, contract, np.flatnonzero(missing_id), src.name)
+            out[id_field].iloc[np.flatnonzero(missing_id)] = derived
+    else:
+        out["source"] = pd.Series([src.name] * n, dtype=object)
+        out["updated_at"] = pd.Series([pd.Timestamp(ctx.received_at)] * n)
+
+    rows = pd.DataFrame(out)
+    rejected = pd.notna(reasons) & ~suppressed
+    keep = ~pd.notna(reasons) & ~suppressed
+
+    reject_frame = _rejects_frame(batch, safe, rows, reasons, rejected, ctx, to_hash, to_drop)
+    good = rows[keep]
+    # later rows of an entity export describe its newer state; events keep the first copy
+    dup = good.duplicated(subset=list(contract.key), keep="first" if contract.kind in (Kind.events, Kind.outcomes) else "last")
+    good = good[~dup]
+    columns = [c.name for c in table.columns if c.name != "ingest_run_id"]
+    return PreparedBatch(
+        rows=good[columns].reset_index(drop=True),
+        rejects=reject_frame,
+        rows_read=batch.rows_read,
+        duplicates=int(dup.sum()),
+        suppressed=int(suppressed.sum()),
+        unknown_event_types=unknown,
+    )
+
+
+def _column_name(field_name: str) -> str:
+    return "email_hash" if field_name == "email" else field_name
+
+
+def _clean_strings(s: pd.Series) -> pd.Series:
+    if s.dtype != object and pd.api.types.is_float_dtype(s):
+        # integer ids stored as float because of nulls: 12.0 -> "12"
+        s = s.map(lambda v: None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
+    elif s.dtype != object:
+        s = s.astype(object).where(s.notna(), None)
+    s = s.map(lambda v: v if v is None or isinstance(v, str) else (None if v != v else str(v)))
+    s = s.str.strip()
+    return s.where(s.notna() & (s != ""), None)
+
+
+def _parse_timestamps(s: pd.Series, tz: str) -> pd.Series:
+    """Parse to UTC; values without an offset are taken in the source's timezone."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        ts = pd.Series(s)
+        if ts.dt.tz is None:
+            ts = ts.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+        return ts.dt.tz_convert("UTC")
+    text = s.map(lambda v: v if isinstance(v, str) else (None if v is None or v != v else str(v)))
+    result = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
+    has = text.notna()
+    if not has.any():
+        return result
+    if tz.upper() == "UTC":
+        parsed = pd.to_datetime(text[has], format="ISO8601", utc=True, errors="coerce")
+        result[has] = parsed
+        return result
+    aware = has & text.str.contains(_OFFSET, regex=True).fillna(False)
+    naive = has & ~aware
+    if aware.any():
+        result[aware] = pd.to_datetime(text[aware], format="ISO8601", utc=True, errors="coerce")
+    if naive.any():
+        local = pd.to_datetime(text[naive], format="ISO8601", errors="coerce")
+        result[naive] = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    return result
+
+
+def _value_reason(values: pd.Series, name: str, where: str, what: str) -> pd.Series:
+    return values.map(lambda v: f"{name}{where} {_short(v)} {what}")
+
+
+def _short(v: object) -> str:
+    text = repr(v if not isinstance(v, str) else v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _json_documents(frame: pd.DataFrame) -> pd.Series:
+    """One JSON object per row, nulls left out (vectorised through pandas' writer)."""
+    if frame.empty:
+        return pd.Series([], dtype=object)
+    text = frame.to_json(orient="records", lines=True, date_format="iso", force_ascii=False)
+    docs = text.rstrip("\n").split("\n")
+    s = pd.Series(docs, index=frame.index, dtype=object)
+    if frame.isna().any().any():
+        s = s.map(lambda d: json.dumps({k: v for k, v in json.loads(d).items() if v is not None},
+                                       ensure_ascii=False))
+    return s.where(s != "{}", None)
+
+
+def _derive_ids(out: dict[str, pd.Series], contract: Contract, idx: np.ndarray, source: str) -> list[str]:
+    """Deterministic ids from a row's content, so re-reading an export is idempotent."""
+    fields = [f for f in contract.names if f not in contract.key]
+    cols = [out[f].iloc[idx] for f in fields] + [out[contract.extras_column].iloc[idx]]
+    ids = []
+    for values in zip(*cols, strict=True):
+        canon = json.dumps([source, *[_canon(v) for v in values]], separators=(",", ":"))
+        ids.append("h:" + hashlib.blake2b(canon.encode(), digest_size=16).hexdigest())
+    return ids
+
+
+def _canon(v: object) -> object:
+    if v is None or (isinstance(v, float) and v != v) or v is pd.NaT:
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+_PII_JSON = r'("{key}"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}}]*)'
+
+
+def _rejects_frame(batch: RawBatch, safe: pd.DataFrame, rows: pd.DataFrame, reasons: np.ndarray,
+                   rejected: np.ndarray, ctx: ValidationContext, to_hash: set[str],
+                   to_drop: set[str]) -> pd.DataFrame:
+    parts = []
+    if rejected.any():
+        raw = safe[rejected].to_json(orient="records", lines=True, date_format="iso",
+                                     force_ascii=False).rstrip("\n").split("\n")
+        parts.append(pd.DataFrame({
+            "row_number": batch.row_numbers[rejected],
+            "reason": reasons[rejected],
+            "raw": raw,
+            "contact_id": rows["contact_id"][rejected].to_numpy() if "contact_id" in rows else None,
+            "account_id": rows["account_id"][rejected].to_numpy() if "account_id" in rows else None,
+        }))
+    if batch.bad_rows:
+        parts.append(pd.DataFrame([_bad_row(b, ctx, to_hash, to_drop) for b in batch.bad_rows],
+                                  columns=REJECT_COLUMNS))
+    if not parts:
+        return pd.DataFrame(columns=REJECT_COLUMNS)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _bad_row(b: BadRow, ctx: ValidationContext, to_hash: set[str], to_drop: set[str]) -> dict:
+    """A row the reader could not parse, with personal data removed as far as can be told."""
+    src = ctx.source
+    if b.values is not None:
+        frame = apply_pii(pd.DataFrame([b.values]), to_hash, to_drop, ctx.salt)
+        raw = frame.iloc[0].to_dict()
+        return {"row_number": b.row_number, "reason": b.reason, "raw": json.dumps(raw, ensure_ascii=False),
+                "contact_id": raw.get(src.column_for("contact_id")),
+                "account_id": raw.get(src.column_for("account_id"))}
+    raw = b.raw
+    pii = to_hash | to_drop
+    if raw.lstrip().startswith("{"):
+        # unparsable JSON: blank the values of personal keys wherever they can be found
+        for key in pii:
+            raw = re.sub(_PII_JSON.format(key=re.escape(key)), r'\1"<removed>"', raw)
+    elif pii:
+        raw = "<withheld: unparsable row from a source with personal-data columns>"
+    ids = {}
+    for name in ("contact_id", "account_id"):
+        m = re.search(rf'"{re.escape(src.column_for(name))}"\s*:\s*"([^"]*)"', b.raw)
+        ids[name] = m.group(1) if m else None
+    return {"row_number": b.row_number, "reason": b.reason, "raw": raw, **ids}

@@ -1,0 +1,66 @@
+"""Typed runtime settings: everything secret or machine-specific.
+
+Built once at an entry point (CLI, flow, API) and passed down. Non-secret behaviour
+(taxonomy, sources, tasks, policies) lives in the YAML configuration instead; see
+:mod:`journey_ml.config`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path(".journey")
+
+
+class Settings(BaseSettings):
+    """Runtime settings read from ``JOURNEY_*`` environment variables (or a ``.env`` file)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="JOURNEY_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    home: Path = Field(DEFAULT_HOME, description="Working directory for embedded stores.")
+    database_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL of the warehouse. Defaults to SQLite under `home`. "
+        "Use postgresql+psycopg://user:pass@host/db for PostgreSQL.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI. Defaults to SQLite under `home`."
+    )
+    config_path: Path | None = Field(
+        None, description="YAML configuration file. Defaults to the packaged config."
+    )
+    pii_salt: SecretStr = Field(
+        SecretStr("journey-ml-dev-salt"),
+        description="Secret key for hashing PII and erasure tombstones. Set it in production.",
+    )
+    api_token: SecretStr | None = Field(None, description="Bearer token for the HTTP API.")
+    ingest_batch_rows: int = Field(100_000, gt=0, description="Rows per ingestion batch.")
+
+    @field_validator("home")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @property
+    def warehouse_url(self) -> str:
+        """The warehouse SQLAlchemy URL, defaulting to an embedded SQLite file."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.home / 'warehouse.db').resolve()}"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI, defaulting to an embedded SQLite store."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    def ensure_home(self) -> Path:
+        """Create the working directory if needed and return it."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
