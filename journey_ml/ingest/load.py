@@ -52,12 +52,13 @@ def apply_batch(conn: Connection, kind: Kind, prepared: PreparedBatch, *, run_id
     inserted = 0
     if len(prepared.rows):
         stage = _stage_table(table)
+        # SQLite's driver auto-commits DDL, so a rolled-back batch can leave it behind
+        stage.drop(conn, checkfirst=True)
         stage.create(conn)
-        try:
-            _fill_stage(conn, stage, prepared.rows)
-            inserted = conn.execute(text(_merge_sql(conn, kind)), {"run_id": run_id}).rowcount
-        finally:
-            stage.drop(conn)
+        _fill_stage(conn, stage, prepared.rows)
+        inserted = conn.execute(text(_merge_sql(conn, kind)), {"run_id": run_id}).rowcount
+        # on failure the rollback removes it (PostgreSQL) or the next batch does (SQLite)
+        stage.drop(conn)
     if len(prepared.rejects):
         recs = [
             {"run_id": run_id, "source": source, "file": file, "created_at": applied_at,

@@ -278,12 +278,14 @@ def _json_documents(frame: pd.DataFrame) -> pd.Series:
     """One JSON object per row, nulls left out (vectorised through pandas' writer)."""
     if frame.empty:
         return pd.Series([], dtype=object)
-    text = frame.to_json(orient="records", lines=True, date_format="iso", force_ascii=False)
+    text = frame.to_json(orient="records", lines=True, date_format="iso", force_ascii=False,
+                         double_precision=15)
     docs = text.rstrip("\n").split("\n")
     s = pd.Series(docs, index=frame.index, dtype=object)
     if frame.isna().any().any():
+        # same compact form as pandas writes, so equal documents are equal text (SQLite)
         s = s.map(lambda d: json.dumps({k: v for k, v in json.loads(d).items() if v is not None},
-                                       ensure_ascii=False))
+                                       ensure_ascii=False, separators=(",", ":")))
     return s.where(s != "{}", None)
 
 

@@ -1,0 +1,3 @@
+from journey_ml.cli import main
+
+main()

@@ -1,0 +1,307 @@
+"""`journey-ml`: one console script whose commands call the same functions the flows call.
+
+Every command prints a table (or ``--json``), shows progress for long work, and exits
+non-zero with one clear line on error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from journey_ml.config import ConfigError
+
+app = typer.Typer(name="journey-ml", no_args_is_help=True, add_completion=False,
+                  help="Predictive customer journey mapping: ingest, features, models, scores.")
+db_app = typer.Typer(no_args_is_help=True, help="Warehouse schema (Alembic migrations).")
+config_app = typer.Typer(no_args_is_help=True, help="Configuration file.")
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+
+console = Console(stderr=True)
+out = Console()
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file "
+                      "(default: JOURNEY_CONFIG_PATH, else the packaged default).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+# Errors a user can fix: shown as one line, exit 1. Anything else is a bug: traceback.
+_USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, ValueError, FileNotFoundError)
+
+
+def _fail(msg: str) -> None:
+    console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True)
+    raise typer.Exit(1)
+
+
+def _runtime(config: Path | None):
+    from journey_ml.runtime import Runtime
+
+    return Runtime.load(config_path=config)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _emit_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+# --- db ---------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None,
+               revision: Annotated[str, typer.Option(help="Target revision.")] = "head") -> None:
+    """Create or migrate the warehouse schema to the newest revision."""
+    from journey_ml.db import upgrade
+
+    rt = _runtime(config)
+    rev = upgrade(rt.engine, revision)
+    out.print(f"warehouse at revision [bold]{rev}[/] ({rt.engine.url.render_as_string()})")
+
+
+@db_app.command("current")
+def db_current(config: ConfigOpt = None) -> None:
+    """Show the warehouse's schema revision and the newest one available."""
+    from journey_ml.db.migrate import current_revision, head_revision
+
+    rt = _runtime(config)
+    out.print(f"current: {current_revision(rt.engine) or 'none'}  head: {head_revision()}")
+
+
+# --- config -----------------------------------------------------------------------------
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate the configuration file and list its sources."""
+    rt = _runtime(config)
+    t = Table(title="sources")
+    for col in ("name", "kind", "path", "format"):
+        t.add_column(col)
+    for s in rt.config.sources:
+        t.add_row(s.name, str(s.kind), str(rt.data_dir / s.path), s.format)
+    out.print(t)
+    out.print(f"[green]ok[/]: {len(rt.config.sources)} sources, {len(rt.config.taxonomy)} event types")
+
+
+# --- simulate ---------------------------------------------------------------------------
+
+
+@app.command()
+def simulate(
+    config: ConfigOpt = None,
+    accounts: Annotated[int | None, typer.Option(help="Number of accounts (companies).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD.")] = None,
+    drift_from: Annotated[str | None, typer.Option(help="Inject a behaviour shift from this day.")] = None,
+    dirty_rate: Annotated[float | None, typer.Option(help="Share of deliberately bad event rows.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder "
+                       "(default: the config's data_dir).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write realistic, seeded source exports (CRM, web, email, webinars, sales, support, billing)."""
+    from journey_ml.simulate import simulate as run_simulation
+
+    rt = _runtime(config)
+    params = simulation_params(rt.config.simulation, accounts=accounts, seed=seed, start=start,
+                               end=end, drift_from=drift_from, dirty_rate=dirty_rate)
+    target = out_dir or rt.data_dir
+    with _progress() as prog:
+        task = prog.add_task("simulating accounts", total=params.accounts)
+        result = run_simulation(params, target,
+                                progress=lambda done, total: prog.update(task, completed=done))
+    if as_json:
+        _emit_json({"out_dir": str(result.out_dir), "files": result.files, "events": result.events,
+                    "accounts": result.accounts, "contacts": result.contacts,
+                    "dirty_rows": result.dirty_rows})
+        return
+    t = Table(title=f"simulated exports in {result.out_dir}")
+    t.add_column("file")
+    t.add_column("rows", justify="right")
+    for f, n in sorted(result.files.items()):
+        t.add_row(f, f"{n:,}")
+    out.print(t)
+    out.print(f"{result.accounts:,} accounts, {result.contacts:,} contacts, {result.events:,} events "
+              f"({result.dirty_rows:,} deliberately bad rows)")
+
+
+def simulation_params(defaults, **overrides):
+    """SimulationParams from the config's defaults and command-line overrides."""
+    from journey_ml.simulate import SimulationParams
+
+    vals = defaults.model_dump()
+    vals.update({k: v for k, v in overrides.items() if v is not None})
+
+    def _d(v: str | None) -> date | None:
+        if v is None:
+            return None
+        try:
+            return date.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"not a date (YYYY-MM-DD): {v!r}") from None
+
+    return SimulationParams(accounts=vals["accounts"], seed=vals["seed"], start=_d(vals["start"]),
+                            end=_d(vals["end"]), drift_from=_d(vals["drift_from"]),
+                            dirty_rate=vals["dirty_rate"])
+
+
+# --- ingest -----------------------------------------------------------------------------
+
+
+@app.command()
+def ingest(
+    config: ConfigOpt = None,
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Source name "
+                      "(repeatable; default: all configured sources, in order).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder relative source paths resolve "
+                        "against (default: the config's data_dir).")] = None,
+    incremental: Annotated[bool, typer.Option(help="Only files changed since the last run, "
+                           "minus the configured overlap window.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load source exports into the warehouse: validated, de-duplicated, every row accounted for."""
+    from journey_ml.db import upgrade
+    from journey_ml.ingest import IngestError, ingest_source
+
+    rt = _runtime(config)
+    upgrade(rt.engine)
+    names = source or [s.name for s in rt.config.sources]
+    for n in names:
+        rt.config.source(n)  # unknown names fail before anything is loaded
+    results = []
+    failed = None
+    with _progress(bytes_=True) as prog:
+        for name in names:
+            task = prog.add_task(f"ingest {name}", total=None)
+
+            def report(p, task=task):
+                prog.update(task, completed=p.bytes_done, total=p.bytes_total,
+                            description=f"ingest {p.source} [dim]{p.file}[/]")
+
+            try:
+                results.append(ingest_source(
+                    rt.engine, rt.config, name, data_dir=data_dir or rt.data_dir, salt=rt.salt,
+                    received_at=_now(), batch_rows=rt.settings.ingest_batch_rows,
+                    incremental=incremental, progress=report))
+            except IngestError as e:
+                failed = str(e)
+                break
+    if as_json:
+        _emit_json({"runs": [r.to_dict() for r in results], "error": failed})
+    else:
+        out.print(ingest_table(results))
+    if failed:
+        _fail(failed)
+
+
+def ingest_table(results) -> Table:
+    """A summary table of ingest runs (also used by the demo)."""
+    t = Table(title="ingestion")
+    for col, j in (("source", "left"), ("files", "right"), ("read", "right"), ("loaded", "right"),
+                   ("duplicate", "right"), ("rejected", "right"), ("suppressed", "right"),
+                   ("unknown types", "left"), ("watermark", "left"), ("s", "right")):
+        t.add_column(col, justify=j)
+    for r in results:
+        d = r if isinstance(r, dict) else r.to_dict()
+        unknown = ", ".join(f"{k} ({v})" for k, v in list((d["unknown_event_types"] or {}).items())[:3])
+        t.add_row(d["source"], str(d["files"]), f"{d['rows_read']:,}", f"{d['rows_loaded']:,}",
+                  f"{d['rows_duplicate']:,}", f"{d['rows_rejected']:,}", f"{d['rows_suppressed']:,}",
+                  unknown, (d["watermark"] or "")[:19], f"{d['seconds']:.1f}")
+    return t
+
+
+# --- forget -----------------------------------------------------------------------------
+
+
+@app.command()
+def forget(
+    config: ConfigOpt = None,
+    contact: Annotated[str | None, typer.Option(help="Contact id to erase.")] = None,
+    account: Annotated[str | None, typer.Option(help="Account id to erase (with its contacts).")] = None,
+    actor: Annotated[str, typer.Option(help="Who asked (kept in the erasure log).")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Erase a person (or a company and its people) from every table we own."""
+    from journey_ml.db import upgrade
+    from journey_ml.erasure import forget as run_forget
+
+    if (contact is None) == (account is None):
+        _fail("give exactly one of --contact or --account")
+    rt = _runtime(config)
+    upgrade(rt.engine)
+    kind, sid = ("contact", contact) if contact is not None else ("account", account)
+    res = run_forget(rt.engine, kind, sid, salt=rt.salt, actor=actor, at=_now())
+    if as_json:
+        _emit_json({"subject_kind": res.subject_kind, "subject_hash": res.subject_hash,
+                    "rows_deleted": res.rows_deleted, "contacts_erased": res.contacts_erased})
+        return
+    t = Table(title=f"erased {kind} (tombstone {res.subject_hash[:12]}...)")
+    t.add_column("table")
+    t.add_column("rows deleted", justify="right")
+    for k, v in sorted(res.rows_deleted.items()):
+        t.add_row(k, str(v))
+    out.print(t)
+
+
+# --- demo -------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    config: ConfigOpt = None,
+    accounts: Annotated[int | None, typer.Option(help="Accounts to simulate.")] = None,
+    fresh: Annotated[bool, typer.Option(help="Start from an empty JOURNEY_HOME.")] = True,
+) -> None:
+    """The whole loop on the embedded default (SQLite, local MLflow, Prefect's ephemeral API)."""
+    from journey_ml.demo import run_demo
+
+    run_demo(config_path=config, accounts=accounts, fresh=fresh, console=out)
+
+
+def _progress(bytes_: bool = False) -> Progress:
+    cols = [TextColumn("{task.description}"), BarColumn()]
+    cols.append(DownloadColumn() if bytes_ else TextColumn("{task.completed:,.0f}/{task.total:,.0f}"))
+    cols.append(TimeElapsedColumn())
+    return Progress(*cols, console=console, transient=False,
+                    disable=not console.is_terminal and not os.environ.get("JOURNEY_PROGRESS"))
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one line and exit code 1."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except _USER_ERRORS as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(1)
+    except Exception as e:  # click usage errors and friends
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if type(e).__module__.startswith("journey_ml"):
+            console.print(f"[bold red]error:[/] {e}", highlight=False)
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

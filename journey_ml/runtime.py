@@ -1,0 +1,49 @@
+"""The resources an entry point builds once and passes down: settings, config, engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from journey_ml.config import JourneyConfig, load_config
+from journey_ml.db import make_engine
+from journey_ml.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Settings, the validated configuration and (lazily) the warehouse engine."""
+
+    settings: Settings
+    config: JourneyConfig
+    config_base: Path | None = None
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @classmethod
+    def load(cls, settings: Settings | None = None, config_path: Path | str | None = None) -> Runtime:
+        """Build from the environment; ``config_path`` overrides JOURNEY_CONFIG_PATH.
+
+        Raises ConfigError (naming file and key) for an invalid configuration.
+        """
+        settings = settings or Settings()
+        config, base = load_config(config_path or settings.config_path)
+        return cls(settings=settings, config=config, config_base=base)
+
+    @cached_property
+    def engine(self) -> Engine:
+        if self._engine is not None:
+            return self._engine
+        self.settings.ensure_home()
+        return make_engine(self.settings.warehouse_url)
+
+    @property
+    def data_dir(self) -> Path:
+        """Where relative source paths resolve."""
+        return self.config.resolve_data_dir(self.settings.home, self.config_base)
+
+    @property
+    def salt(self) -> str:
+        return self.settings.pii_salt.get_secret_value()
