@@ -39,6 +39,8 @@ class BadRow:
     raw: str
     # the row's values by column when the row was aligned with the header
     values: dict[str, str | None] | None = None
+    # the row split into fields when it was not aligned with the header
+    fields: list[str] | None = None
 
 
 @dataclass
@@ -154,10 +156,13 @@ def _csv_batches(path: Path, batch_rows: int, null_values: list[str]) -> Iterato
     pending_bad: list[BadRow] = []
 
     def _invalid(row: pacsv.InvalidRow) -> str:
+        fields = next(csv.reader(io.StringIO(row.text)), [])
         pending_bad.append(BadRow(
             row_number=(row.number - 1) if row.number else -1,
             reason=f"expected {row.expected_columns} columns, got {row.actual_columns}",
             raw=row.text,
+            # unaligned: position i is only *probably* column i; used to find ids, never stored
+            fields=fields,
         ))
         return "skip"
 

@@ -219,7 +219,8 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
         rejects=reject_frame,
         rows_read=batch.rows_read,
         duplicates=int(dup.sum()),
-        suppressed=int(suppressed.sum()),
+        # unparsable rows of erased subjects are dropped too (never quarantined)
+        suppressed=int(suppressed.sum()) + len(batch.bad_rows) - (len(reject_frame) - int(rejected.sum())),
         unknown_event_types=unknown,
     )
 
@@ -328,14 +329,21 @@ def _rejects_frame(batch: RawBatch, safe: pd.DataFrame, rows: pd.DataFrame, reas
             "account_id": rows["account_id"][rejected].to_numpy() if "account_id" in rows else None,
         }))
     if batch.bad_rows:
-        parts.append(pd.DataFrame([_bad_row(b, ctx, to_hash, to_drop) for b in batch.bad_rows],
-                                  columns=REJECT_COLUMNS))
+        columns = list(batch.frame.columns)
+        bad = [_bad_row(b, ctx, columns, to_hash, to_drop) for b in batch.bad_rows]
+        parts.append(pd.DataFrame([b for b in bad if not _erased(b, ctx)], columns=REJECT_COLUMNS))
     if not parts:
         return pd.DataFrame(columns=REJECT_COLUMNS)
     return pd.concat(parts, ignore_index=True)
 
 
-def _bad_row(b: BadRow, ctx: ValidationContext, to_hash: set[str], to_drop: set[str]) -> dict:
+def _erased(row: dict, ctx: ValidationContext) -> bool:
+    return any(row.get(f"{k}_id") and subject_hash(k, str(row[f"{k}_id"]), ctx.salt) in ctx.tombstones
+               for k in ("contact", "account"))
+
+
+def _bad_row(b: BadRow, ctx: ValidationContext, columns: list[str], to_hash: set[str],
+             to_drop: set[str]) -> dict:
     """A row the reader could not parse, with personal data removed as far as can be told."""
     src = ctx.source
     if b.values is not None:
@@ -354,6 +362,12 @@ def _bad_row(b: BadRow, ctx: ValidationContext, to_hash: set[str], to_drop: set[
         raw = "<withheld: unparsable row from a source with personal-data columns>"
     ids = {}
     for name in ("contact_id", "account_id"):
-        m = re.search(rf'"{re.escape(src.column_for(name))}"\s*:\s*"([^"]*)"', b.raw)
-        ids[name] = m.group(1) if m else None
+        col = src.column_for(name)
+        m = re.search(rf'"{re.escape(col)}"\s*:\s*"?([^",}}]*)"?', b.raw)
+        if m:
+            ids[name] = m.group(1).strip() or None
+        elif b.fields and col in columns and columns.index(col) < len(b.fields):
+            ids[name] = b.fields[columns.index(col)].strip() or None
+        else:
+            ids[name] = None
     return {"row_number": b.row_number, "reason": b.reason, "raw": raw, **ids}

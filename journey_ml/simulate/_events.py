@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from journey_ml.simulate import _vocab as v
-from journey_ml.simulate._population import Population, _choose_rows, retime, sigmoid
+from journey_ml.simulate._population import Population, choose_rows, retime, sigmoid
 
 Columns = dict[str, np.ndarray]
 
@@ -80,6 +80,13 @@ def _spread(rng: np.random.Generator, owners: np.ndarray, counts: np.ndarray, lo
     return owners[k], lo[k] + rng.random(k.size) * (hi[k] - lo[k])
 
 
+def _ranges(first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All integers k with first <= k < stop, per owner: (owner, k)."""
+    counts = np.maximum(stop - first, 0)
+    own = np.repeat(np.arange(first.size), counts)
+    return own, first[own] + np.arange(own.size) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
 def _take(cols: Columns, keep: np.ndarray) -> Columns:
     return {k: a[keep] for k, a in cols.items()}
 
@@ -126,7 +133,7 @@ def web(rng: np.random.Generator, pop: Population) -> Columns:
     h = pop.heat(acc, t)
     cust = pop.is_customer(acc, t)
     mix = np.where(cust[:, None], v.WEB_CUSTOMER[None, :], v.WEB_BASE[pop.arch[acc]] + h[:, None] * v.WEB_BOOST[pop.arch[acc]])
-    ev = np.where(forced >= 0, forced, _choose_rows(rng, mix))
+    ev = np.where(forced >= 0, forced, choose_rows(rng, mix))
     redesign = pop.drift_on(acc, t) & (rng.random(acc.size) < _DRIFT_PRICING)
     ev = np.where(redesign, v.PRICING, ev)
 
@@ -293,8 +300,8 @@ def support(rng: np.random.Generator, pop: Population) -> Columns:
     n = acc.size
     ticket = np.arange(n)
     con = pop.pick_contacts(rng, acc, t, v.SUPPORT_ROLE_WEIGHT)
-    priority = _choose_rows(rng, v.PRIORITY_SHARE[hot.astype(np.int64)])
-    category = _choose_rows(rng, _CATEGORY_SHARE[hot.astype(np.int64)])
+    priority = choose_rows(rng, v.PRIORITY_SHARE[hot.astype(np.int64)])
+    category = choose_rows(rng, _CATEGORY_SHARE[hot.astype(np.int64)])
     escalated = rng.random(n) < np.where(hot, 0.45, 0.12) + 0.1 * (priority == 3)
     t_esc = t + rng.exponential(0.5, n)
     closed = rng.random(n) < 0.93
@@ -328,9 +335,7 @@ def billing(rng: np.random.Generator, pop: Population) -> Columns:
 
     mrr = pop.acv / 12
     first = np.maximum(0, np.ceil(-cf / _MONTH)).astype(np.int64)
-    last = np.ceil(_length(cf, stop) / _MONTH).astype(np.int64)
-    k_own = np.repeat(np.arange(cu.size), np.maximum(last - first, 0))
-    k = first[k_own] + (np.arange(k_own.size) - np.repeat(np.cumsum(np.maximum(last - first, 0)) - np.maximum(last - first, 0), np.maximum(last - first, 0)))
+    k_own, k = _ranges(first, np.ceil(_length(cf, stop) / _MONTH).astype(np.int64))
     acc = cu[k_own]
     t_inv = cf[k_own] + k * _MONTH
     declining = in_decline[k_own] & (t_inv >= pop.t_ch[acc] - pop.decline[acc])
@@ -354,7 +359,7 @@ def billing(rng: np.random.Generator, pop: Population) -> Columns:
     add(cu[o], t, v.UPGRADE, np.round(mrr[cu[o]] * rng.uniform(0.2, 0.6, o.size), 2))
     ch = cu[in_decline]
     down = rng.random(ch.size) < 0.45
-    t_down = pop.t_ch[ch] - rng.uniform(5, 1, ch.size) * pop.decline[ch] * rng.uniform(0.1, 0.9, ch.size)
+    t_down = pop.t_ch[ch] - (5 + rng.random(ch.size) * (pop.decline[ch] - 5))
     ch_d, t_down = ch[down], t_down[down]
     add(ch_d, t_down, v.DOWNGRADE, -np.round(mrr[ch_d] * rng.uniform(0.2, 0.5, ch_d.size), 2))
     ends = cu[in_decline & (pop.t_ch[cu] >= 0) & (pop.t_ch[cu] < d)]
@@ -378,7 +383,7 @@ def product(rng: np.random.Generator, pop: Population) -> Columns:
     """Logins and feature use of customer users, at a rate set by account health; it
     declines over the 60-90 days before a cancellation."""
     d = float(pop.days)
-    users = np.flatnonzero(np.isfinite(pop.cf[pop.c_acc]) & (pop.c_role != v.PROC) | (np.isfinite(pop.cf[pop.c_acc]) & (pop.c_pos == 0)))
+    users = np.flatnonzero(np.isfinite(pop.cf[pop.c_acc]))
     a = pop.c_acc[users]
     lo = np.maximum(np.maximum(pop.cf[a], pop.c_join[users]), 0.0)
     hi = pop.stop[a]

@@ -39,7 +39,7 @@ def retime(rng: np.random.Generator, t: np.ndarray, spread: float = 0.14) -> np.
     return np.floor(t) + time_of_day(rng, t.size, spread)
 
 
-def _choose_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
+def choose_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     """One categorical draw per row of ``probs`` (rows need not be normalised)."""
     cum = np.cumsum(probs, axis=1)
     u = rng.random(len(probs)) * cum[:, -1]
@@ -82,6 +82,7 @@ class Population:
     tau_ramp: np.ndarray
     tau_decay: np.ndarray
     net: np.ndarray  # (n, 3) first octets of the company network
+    name_parts: np.ndarray  # (n, 3) indices into the company name word lists
     # contacts
     c_acc: np.ndarray
     c_pos: np.ndarray
@@ -173,9 +174,9 @@ def build_population(
     revenue = np.round(employees * np.exp(rng.normal(np.log(150_000), 0.45, n)), -3)
     industry = rng.integers(0, len(v.INDUSTRIES), n)
     country = rng.choice(len(v.COUNTRIES), size=n, p=v.COUNTRY_SHARE)
-    arch = _choose_rows(rng, v.ARCHETYPE_SHARE[seg])
-    plan = _choose_rows(rng, v.PLAN_SHARE[seg])
-    contract = _choose_rows(rng, v.CONTRACT_SHARE[seg])
+    arch = choose_rows(rng, v.ARCHETYPE_SHARE[seg])
+    plan = choose_rows(rng, v.PLAN_SHARE[seg])
+    contract = choose_rows(rng, v.CONTRACT_SHARE[seg])
     acv = np.round(v.PLAN_ACV[plan] * np.exp(rng.normal(0, 0.3, n)) * (1 + 0.1 * np.log10(employees)), -2)
 
     cust0 = rng.random(n) < CUSTOMER_SHARE
@@ -214,7 +215,7 @@ def build_population(
     nc = c_acc.size
     c_pos = np.arange(nc) - np.repeat(np.cumsum(size) - size, size)
     u = rng.random(nc)
-    extra = _choose_rows(rng, np.broadcast_to(v.EXTRA_ROLE_SHARE, (nc, 5)))
+    extra = choose_rows(rng, np.broadcast_to(v.EXTRA_ROLE_SHARE, (nc, 5)))
     role = np.select(
         [c_pos == 0, c_pos == 1, c_pos == 2, c_pos == 3],
         [
@@ -283,6 +284,9 @@ def build_population(
         tau_ramp=tau_ramp,
         tau_decay=tau_decay,
         net=net,
+        name_parts=np.stack(
+            [rng.integers(0, len(x), n) for x in (v.COMPANY_WORDS, v.COMPANY_NOUNS, v.COMPANY_FORMS)], axis=1
+        ),
         c_acc=c_acc,
         c_pos=c_pos,
         c_role=role,
