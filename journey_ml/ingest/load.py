@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
+import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy import JSON, Column, Connection, MetaData, Table, Text, select, text
@@ -42,7 +43,7 @@ def batch_applied(conn: Connection, batch_key: str) -> str | None:
 
 def apply_batch(conn: Connection, kind: Kind, prepared: PreparedBatch, *, run_id: str,
                 batch_key: str, file: str, batch_no: int, source: str,
-                applied_at: datetime) -> BatchOutcome:
+                applied_at: datetime, payload: CopyPayload | None = None) -> BatchOutcome:
     """Apply one prepared batch inside the caller's transaction; returns insert counts.
 
     Raises sqlalchemy.exc.IntegrityError if the batch was already applied concurrently
@@ -50,7 +51,9 @@ def apply_batch(conn: Connection, kind: Kind, prepared: PreparedBatch, *, run_id
     """
     table = TABLES[kind]
     inserted = 0
-    if len(prepared.rows):
+    if len(prepared.rows) and conn.dialect.name == "postgresql" and kind in (Kind.events, Kind.outcomes):
+        inserted = _copy_new_rows(conn, kind, prepared.rows, source, run_id, payload)
+    elif len(prepared.rows):
         stage = _stage_table(table)
         # SQLite's driver auto-commits DDL, so a rolled-back batch can leave it behind
         stage.drop(conn, checkfirst=True)
@@ -77,6 +80,73 @@ def apply_batch(conn: Connection, kind: Kind, prepared: PreparedBatch, *, run_id
     return BatchOutcome(inserted=inserted, unchanged=len(prepared.rows) - inserted)
 
 
+@dataclass(frozen=True)
+class CopyPayload:
+    """A batch pre-encoded for COPY (done in the prefetch thread, off the loading path)."""
+
+    keys: bytes
+    rows: bytes
+    run_id: str
+
+
+def encode_copy_payload(kind: Kind, rows: pd.DataFrame, run_id: str) -> CopyPayload:
+    """CSV bytes of the batch's keys and of its rows in table order, for ``apply_batch``."""
+    id_col = CONTRACTS[kind].key[1]
+    return CopyPayload(keys=bytes(_csv_bytes(rows[[id_col]])),
+                       rows=bytes(_csv_bytes(rows.assign(ingest_run_id=run_id))), run_id=run_id)
+
+
+def _copy_new_rows(conn: Connection, kind: Kind, rows: pd.DataFrame, source: str, run_id: str,
+                   payload: CopyPayload | None = None) -> int:
+    """PostgreSQL, immutable facts: skip keys already stored, COPY the rest straight in.
+
+    Looking keys up is an index-only join (~0.05 s per 100k), far cheaper than staging the
+    whole batch and merging it; COPY into the final table is the floor. If a concurrent
+    writer inserts one of the keys in between, the COPY fails on the primary key and the
+    batch falls back to the staging merge, inside a savepoint of the same transaction.
+    """
+    table = TABLES[kind]
+    id_col = CONTRACTS[kind].key[1]
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute('CREATE TEMP TABLE stage_keys (k text COLLATE "C") ON COMMIT DROP')
+        with cur.copy("COPY stage_keys (k) FROM STDIN (FORMAT csv)") as cp:
+            cp.write(payload.keys if payload else _csv_bytes(rows[[id_col]]))
+        cur.execute(f"SELECT s.k FROM stage_keys s JOIN {table.name} t "
+                    f"ON t.source = %s AND t.{id_col} = s.k", (source,))
+        existing = {r[0] for r in cur.fetchall()}
+        cur.execute("DROP TABLE stage_keys")
+    fresh = rows[~rows[id_col].isin(existing)] if existing else rows
+    if fresh.empty:
+        return 0
+    fresh = fresh.assign(ingest_run_id=run_id)
+    names = list(fresh.columns)
+    data = payload.rows if payload and not existing and payload.run_id == run_id else _csv_bytes(fresh)
+    savepoint = conn.begin_nested()
+    try:
+        with raw.cursor() as cur, cur.copy(
+            f"COPY {table.name} ({', '.join(names)}) FROM STDIN (FORMAT csv)"
+        ) as cp:
+            cp.write(data)
+    except psycopg.errors.UniqueViolation:
+        savepoint.rollback()
+        stage = _stage_table(table)
+        stage.create(conn)
+        _fill_stage(conn, stage, fresh.drop(columns=["ingest_run_id"]))
+        n = conn.execute(text(_merge_sql(conn, kind)), {"run_id": run_id}).rowcount
+        stage.drop(conn)
+        return n
+    savepoint.commit()
+    return len(fresh)
+
+
+def _csv_bytes(frame: pd.DataFrame) -> memoryview:
+    buf = io.BytesIO()
+    pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buf,
+                    pacsv.WriteOptions(include_header=False))
+    return buf.getbuffer()
+
+
 def _opt(v: object) -> str | None:
     return None if v is None or (isinstance(v, float) and v != v) else str(v)
 
@@ -98,14 +168,11 @@ def _fill_stage(conn: Connection, stage: Table, rows: pd.DataFrame) -> None:
     names = [c.name for c in stage.columns]
     frame = rows[names]
     if conn.dialect.name == "postgresql":
-        buf = io.BytesIO()
-        pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buf,
-                        pacsv.WriteOptions(include_header=False))
         raw = conn.connection.driver_connection
         with raw.cursor() as cur, cur.copy(
             f"COPY {stage.name} ({', '.join(names)}) FROM STDIN (FORMAT csv)"
         ) as cp:
-            cp.write(buf.getbuffer())
+            cp.write(_csv_bytes(frame))
         return
     # SQLite: format values the way SQLAlchemy stores them, then one executemany
     cols = {}

@@ -26,7 +26,8 @@ def hash_series(values: pd.Series, salt: str) -> pd.Series:
         return pd.Series([None] * len(values), index=values.index, dtype=object)
     uniques = present.astype(str).unique()
     table = {u: keyed_hash(u, salt) for u in uniques}
-    return values.map(lambda v: None if v is None or v != v else table[str(v)])
+    keys = values.astype(object).where(values.notna(), None)
+    return keys.map(lambda v: None if v is None else table[str(v)])
 
 
 def subject_hash(kind: str, subject_id: str, salt: str) -> str:

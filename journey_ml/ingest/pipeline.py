@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from journey_ml.config import JourneyConfig, SourceConfig
 from journey_ml.db.models import IngestBatch, IngestRun, Tombstone
-from journey_ml.ingest.load import apply_batch, batch_applied
+from journey_ml.ingest.load import CopyPayload, apply_batch, batch_applied, encode_copy_payload
 from journey_ml.ingest.readers import (
     RawBatch,
     SourceFileError,
@@ -139,12 +139,14 @@ def ingest_source(
         unknown: Counter = Counter()
         total_bytes = sum(p.stat().st_size for p, _ in files)
         done_bytes = 0
-        for item in _prefetch(_work(files, src, ctx, batch_rows, applied)):
+        # PostgreSQL + immutable facts: encode for COPY in the prefetch thread too
+        precode = engine.dialect.name == "postgresql" and src.kind in (Kind.events, Kind.outcomes)
+        work = _work(files, src, ctx, batch_rows, applied, result.run_id if precode else None)
+        for item in _prefetch(work):
             if item.prepared is None:
                 _count_skipped(result, item.raw)
             else:
-                _apply(engine, result, src, item.prepared, item.path, item.batch_no, item.key,
-                       received_at, unknown)
+                _apply(engine, result, src, item, received_at, unknown)
             if item.last_of_file:
                 done_bytes += item.path.stat().st_size
             if progress:
@@ -152,13 +154,13 @@ def ingest_source(
         result.unknown_event_types = dict(unknown.most_common())
         result.status = "succeeded"
     except (SourceFileError, IngestError) as e:
-        result.status, result.error = "failed", str(e)
+        result.status, result.error, cause = "failed", str(e), e
     except Exception as e:  # the database or the disk failed: record it, then report
-        result.status, result.error = "failed", f"{type(e).__name__}: {e}"
+        result.status, result.error, cause = "failed", f"{type(e).__name__}: {e}", e
     result.seconds = time.perf_counter() - started
     _record_run_end(engine, result, received_at)
     if result.status == "failed":
-        raise IngestError(f"source {src.name!r}: {result.error}")
+        raise IngestError(f"source {src.name!r}: {result.error}") from cause
     return result
 
 
@@ -186,6 +188,7 @@ class _Item:
     raw: RawBatch
     prepared: PreparedBatch | None  # None: the batch was applied by an earlier run
     last_of_file: bool
+    payload: CopyPayload | None = None
 
 
 def _resolve(src: SourceConfig, data_dir: Path) -> Path:
@@ -224,7 +227,7 @@ def _preflight(src: SourceConfig, path: Path) -> list[tuple[Path, str]]:
 
 
 def _work(files: list[tuple[Path, str]], src: SourceConfig, ctx: ValidationContext,
-          batch_rows: int, applied: set[str]) -> Iterator[_Item]:
+          batch_rows: int, applied: set[str], precode_run_id: str | None) -> Iterator[_Item]:
     fingerprint = _fingerprint(src, batch_rows)
     for path, fmt in files:
         digest = file_digest(path)
@@ -235,7 +238,10 @@ def _work(files: list[tuple[Path, str]], src: SourceConfig, ctx: ValidationConte
             nxt = next(batches, None)
             key = hashlib.blake2b(f"{fingerprint}:{digest}:{batch_no}".encode(), digest_size=16).hexdigest()
             prepared = None if key in applied else prepare_batch(current, ctx)
-            yield _Item(path, batch_no, key, current, prepared, last_of_file=nxt is None)
+            payload = None
+            if prepared is not None and precode_run_id and len(prepared.rows):
+                payload = encode_copy_payload(src.kind, prepared.rows, precode_run_id)
+            yield _Item(path, batch_no, key, current, prepared, nxt is None, payload)
             current, batch_no = nxt, batch_no + 1
 
 
@@ -286,13 +292,15 @@ def _count_skipped(result: IngestResult, raw: RawBatch) -> None:
     result.batches_skipped += 1
 
 
-def _apply(engine: Engine, result: IngestResult, src: SourceConfig, prepared: PreparedBatch,
-           path: Path, batch_no: int, key: str, received_at: datetime, unknown: Counter) -> None:
+def _apply(engine: Engine, result: IngestResult, src: SourceConfig, item: _Item,
+           received_at: datetime, unknown: Counter) -> None:
+    prepared, key = item.prepared, item.key
+    assert prepared is not None
     try:
         with engine.begin() as conn:
             outcome = apply_batch(conn, src.kind, prepared, run_id=result.run_id, batch_key=key,
-                                  file=str(path), batch_no=batch_no, source=src.name,
-                                  applied_at=received_at)
+                                  file=str(item.path), batch_no=item.batch_no, source=src.name,
+                                  applied_at=received_at, payload=item.payload)
     except IntegrityError:
         with engine.connect() as conn:
             if batch_applied(conn, key) is None:

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+STRING = pd.StringDtype("pyarrow")
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
            ".ndjson": "jsonl", ".json": "jsonl"}
 
@@ -198,7 +199,7 @@ def _csv_batches(path: Path, batch_rows: int, null_values: list[str]) -> Iterato
             numbers = numbers[keep]
         yield RawBatch(frame, numbers, batch_bad)
     if pending_bad:
-        yield RawBatch(pd.DataFrame({n: pd.Series(dtype=object) for n in names}),
+        yield RawBatch(pd.DataFrame({n: pd.Series(dtype=STRING) for n in names}),
                        np.array([], dtype=np.int64), pending_bad[:])
 
 
@@ -213,7 +214,8 @@ def _decode_utf8(rb: pa.RecordBatch, offset: int) -> tuple[pd.DataFrame, dict[in
     for name in rb.schema.names:
         arr = rb.column(name)
         try:
-            cols[name] = arr.cast(pa.string()).to_pandas(types_mapper=None)
+            # Arrow-backed strings: pandas' .str methods then run in Arrow's C++ kernels
+            cols[name] = pd.Series(pd.arrays.ArrowStringArray(arr.cast(pa.string())))
         except pa.ArrowInvalid:
             values = arr.to_pylist()
             out = []
@@ -226,7 +228,7 @@ def _decode_utf8(rb: pa.RecordBatch, offset: int) -> tuple[pd.DataFrame, dict[in
                 except UnicodeDecodeError:
                     bad.setdefault(i, name)
                     out.append(None)
-            cols[name] = pd.Series(out, dtype=object)
+            cols[name] = pd.Series(out, dtype=STRING)
     return pd.DataFrame(cols), bad
 
 

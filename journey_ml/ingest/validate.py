@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,7 +22,7 @@ import pandas as pd
 from journey_ml.config import SourceConfig, TaxonomyEntry
 from journey_ml.db.models import Account, Contact, Event, Outcome
 from journey_ml.ingest.pii import apply_pii, hash_series, subject_hash
-from journey_ml.ingest.readers import BadRow, RawBatch
+from journey_ml.ingest.readers import STRING, BadRow, RawBatch
 from journey_ml.schemas import CONTRACTS, Contract, DType, Kind
 
 TABLES = {Kind.events: Event.__table__, Kind.outcomes: Outcome.__table__,
@@ -81,10 +81,11 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
     safe = apply_pii(frame, to_hash, to_drop, ctx.salt)
     reasons = np.full(n, None, dtype=object)
 
-    def reject(mask: np.ndarray | pd.Series, reason: str | pd.Series) -> None:
-        m = np.asarray(mask, dtype=bool) & pd.isna(reasons)
+    def reject(mask: np.ndarray | pd.Series, reason: str | Callable[[np.ndarray], list[str]]) -> None:
+        """Give rows in ``mask`` that have no reason yet this one (built only for them)."""
+        m = _as_mask(mask) & pd.isna(reasons)
         if m.any():
-            reasons[m] = np.asarray(reason, dtype=object)[m] if isinstance(reason, pd.Series | np.ndarray) else reason
+            reasons[m] = reason(m) if callable(reason) else reason
 
     # --- map export columns onto contract fields -------------------------------------
     out: dict[str, pd.Series] = {}
@@ -103,10 +104,13 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
         col = src.column_for(name)
         return f" (column {col!r})" if col != name else ""
 
-    # strings: trimmed, empty means missing
+    # text: trimmed, empty means missing (typed Parquet columns are left as they are)
     for spec in contract.fields:
-        if spec.dtype == DType.string:
-            out[spec.name] = _clean_strings(out[spec.name])
+        s = out[spec.name]
+        if spec.dtype == DType.string or not (pd.api.types.is_numeric_dtype(s)
+                                              or pd.api.types.is_datetime64_any_dtype(s)
+                                              or pd.api.types.is_bool_dtype(s)):
+            out[spec.name] = _clean_strings(s)
 
     # erased subjects leave no trace: dropped before anything else looks at them
     suppressed = np.zeros(n, dtype=bool)
@@ -114,9 +118,10 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
         for kind in ("contact", "account"):
             name = f"{kind}_id"
             if name in out:
-                ids = out[name]
-                hashed = ids.dropna().map(lambda v, k=kind: subject_hash(k, v, ctx.salt))
-                suppressed[hashed.index[hashed.isin(ctx.tombstones)]] = True
+                ids = out[name].dropna()
+                erased = [u for u in ids.unique() if subject_hash(kind, u, ctx.salt) in ctx.tombstones]
+                if erased:
+                    suppressed[ids.index[ids.isin(erased)]] = True
 
     for spec in contract.fields:
         if spec.required:
@@ -132,35 +137,32 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
             length = getattr(table.c[_column_name(spec.name)].type, "length", None)
             if length:
                 too_long = s.str.len() > length
-                reject(too_long.to_numpy(dtype=bool), f"{spec.name}{where(spec.name)} longer than {length} characters")
-            reject(s.str.contains("\x00", regex=False, na=False).to_numpy(dtype=bool),
+                reject(too_long, f"{spec.name}{where(spec.name)} longer than {length} characters")
+            reject(s.str.contains("\x00", regex=False),
                    f"NUL byte in {spec.name}{where(spec.name)}")
         elif spec.dtype == DType.timestamp:
             parsed = _parse_timestamps(s, src.timezone)
             bad = parsed.isna() & s.notna()
-            reject(bad.to_numpy(), _value_reason(s, spec.name, where(spec.name), "is not a valid timestamp"))
+            reject(bad, _value_reason(s, spec.name, where(spec.name), "is not a valid timestamp"))
             limit = ctx.received_at + ctx.max_future_skew
-            future = (parsed > limit).fillna(False)
-            reject(future.to_numpy(), f"{spec.name}{where(spec.name)} is in the future "
+            future = parsed > limit
+            reject(future, f"{spec.name}{where(spec.name)} is in the future "
                    f"(after ingestion time + {ctx.max_future_skew})")
             out[spec.name] = parsed
         elif spec.dtype in (DType.float, DType.integer):
-            num = pd.to_numeric(s, errors="coerce")
-            if s.dtype == object:
-                num = pd.to_numeric(s.map(lambda v: v.strip() if isinstance(v, str) else v),
-                                    errors="coerce")
-            bad = (num.isna() & s.notna() & (s.astype(str).str.strip() != "")) | np.isinf(num.fillna(0))
-            reject(bad.to_numpy(), _value_reason(s, spec.name, where(spec.name), "is not a finite number"))
+            num = pd.to_numeric(s, errors="coerce").astype(float)
+            bad = (num.isna() & s.notna()) | np.isinf(num.fillna(0))
+            reject(bad, _value_reason(s, spec.name, where(spec.name), "is not a finite number"))
             if spec.dtype == DType.integer:
                 frac = (num.notna() & (num.fillna(0) % 1 != 0)).to_numpy()
                 reject(frac, _value_reason(s, spec.name, where(spec.name), "is not a whole number"))
             out[spec.name] = num.where(~bad, np.nan)
         elif spec.dtype == DType.boolean:
-            low = s.map(lambda v: str(v).strip().lower() if v is not None and v == v else None)
-            trues = low.isin([t.lower() for t in src.true_values])
-            falses = low.isin(FALSE_VALUES)
+            low = s.astype(STRING).str.lower() if not pd.api.types.is_bool_dtype(s) else s.map(str).str.lower()
+            trues = low.isin([t.lower() for t in src.true_values]).fillna(False).astype(bool)
+            falses = low.isin(FALSE_VALUES).fillna(False).astype(bool)
             bad = low.notna() & ~trues & ~falses
-            reject(bad.to_numpy(), _value_reason(s, spec.name, where(spec.name), "is not true/false"))
+            reject(bad, _value_reason(s, spec.name, where(spec.name), "is not true/false"))
             out[spec.name] = pd.Series(np.where(trues, True, False), dtype=bool)
 
     unknown: Counter = Counter()
@@ -171,7 +173,7 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
         if unk.any():
             unknown.update(et[unk].tolist())
             if ctx.unknown_event_types == "reject":
-                reject(unk.to_numpy(), _value_reason(et, "event_type", where("event_type"),
+                reject(unk, _value_reason(et, "event_type", where("event_type"),
                                                      "is not in the taxonomy"))
         stage = et.map({k: v.stage for k, v in ctx.taxonomy.items()})
         tax_channel = et.map({k: v.channel for k, v in ctx.taxonomy.items()})
@@ -225,19 +227,27 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
     )
 
 
+def _as_mask(mask: np.ndarray | pd.Series) -> np.ndarray:
+    """A plain bool array; missing (nullable booleans from Arrow strings) counts as False."""
+    if isinstance(mask, pd.Series):
+        return mask.to_numpy(dtype=bool, na_value=False)
+    return np.asarray(mask, dtype=bool)
+
+
 def _column_name(field_name: str) -> str:
     return "email_hash" if field_name == "email" else field_name
 
 
 def _clean_strings(s: pd.Series) -> pd.Series:
-    if s.dtype != object and pd.api.types.is_float_dtype(s):
+    """Arrow-backed strings, trimmed, with empty values as missing."""
+    if pd.api.types.is_float_dtype(s) and not isinstance(s.dtype, pd.StringDtype):
         # integer ids stored as float because of nulls: 12.0 -> "12"
         s = s.map(lambda v: None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
-    elif s.dtype != object:
-        s = s.astype(object).where(s.notna(), None)
-    s = s.map(lambda v: v if v is None or isinstance(v, str) else (None if v != v else str(v)))
+    if s.dtype != STRING:
+        s = s.map(lambda v: v if v is None or isinstance(v, str) else (None if v != v else str(v)),
+                  na_action="ignore").astype(STRING)
     s = s.str.strip()
-    return s.where(s.notna() & (s != ""), None)
+    return s.mask(s == "")
 
 
 def _parse_timestamps(s: pd.Series, tz: str) -> pd.Series:
@@ -247,7 +257,7 @@ def _parse_timestamps(s: pd.Series, tz: str) -> pd.Series:
         if ts.dt.tz is None:
             ts = ts.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
         return ts.dt.tz_convert("UTC")
-    text = s.map(lambda v: v if isinstance(v, str) else (None if v is None or v != v else str(v)))
+    text = s if s.dtype == STRING else _clean_strings(s)
     result = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
     has = text.notna()
     if not has.any():
@@ -266,8 +276,9 @@ def _parse_timestamps(s: pd.Series, tz: str) -> pd.Series:
     return result
 
 
-def _value_reason(values: pd.Series, name: str, where: str, what: str) -> pd.Series:
-    return values.map(lambda v: f"{name}{where} {_short(v)} {what}")
+def _value_reason(values: pd.Series, name: str, where: str, what: str) -> Callable[[np.ndarray], list[str]]:
+    """A reason naming the offending value, built only for the rejected rows."""
+    return lambda m: [f"{name}{where} {_short(v)} {what}" for v in values[m]]
 
 
 def _short(v: object) -> str:
@@ -302,7 +313,7 @@ def _derive_ids(out: dict[str, pd.Series], contract: Contract, idx: np.ndarray, 
 
 
 def _canon(v: object) -> object:
-    if v is None or (isinstance(v, float) and v != v) or v is pd.NaT:
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
         return None
     if isinstance(v, pd.Timestamp):
         return v.isoformat()

@@ -36,7 +36,12 @@ def _replace(col: pa.ChunkedArray | pa.Array, mask: np.ndarray, values: pa.Array
 
 
 def corrupt(
-    rng: np.random.Generator, table: pa.Table, spec: DirtySpec, eligible: np.ndarray, n_bad: int, cal: Calendar
+    rng: np.random.Generator,
+    table: pa.Table,
+    spec: DirtySpec,
+    eligible: np.ndarray,
+    n_bad: int,
+    cal: Calendar,
 ) -> tuple[pa.Table, int]:
     """Damage ``n_bad`` of the ``eligible`` rows of ``table``; returns (table, rows made bad).
 
@@ -60,21 +65,33 @@ def corrupt(
 
     m, c = mask_of(BAD_TS)
     if c:
-        columns[spec.timestamp] = _replace(columns[spec.timestamp], m, pick(v.BAD_TIMESTAMPS, rng.integers(0, len(v.BAD_TIMESTAMPS), c)))
+        columns[spec.timestamp] = _replace(
+            columns[spec.timestamp],
+            m,
+            pick(v.BAD_TIMESTAMPS, rng.integers(0, len(v.BAD_TIMESTAMPS), c)),
+        )
     m, c = mask_of(FUTURE)
     if c:
         sec = table.column("_sec").to_numpy()[m]
-        columns[spec.timestamp] = _replace(columns[spec.timestamp], m, iso(cal.future_seconds(sec), spec.tail))
+        columns[spec.timestamp] = _replace(
+            columns[spec.timestamp], m, iso(cal.future_seconds(sec), spec.tail)
+        )
     m, c = mask_of(NO_IDS)
     if c:
         for name in spec.ids:
             columns[name] = _replace(columns[name], m, pa.nulls(c, pa.string()))
     m, c = mask_of(UNKNOWN)
     if c:
-        columns[spec.event] = _replace(columns[spec.event], m, pick(v.UNKNOWN_EVENTS, rng.integers(0, len(v.UNKNOWN_EVENTS), c)))
+        columns[spec.event] = _replace(
+            columns[spec.event],
+            m,
+            pick(v.UNKNOWN_EVENTS, rng.integers(0, len(v.UNKNOWN_EVENTS), c)),
+        )
     m, c = mask_of(NOT_NUMBER)
     if c and spec.value is not None:
-        columns[spec.value] = _replace(columns[spec.value], m, pick(v.NOT_A_NUMBER, rng.integers(0, len(v.NOT_A_NUMBER), c)))
+        columns[spec.value] = _replace(
+            columns[spec.value], m, pick(v.NOT_A_NUMBER, rng.integers(0, len(v.NOT_A_NUMBER), c))
+        )
     out = pa.table(columns)
     dup = rows[kinds == DUPLICATE]
     if dup.size:

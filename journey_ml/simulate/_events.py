@@ -25,10 +25,12 @@ _WEBINAR_ARCHETYPE = np.array([1.3, -0.5, 0.2])
 _SALES_SEGMENT = np.array([0.7, 1.0, 1.6])
 _NEGOTIATION = np.array([0.3, 0.7, 0.9])
 _SUPPORT_SEGMENT = np.array([0.7, 1.0, 1.8])
-_CATEGORY_SHARE = np.array([[0.25, 0.25, 0.1, 0.15, 0.1, 0.05, 0.1], [0.3, 0.1, 0.2, 0.1, 0.05, 0.2, 0.05]])
+_CATEGORY_SHARE = np.array(
+    [[0.25, 0.25, 0.1, 0.15, 0.1, 0.05, 0.1], [0.3, 0.1, 0.2, 0.1, 0.05, 0.2, 0.05]]
+)
 _USAGE_SEGMENT = np.array([0.9, 1.0, 1.1])
-_LOGIN_RATE = 0.07  # per active user per day
-_FEATURE_RATE = 0.09
+_LOGIN_RATE = 0.06  # per active user per day
+_FEATURE_RATE = 0.075
 _DRIFT_LOGIN = 0.5  # logins fall to half after the drift (e.g. longer SSO sessions)
 _DRIFT_PRICING = 0.35  # share of drifted accounts' web events turned into pricing views
 _DRIFT_OPEN = 0.3  # email opens fall to 30% (privacy changes in mail clients)
@@ -51,14 +53,18 @@ def _length(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(hi - lo, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
 
 
-def _uniform(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _uniform(
+    rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray, rate: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Homogeneous Poisson process on [lo, hi) per owner: (owner, time)."""
     length = _length(lo, hi)
     own = np.repeat(np.arange(lo.size), rng.poisson(rate * length))
     return own, np.nan_to_num(lo)[own] + rng.random(own.size) * length[own]
 
 
-def _ramp(rng: np.random.Generator, lo: np.ndarray, end: np.ndarray, tau: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ramp(
+    rng: np.random.Generator, lo: np.ndarray, end: np.ndarray, tau: np.ndarray, total: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Rate proportional to exp((t - end) / tau) on [lo, end]; ``total`` events on (-inf, end]."""
     mass = -np.expm1(-_length(lo, end) / tau)
     own = np.repeat(np.arange(lo.size), rng.poisson(total * mass))
@@ -66,7 +72,9 @@ def _ramp(rng: np.random.Generator, lo: np.ndarray, end: np.ndarray, tau: np.nda
     return own, end[own] + tau[own] * np.log1p(-u)
 
 
-def _fade(rng: np.random.Generator, start: np.ndarray, hi: np.ndarray, tau: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _fade(
+    rng: np.random.Generator, start: np.ndarray, hi: np.ndarray, tau: np.ndarray, total: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Rate proportional to exp(-(t - start) / tau) on [start, hi); ``total`` on [start, inf)."""
     mass = -np.expm1(-_length(start, hi) / tau)
     own = np.repeat(np.arange(start.size), rng.poisson(total * mass))
@@ -74,7 +82,9 @@ def _fade(rng: np.random.Generator, start: np.ndarray, hi: np.ndarray, tau: np.n
     return own, start[own] - tau[own] * np.log1p(-u)
 
 
-def _spread(rng: np.random.Generator, owners: np.ndarray, counts: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _spread(
+    rng: np.random.Generator, owners: np.ndarray, counts: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """``counts`` events per owner, uniform on [lo, hi): (owner, time)."""
     k = np.repeat(np.arange(owners.size), counts)
     return owners[k], lo[k] + rng.random(k.size) * (hi[k] - lo[k])
@@ -106,13 +116,28 @@ def web(rng: np.random.Generator, pop: Population) -> Columns:
     hi = np.where(conv, np.minimum(pop.t_c[pros], d), d)
     rate = 0.06 * scale * np.exp(0.25 * pop.intent[pros]) * np.where(conv, 1.0, 0.35)
     o1, t1 = _uniform(rng, lo, hi, rate)
+    # long-dormant leads: a trickle of visits before the evaluation starts
+    o0, t0 = _uniform(
+        rng, np.maximum(pop.first_touch[pros], 0.0), np.minimum(pop.entry[pros], d), 0.02 * scale
+    )
 
-    ci = pros[conv]
-    total = 22 * _WEB_RAMP[pop.arch[ci]] * _WEB_SEGMENT[pop.seg[ci]] * np.exp(0.2 * pop.intent[ci])
-    o2, t2 = _ramp(rng, np.maximum(pop.entry[ci], 0.0), pop.t_c[ci], pop.tau_ramp[ci], total)
+    # deal phase: activity ramps up towards the decision, won or lost
+    di = pros[np.isfinite(pop.t_c[pros]) | np.isfinite(pop.t_l[pros])]
+    decision = np.fmin(pop.t_c[di], pop.t_l[di])
+    total = (
+        22
+        * _WEB_RAMP[pop.arch[di]]
+        * _WEB_SEGMENT[pop.seg[di]]
+        * np.exp(0.2 * pop.intent[di])
+        * pop.energy[di]
+    )
+    total *= np.where(pop.converts[di], 1.0, 0.6)
+    o2, t2 = _ramp(rng, np.maximum(pop.entry[di], 0.0), decision, pop.tau_ramp[di], total)
 
     ni = pros[~conv]
-    total = 10 * _WEB_ARCHETYPE[pop.arch[ni]] * _WEB_SEGMENT[pop.seg[ni]] * np.exp(0.4 * pop.intent[ni])
+    total = (
+        10 * _WEB_ARCHETYPE[pop.arch[ni]] * _WEB_SEGMENT[pop.seg[ni]] * np.exp(0.4 * pop.intent[ni])
+    )
     o3, t3 = _fade(rng, pop.entry[ni], np.full(ni.size, d), pop.tau_decay[ni], total)
 
     # fast-track buyers ask for a demo early on
@@ -122,28 +147,55 @@ def web(rng: np.random.Generator, pop: Population) -> Columns:
     fi, t4 = fi[asks], t4[asks]
 
     cu = np.flatnonzero(np.isfinite(pop.cf))
-    o5, t5 = _uniform(rng, np.maximum(pop.cf[cu], 0.0), pop.stop[cu], 0.04 * _WEB_SEGMENT[pop.seg[cu]])
+    o5, t5 = _uniform(
+        rng, np.maximum(pop.cf[cu], 0.0), pop.stop[cu], 0.04 * _WEB_SEGMENT[pop.seg[cu]]
+    )
 
-    acc = np.concatenate([pros[o1], ci[o2], ni[o3], fi, cu[o5]])
-    t = np.concatenate([t1, t2, t3, t4, t5])
-    forced = np.concatenate([np.full(o1.size + o2.size + o3.size, -1), np.full(fi.size, v.DEMO_REQUEST), np.full(o5.size, -1)])
-    keep = (t >= 0) & (t < d) & ~(pop.converts[acc] & (t >= pop.t_c[acc]) & ~pop.is_customer(acc, t))
+    acc = np.concatenate([pros[o0], pros[o1], di[o2], ni[o3], fi, cu[o5]])
+    t = np.concatenate([t0, t1, t2, t3, t4, t5])
+    forced = np.concatenate(
+        [
+            np.full(o0.size + o1.size + o2.size + o3.size, -1),
+            np.full(fi.size, v.DEMO_REQUEST),
+            np.full(o5.size, -1),
+        ]
+    )
+    keep = (
+        (t >= 0) & (t < d) & ~(pop.converts[acc] & (t >= pop.t_c[acc]) & ~pop.is_customer(acc, t))
+    )
     acc, t, forced = acc[keep], retime(rng, t[keep], 0.2), forced[keep]
 
     h = pop.heat(acc, t)
     cust = pop.is_customer(acc, t)
-    mix = np.where(cust[:, None], v.WEB_CUSTOMER[None, :], v.WEB_BASE[pop.arch[acc]] + h[:, None] * v.WEB_BOOST[pop.arch[acc]])
+    mix = np.where(
+        cust[:, None],
+        v.WEB_CUSTOMER[None, :],
+        v.WEB_BASE[pop.arch[acc]] + h[:, None] * v.WEB_BOOST[pop.arch[acc]],
+    )
     ev = np.where(forced >= 0, forced, choose_rows(rng, mix))
     redesign = pop.drift_on(acc, t) & (rng.random(acc.size) < _DRIFT_PRICING)
     ev = np.where(redesign, v.PRICING, ev)
 
-    con = pop.pick_contacts(rng, acc, t, v.WEB_ROLE_BASE[None, :] + h[:, None] * v.WEB_ROLE_LATE[None, :])
-    dur = np.clip(np.round(v.WEB_MEDIAN_SECONDS[ev] * np.exp(rng.normal(0, 0.8, acc.size))), 1, 3_600)
+    con = pop.pick_contacts(
+        rng, acc, t, v.WEB_ROLE_BASE[None, :] + h[:, None] * v.WEB_ROLE_LATE[None, :]
+    )
+    dur = np.clip(
+        np.round(v.WEB_MEDIAN_SECONDS[ev] * np.exp(rng.normal(0, 0.8, acc.size))), 1, 3_600
+    )
     n_urls = np.array([len(u) for u in v.WEB_URLS])
     url = np.minimum((rng.random(acc.size) * n_urls[ev]).astype(np.int64), n_urls[ev] - 1)
     octet = rng.integers(1, 255, acc.size)
     local = rng.random(acc.size) < 0.10
-    return {"acc": acc, "con": con, "t": t, "ev": ev, "dur": dur, "url": url, "octet": octet, "local": local}
+    return {
+        "acc": acc,
+        "con": con,
+        "t": t,
+        "ev": ev,
+        "dur": dur,
+        "url": url,
+        "octet": octet,
+        "local": local,
+    }
 
 
 def email(rng: np.random.Generator, pop: Population, sched: Schedule) -> Columns:
@@ -181,9 +233,22 @@ def email(rng: np.random.Generator, pop: Population, sched: Schedule) -> Columns
     t_unsub = np.where(opened, t_open, ts) + rng.exponential(0.05, ci.size)
 
     parts = []
-    for code, mask, t in ((0, np.ones(ci.size, bool), ts), (1, opened, t_open), (2, clicked, t_click), (3, unsub, t_unsub)):
+    for code, mask, t in (
+        (0, np.ones(ci.size, bool), ts),
+        (1, opened, t_open),
+        (2, clicked, t_click),
+        (3, unsub, t_unsub),
+    ):
         m = mask & (t < d)
-        parts.append({"acc": acc[m], "con": ci[m], "t": t[m], "ev": np.full(m.sum(), code), "campaign": ki[m]})
+        parts.append(
+            {
+                "acc": acc[m],
+                "con": ci[m],
+                "t": t[m],
+                "ev": np.full(m.sum(), code),
+                "campaign": ki[m],
+            }
+        )
     return _concat(parts)
 
 
@@ -213,7 +278,15 @@ def webinars(rng: np.random.Generator, pop: Population, sched: Schedule) -> Colu
     parts = []
     for code, mask, t in ((0, np.ones(ci.size, bool), t_reg), (1, attend, t_att)):
         m = mask & (t >= 0) & (t < d)
-        parts.append({"acc": ca[ci[m]], "con": ci[m], "t": t[m], "ev": np.full(m.sum(), code), "webinar": wi[m]})
+        parts.append(
+            {
+                "acc": ca[ci[m]],
+                "con": ci[m],
+                "t": t[m],
+                "ev": np.full(m.sum(), code),
+                "webinar": wi[m],
+            }
+        )
     return _concat(parts)
 
 
@@ -224,13 +297,16 @@ def sales(rng: np.random.Generator, pop: Population) -> Columns:
     d = float(pop.days)
     parts: list[tuple[np.ndarray, np.ndarray, int]] = []
 
-    def add(owners: np.ndarray, counts: np.ndarray, lo: np.ndarray, hi: np.ndarray, code: int) -> None:
+    def add(
+        owners: np.ndarray, counts: np.ndarray, lo: np.ndarray, hi: np.ndarray, code: int
+    ) -> None:
         a, t = _spread(rng, owners, counts, lo, hi)
         parts.append((a, t, code))
 
     ci = np.flatnonzero(pop.converts)
     tc, span, sm = pop.t_c[ci], 0.6 * pop.cycle[ci], _SALES_SEGMENT[pop.seg[ci]]
     m = ci.size
+    sm = sm * pop.energy[ci]
     add(ci, 1 + rng.poisson(1.2 * sm), tc - span, tc - 0.1 * span, v.CALL)
     add(ci, rng.poisson(1.0 * sm), tc - 0.8 * span, tc, v.MEETING)
     add(ci, 1 + (rng.random(m) < 0.4), tc - 0.7 * span, tc - 0.2 * span, v.DEMO_HELD)
@@ -238,16 +314,21 @@ def sales(rng: np.random.Generator, pop: Population) -> Columns:
     neg = (rng.random(m) < _NEGOTIATION[pop.seg[ci]]) * (1 + rng.poisson(0.4, m))
     add(ci, neg, tc - 0.2 * span - 1, tc - 0.5, v.NEGOTIATION)
 
-    pros = np.flatnonzero(~pop.cust0 & ~pop.converts)
-    lost = rng.random(pros.size) < sigmoid(-0.4 + 0.9 * pop.intent[pros])
-    t_lost_all = np.floor(pop.entry[pros] + pop.cycle[pros] * rng.uniform(0.7, 1.5, pros.size)) + rng.uniform(0.3, 0.8, pros.size)
-    li, tl = pros[lost], t_lost_all[lost]
-    span = 0.5 * pop.cycle[li]
+    li = np.flatnonzero(np.isfinite(pop.t_l))
+    tl, span, sm = pop.t_l[li], 0.5 * pop.cycle[li], _SALES_SEGMENT[pop.seg[li]]
     k = li.size
-    add(li, 1 + rng.poisson(0.8, k), tl - span, tl - 0.05 * span, v.CALL)
-    add(li, (rng.random(k) < 0.45).astype(np.int64), tl - 0.8 * span, tl - 0.1 * span, v.DEMO_HELD)
-    add(li, (rng.random(k) < 0.3).astype(np.int64), tl - 0.3 * span - 4, tl - 3, v.PROPOSAL)
-    oi = pros[~lost]
+    add(li, 1 + rng.poisson(1.0 * sm), tl - span, tl - 0.05 * span, v.CALL)
+    add(li, rng.poisson(0.6 * sm), tl - 0.8 * span, tl, v.MEETING)
+    add(li, (rng.random(k) < 0.6).astype(np.int64), tl - 0.8 * span, tl - 0.1 * span, v.DEMO_HELD)
+    add(li, (rng.random(k) < 0.5).astype(np.int64), tl - 0.3 * span - 4, tl - 3, v.PROPOSAL)
+    add(
+        li,
+        (rng.random(k) < 0.2 * _NEGOTIATION[pop.seg[li]]).astype(np.int64),
+        tl - 0.2 * span - 1,
+        tl - 1,
+        v.NEGOTIATION,
+    )
+    oi = np.flatnonzero(~pop.cust0 & ~pop.converts & ~np.isfinite(pop.t_l))
     add(oi, rng.poisson(0.6, oi.size), pop.entry[oi], pop.entry[oi] + pop.cycle[oi], v.CALL)
 
     cu = np.flatnonzero(np.isfinite(pop.cf))
@@ -307,7 +388,9 @@ def support(rng: np.random.Generator, pop: Population) -> Columns:
     closed = rng.random(n) < 0.93
     t_close = np.where(escalated, t_esc, t) + rng.exponential(np.where(priority >= 2, 1.0, 2.5), n)
     answered = rng.random(n) < 0.6
-    score = np.clip(np.round(3.8 + 0.6 * pop.health[acc] + rng.normal(0, 1, n) - escalated - 0.8 * hot), 1, 5)
+    score = np.clip(
+        np.round(3.8 + 0.6 * pop.health[acc] + rng.normal(0, 1, n) - escalated - 0.8 * hot), 1, 5
+    )
     csat = np.where(answered, score, np.nan)
     parts = []
     for code, mask, tt, c in (
@@ -387,26 +470,43 @@ def product(rng: np.random.Generator, pop: Population) -> Columns:
     a = pop.c_acc[users]
     lo = np.maximum(np.maximum(pop.cf[a], pop.c_join[users]), 0.0)
     hi = pop.stop[a]
-    base = v.USAGE_ROLE_RATE[pop.c_role[users]] * np.exp(0.45 * pop.health[a]) * _USAGE_SEGMENT[pop.seg[a]]
+    base = (
+        v.USAGE_ROLE_RATE[pop.c_role[users]]
+        * np.exp(0.45 * pop.health[a])
+        * _USAGE_SEGMENT[pop.seg[a]]
+    )
     parts = []
     for code, rate in ((0, _LOGIN_RATE), (1, _FEATURE_RATE)):
         o, t = _uniform(rng, lo, hi, rate * base)
         con, acc = users[o], a[o]
         # thinning: churners fade out linearly to 8% of their usual level by cancellation
         t_ch, length = pop.t_ch[acc], pop.decline[acc]
-        level = np.where(np.isfinite(t_ch), np.clip((t_ch - t) / length, 0.0, 1.0) * 0.92 + 0.08, 1.0)
+        level = np.where(
+            np.isfinite(t_ch), np.clip((t_ch - t) / length, 0.0, 1.0) * 0.92 + 0.08, 1.0
+        )
         if code == 0:
             level = level * np.where(pop.drift_on(acc, t), _DRIFT_LOGIN, 1.0)
         keep = rng.random(o.size) < level
-        parts.append({"acc": acc[keep], "con": con[keep], "t": t[keep], "ev": np.full(keep.sum(), code)})
+        parts.append(
+            {"acc": acc[keep], "con": con[keep], "t": t[keep], "ev": np.full(keep.sum(), code)}
+        )
     onboarded = np.flatnonzero(pop.conv_in)
     t_on = pop.cf[onboarded] + rng.uniform(2, 25, onboarded.size)
     ok = t_on < pop.stop[onboarded]
     onboarded, t_on = onboarded[ok], t_on[ok]
-    parts.append({"acc": onboarded, "con": pop.committee[onboarded, 0], "t": t_on, "ev": np.full(onboarded.size, 2)})
+    parts.append(
+        {
+            "acc": onboarded,
+            "con": pop.committee[onboarded, 0],
+            "t": t_on,
+            "ev": np.full(onboarded.size, 2),
+        }
+    )
     out = _concat(parts)
     out["t"] = np.where(out["ev"] == 2, out["t"], retime(rng, out["t"], 0.18))
     out = _take(out, (out["t"] >= 0) & (out["t"] < d))
-    feature = np.where(out["ev"] == 1, rng.choice(len(v.FEATURES), size=out["acc"].size, p=v.FEATURE_SHARE), -1)
+    feature = np.where(
+        out["ev"] == 1, rng.choice(len(v.FEATURES), size=out["acc"].size, p=v.FEATURE_SHARE), -1
+    )
     out["feature"] = feature
     return out

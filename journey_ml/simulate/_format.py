@@ -32,7 +32,9 @@ class Calendar:
 
     @property
     def start_s(self) -> int:
-        return int(datetime(self.start.year, self.start.month, self.start.day, tzinfo=UTC).timestamp())
+        return int(
+            datetime(self.start.year, self.start.month, self.start.day, tzinfo=UTC).timestamp()
+        )
 
     @property
     def months(self) -> list[date]:
@@ -47,8 +49,12 @@ class Calendar:
         """Epoch seconds of each month start, plus the start of the month after the last."""
         firsts = [*self.months]
         last = firsts[-1]
-        firsts.append(date(last.year + 1, 1, 1) if last.month == 12 else date(last.year, last.month + 1, 1))
-        return np.array([int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) for d in firsts])
+        firsts.append(
+            date(last.year + 1, 1, 1) if last.month == 12 else date(last.year, last.month + 1, 1)
+        )
+        return np.array(
+            [int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) for d in firsts]
+        )
 
     def seconds(self, t: np.ndarray) -> np.ndarray:
         """Epoch seconds for simulation times (floor to the second)."""
@@ -108,11 +114,6 @@ def iso(sec: np.ndarray, tail: str = "Z", offset_min: np.ndarray | None = None) 
     return _from_matrix(mat)
 
 
-def iso_date(sec: np.ndarray) -> pa.Array:
-    """``YYYY-MM-DD`` strings for epoch seconds."""
-    return pc.utf8_slice_codeunits(iso(sec), 0, 10)
-
-
 def numbered(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     """``prefix`` + zero-padded ``numbers`` (fixed width, e.g. ``A0000042``)."""
     numbers = np.asarray(numbers, dtype=np.int64)
@@ -121,6 +122,24 @@ def numbered(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     if head:
         mat[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
     _put(mat, len(head), numbers, width)
+    return _from_matrix(mat)
+
+
+def hashed_hex(*keys: np.ndarray, width: int = 16) -> pa.Array:
+    """Opaque, deterministic lowercase hex ids mixed from integer ``keys`` (splitmix64)."""
+    h = np.zeros(np.asarray(keys[0]).size, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for key in keys:
+            h = (h ^ np.asarray(key).astype(np.uint64)) * np.uint64(0x9E3779B97F4A7C15)
+            h ^= h >> np.uint64(30)
+            h *= np.uint64(0xBF58476D1CE4E5B9)
+            h ^= h >> np.uint64(27)
+            h *= np.uint64(0x94D049BB133111EB)
+            h ^= h >> np.uint64(31)
+    hexd = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    mat = np.empty((h.size, width), dtype=np.uint8)
+    for i in range(width):
+        mat[:, width - 1 - i] = hexd[((h >> np.uint64(4 * i)) & np.uint64(15)).astype(np.int64)]
     return _from_matrix(mat)
 
 
@@ -134,9 +153,8 @@ def uuids(rng: np.random.Generator, n: int) -> pa.Array:
     chars[:, 0::2] = hexd[raw >> 4]
     chars[:, 1::2] = hexd[raw & 15]
     mat = np.full((n, 36), ord("-"), dtype=np.uint8)
-    for dst, src in ((0, 0), (9, 8), (14, 12), (19, 16), (24, 20)):
-        w = {0: 8, 9: 4, 14: 4, 19: 4, 24: 12}[dst]
-        mat[:, dst : dst + w] = chars[:, src : src + w]
+    for dst, src, width in ((0, 0, 8), (9, 8, 4), (14, 12, 4), (19, 16, 4), (24, 20, 12)):
+        mat[:, dst : dst + width] = chars[:, src : src + width]
     return _from_matrix(mat)
 
 
@@ -176,7 +194,6 @@ def csv_lines(table: pa.Table) -> pa.ChunkedArray | pa.Array:
     cols = [_csv_field(table.column(i).combine_chunks()) for i in range(table.num_columns)]
     if not cols or table.num_rows == 0:
         return pa.array([], pa.string())
-    cols.append(pa.scalar("", pa.string()))
     joined = pc.binary_join_element_wise(*cols, ",", null_handling="replace", null_replacement="")
     return pc.binary_join_element_wise(joined, "\n", "")
 
@@ -212,7 +229,9 @@ def text_bytes(lines: pa.Array | pa.ChunkedArray) -> bytes:
     for arr in chunks:
         if len(arr) == 0:
             continue
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[
+            arr.offset : arr.offset + len(arr) + 1
+        ]
         data = arr.buffers()[2]
-        out.append(data.to_pybytes()[offsets[0] : offsets[-1]])
+        out.append(bytes(memoryview(data)[offsets[0] : offsets[-1]]))
     return b"".join(out)

@@ -14,7 +14,7 @@ from journey_ml.simulate import _vocab as v
 
 # Calibration: about a third of prospects would eventually buy, ~25% within an 18-month
 # period; customers churn at ~15% a year.
-_CONV_BASE = -1.05
+_CONV_BASE = -1.4
 _CONV_SEGMENT = np.array([0.25, 0.0, -0.35])
 _CONV_ARCHETYPE = np.array([0.0, 0.35, -0.1])
 _CYCLE_ARCHETYPE = np.array([110.0, 30.0, 60.0])
@@ -69,8 +69,11 @@ class Population:
     p_conv: np.ndarray
     converts: np.ndarray  # prospect who eventually buys (maybe after the period)
     cycle: np.ndarray
-    entry: np.ndarray
+    entry: np.ndarray  # start of the active evaluation
+    first_touch: np.ndarray  # first known touch (earlier than entry for long-dormant leads)
     t_c: np.ndarray  # closed_won time (NaN if never)
+    t_l: np.ndarray  # closed_lost time of prospects whose deal is lost (NaN otherwise)
+    energy: np.ndarray  # how loudly an account evaluates (multiplies its deal-phase activity)
     conv_in: np.ndarray  # converts within the period
     cf: np.ndarray  # customer from (NaN if never within the period)
     health: np.ndarray
@@ -110,14 +113,12 @@ class Population:
         return np.fmin(self.t_ch, self.days)
 
     def is_customer(self, acc: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Whether account ``acc`` is a paying customer at ``t`` (elementwise)."""
         cf, ch = self.cf[acc], self.t_ch[acc]
         return (cf <= t) & ~(ch <= t)
 
-    def alive(self, acc: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Not churned yet (prospects are always alive)."""
-        return ~(self.t_ch[acc] <= t)
-
     def drift_on(self, acc: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Whether the behaviour shift applies to account ``acc`` at ``t`` (elementwise)."""
         if self.drift_t is None:
             return np.zeros(acc.size, dtype=bool)
         return self.drifted[acc] & (t >= self.drift_t)
@@ -125,8 +126,9 @@ class Population:
     def heat(self, acc: np.ndarray, t: np.ndarray) -> np.ndarray:
         """How close an account is to buying at ``t``, 0..1 (latent; drives behaviour).
 
-        Converters heat up exponentially towards closed_won; other prospects show an early
-        burst of interest that fades; customers sit at a low constant level.
+        Converters heat up exponentially towards closed_won, lost deals towards
+        closed_lost (less); other prospects show an early burst of interest that fades,
+        dormant leads barely register, customers sit at a low constant level.
         """
         h = np.zeros(acc.size)
         tc = self.t_c[acc]
@@ -134,7 +136,18 @@ class Population:
         h[ramp] = np.exp(-(tc[ramp] - t[ramp]) / self.tau_ramp[acc[ramp]])
         fade = ~self.converts[acc] & ~self.cust0[acc]
         a = acc[fade]
-        h[fade] = 0.35 * sigmoid(self.intent[a]) * np.exp(-np.maximum(t[fade] - self.entry[a], 0) / self.tau_decay[a])
+        h[fade] = (
+            0.35
+            * sigmoid(self.intent[a])
+            * np.exp(-np.maximum(t[fade] - self.entry[a], 0) / self.tau_decay[a])
+        )
+        h[~self.cust0[acc] & (t < self.entry[acc])] = 0.05
+        # lost deals heat up too (a real evaluation), just less: the noise a model must see through
+        tl = self.t_l[acc]
+        lost = t < tl
+        h[lost] = np.maximum(
+            h[lost], 0.7 * np.exp(-(tl[lost] - t[lost]) / self.tau_ramp[acc[lost]])
+        )
         h[self.is_customer(acc, t)] = 0.1
         return h
 
@@ -142,7 +155,9 @@ class Population:
         """Standardised latent engagement: intent for prospects, health for customers."""
         return np.where(self.is_customer(acc, t), self.health[acc], self.intent[acc])
 
-    def pick_contacts(self, rng: np.random.Generator, acc: np.ndarray, t: np.ndarray, role_w: np.ndarray) -> np.ndarray:
+    def pick_contacts(
+        self, rng: np.random.Generator, acc: np.ndarray, t: np.ndarray, role_w: np.ndarray
+    ) -> np.ndarray:
         """A committee member per event: joined by ``t``, drawn with weights by role.
 
         ``role_w`` is one weight per role, or one row of weights per event. Falls back to
@@ -164,20 +179,29 @@ class Population:
 
 
 def build_population(
-    rng: np.random.Generator, first: int, n: int, first_contact: int, days: int, drift_t: float | None
+    rng: np.random.Generator,
+    first: int,
+    n: int,
+    first_contact: int,
+    days: int,
+    drift_t: float | None,
 ) -> Population:
     """Draw ``n`` accounts (global indices from ``first``) and their buying committees."""
     d = float(days)
     seg = rng.choice(3, size=n, p=v.SEGMENT_SHARE)
     lo, hi = v.EMPLOYEES_LO[seg], v.EMPLOYEES_HI[seg]
-    employees = np.clip(np.floor(np.exp(rng.uniform(np.log(lo), np.log(hi + 1)))), lo, hi).astype(np.int64)
+    employees = np.clip(np.floor(np.exp(rng.uniform(np.log(lo), np.log(hi + 1)))), lo, hi).astype(
+        np.int64
+    )
     revenue = np.round(employees * np.exp(rng.normal(np.log(150_000), 0.45, n)), -3)
     industry = rng.integers(0, len(v.INDUSTRIES), n)
     country = rng.choice(len(v.COUNTRIES), size=n, p=v.COUNTRY_SHARE)
     arch = choose_rows(rng, v.ARCHETYPE_SHARE[seg])
     plan = choose_rows(rng, v.PLAN_SHARE[seg])
     contract = choose_rows(rng, v.CONTRACT_SHARE[seg])
-    acv = np.round(v.PLAN_ACV[plan] * np.exp(rng.normal(0, 0.3, n)) * (1 + 0.1 * np.log10(employees)), -2)
+    acv = np.round(
+        v.PLAN_ACV[plan] * np.exp(rng.normal(0, 0.3, n)) * (1 + 0.1 * np.log10(employees)), -2
+    )
 
     cust0 = rng.random(n) < CUSTOMER_SHARE
     intent = rng.standard_normal(n)
@@ -188,7 +212,16 @@ def build_population(
     # before the end
     entry = rng.uniform(-np.minimum(60.0, 0.6 * cycle), d - min(21.0, 0.1 * d))
     t_c = np.where(converts, np.floor(entry + cycle) + time_of_day(rng, n), np.nan)
+    # a third of leads were known long before they start evaluating, so time in the
+    # pipeline alone does not give the outcome away
+    dormant = ~cust0 & (rng.random(n) < 0.35)
+    first_touch = np.where(dormant, entry - rng.uniform(30, 300, n), entry)
     conv_in = converts & (t_c < d)
+    lost = ~cust0 & ~converts & (rng.random(n) < sigmoid(-0.4 + 0.9 * intent))
+    t_l = np.where(
+        lost, np.floor(entry + cycle * rng.uniform(0.7, 1.5, n)) + rng.uniform(0.3, 0.8, n), np.nan
+    )
+    energy = np.exp(rng.normal(0.0, 0.5, n))
     delay = rng.uniform(0.01, 0.9, n)
     cf_new = np.minimum(t_c + delay, t_c + 0.5 * (d - t_c))
     cf_old = np.floor(-rng.uniform(30, 900, n)) + time_of_day(rng, n)
@@ -200,7 +233,9 @@ def build_population(
     decline = rng.uniform(60, 90, n)
 
     created = np.where(
-        cust0, cf - rng.uniform(20, 400, n), np.floor(entry) - rng.integers(1, 31, n) + time_of_day(rng, n)
+        cust0,
+        cf - rng.uniform(20, 400, n),
+        np.floor(first_touch) - rng.integers(1, 31, n) + time_of_day(rng, n),
     )
     drifted = (rng.random(n) < DRIFT_SHARE) & (drift_t is not None)
     tau_ramp = np.clip(cycle / 3.0, 7.0, 60.0)
@@ -231,14 +266,17 @@ def build_population(
 
     # when each member first engages: economic buyers and technical evaluators join late
     # in deals that close, so their appearance is itself a buying signal
-    e, cyc, tc = entry[c_acc], cycle[c_acc], t_c[c_acc]
+    e, cyc = entry[c_acc], cycle[c_acc]
+    tc = np.where(converts, t_c, t_l)[c_acc]  # the deal's decision date
     late = (role == v.ECO) | (role == v.TECH)
     proc = role == v.PROC
     w = rng.random(nc)
-    join_conv = np.where(late, tc - (10 + 35 * w), np.where(proc, tc - (3 + 22 * w), e + 0.6 * w * cyc))
+    join_conv = np.where(
+        late, tc - (10 + 35 * w), np.where(proc, tc - (3 + 22 * w), e + 0.6 * w * cyc)
+    )
     join_other = np.where(late | proc, e + (0.4 + 1.2 * w) * cyc, e + 0.8 * w * cyc)
-    join = np.where(converts[c_acc], join_conv, join_other)
-    join = np.where(c_pos == 0, e, np.maximum(join, e))
+    join = np.where(np.isfinite(tc), join_conv, join_other)
+    join = np.where(c_pos == 0, first_touch[c_acc], np.maximum(join, e))
     join = np.minimum(join, d - 0.1)
     acc_created = created[c_acc]
     c_created = np.maximum(acc_created + 1.0 / 86_400, np.floor(join) - rng.uniform(0.05, 2.0, nc))
@@ -272,7 +310,10 @@ def build_population(
         converts=converts,
         cycle=cycle,
         entry=entry,
+        first_touch=first_touch,
         t_c=t_c,
+        t_l=t_l,
+        energy=energy,
         conv_in=conv_in,
         cf=cf,
         health=health,
@@ -285,7 +326,11 @@ def build_population(
         tau_decay=tau_decay,
         net=net,
         name_parts=np.stack(
-            [rng.integers(0, len(x), n) for x in (v.COMPANY_WORDS, v.COMPANY_NOUNS, v.COMPANY_FORMS)], axis=1
+            [
+                rng.integers(0, len(x), n)
+                for x in (v.COMPANY_WORDS, v.COMPANY_NOUNS, v.COMPANY_FORMS)
+            ],
+            axis=1,
         ),
         c_acc=c_acc,
         c_pos=c_pos,
@@ -296,12 +341,17 @@ def build_population(
         c_first=first_name,
         c_last=rng.integers(0, len(v.LAST_NAMES), nc),
         c_title=title,
-        c_phone=np.stack([rng.integers(200, 999, nc), rng.integers(100, 999, nc), rng.integers(0, 10_000, nc)], axis=1),
+        c_phone=np.stack(
+            [rng.integers(200, 999, nc), rng.integers(100, 999, nc), rng.integers(0, 10_000, nc)],
+            axis=1,
+        ),
         committee=committee,
     )
 
 
-def _churn_times(rng: np.random.Generator, cf: np.ndarray, p_churn: np.ndarray, d: float) -> np.ndarray:
+def _churn_times(
+    rng: np.random.Generator, cf: np.ndarray, p_churn: np.ndarray, d: float
+) -> np.ndarray:
     """Cancellation times: at each yearly renewal inside the period a customer leaves with
     probability ``p_churn``, usually in the month before the renewal date."""
     n = cf.size
@@ -310,7 +360,9 @@ def _churn_times(rng: np.random.Generator, cf: np.ndarray, p_churn: np.ndarray, 
     off_cycle = rng.random((n, k)) < 0.2
     notice = np.where(off_cycle, rng.uniform(30, 300, (n, k)), rng.uniform(1, 30, (n, k)))
     candidate = renewal - notice
-    leaves = (rng.random((n, k)) < p_churn[:, None]) & (candidate > np.maximum(cf[:, None] + 20, 1.0))
+    leaves = (rng.random((n, k)) < p_churn[:, None]) & (
+        candidate > np.maximum(cf[:, None] + 20, 1.0)
+    )
     leaves &= np.isfinite(cf)[:, None]
     first = np.argmax(leaves, axis=1)
     t = np.where(leaves.any(axis=1), candidate[np.arange(n), first], np.nan)

@@ -18,9 +18,10 @@ from journey_ml.simulate._format import (
     DAY,
     Calendar,
     bool_text,
+    hashed_hex,
     iso,
-    numbered,
     number_text,
+    numbered,
     pick,
     uuids,
 )
@@ -100,7 +101,9 @@ def _iso_or_null(cal: Calendar, t: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(known), text, pa.nulls(len(t), pa.string()))
 
 
-def _flat(groups: tuple[tuple[str, ...], ...], prefix: tuple[str, ...] | None = None) -> tuple[tuple[str, ...], np.ndarray]:
+def _flat(
+    groups: tuple[tuple[str, ...], ...], prefix: tuple[str, ...] | None = None
+) -> tuple[tuple[str, ...], np.ndarray]:
     """Flatten per-code vocabularies; returns (strings, offset of each code)."""
     flat: list[str] = []
     offsets = []
@@ -144,16 +147,23 @@ def contacts(pop: Population, ids: Ids, cal: Calendar) -> pa.Table:
     first = np.array(v.FIRST_NAMES)[pop.c_first]
     last = np.array(v.LAST_NAMES)[pop.c_last]
     company_no = ids.account_no[pop.c_acc]
-    email = [f"{f.lower()}.{s.lower()}@company{n}.example" for f, s, n in zip(first, last, company_no, strict=True)]
+    email = [
+        f"{f.lower()}.{s.lower()}@company{n}.example"
+        for f, s, n in zip(first, last, company_no, strict=True)
+    ]
     cc = np.array([c[3] for c in v.COUNTRIES])[pop.country[pop.c_acc]]
     p = pop.c_phone
-    phone = [f"+{c} {a} {b} {x:04d}" for c, a, b, x in zip(cc, p[:, 0], p[:, 1], p[:, 2], strict=True)]
+    phone = [
+        f"+{c} {a} {b} {x:04d}" for c, a, b, x in zip(cc, p[:, 0], p[:, 1], p[:, 2], strict=True)
+    ]
     return pa.table(
         {
             "ContactId": ids.contacts,
             "AccountId": ids.account(pop.c_acc),
             "Email": pa.array(email, pa.string()),
-            "FullName": pa.array([f"{f} {s}" for f, s in zip(first, last, strict=True)], pa.string()),
+            "FullName": pa.array(
+                [f"{f} {s}" for f, s in zip(first, last, strict=True)], pa.string()
+            ),
             "Phone": pa.array(phone, pa.string()),
             "Title": pick(_TITLES, _TITLE_OFFSET[pop.c_role] + pop.c_title),
             "BuyingRole": pick(v.ROLES, pop.c_role),
@@ -191,7 +201,9 @@ def _internal(sec: np.ndarray, protect: np.ndarray | None = None) -> dict[str, p
     }
 
 
-def web(rng: np.random.Generator, cols: Columns, pop: Population, ids: Ids, cal: Calendar) -> pa.Table:
+def web(
+    rng: np.random.Generator, cols: Columns, pop: Population, ids: Ids, cal: Calendar
+) -> pa.Table:
     """Web analytics export rows; ~10% of timestamps carry the visitor's UTC offset."""
     c = _sorted(cols)
     sec = cal.seconds(c["t"])
@@ -199,10 +211,11 @@ def web(rng: np.random.Generator, cols: Columns, pop: Population, ids: Ids, cal:
     offset = np.where(c["local"], v.COUNTRY_OFFSET_MIN[pop.country[c["acc"]]], 0)
     stamp = pc.if_else(pa.array(c["local"]), iso(sec, offset_min=offset), iso(sec))
     day = (sec - cal.start_s) // DAY
-    session = pc.binary_join_element_wise(numbered("s", ids.contact_no[c["con"]], 8), numbered("-", day, 4), "")
+    session = hashed_hex(ids.contact_no[c["con"]], day)
     net = pop.net[c["acc"]]
     ip = pc.binary_join_element_wise(
-        *(pc.cast(pa.array(x), pa.string()) for x in (net[:, 0], net[:, 1], net[:, 2], c["octet"])), "."
+        *(pc.cast(pa.array(x), pa.string()) for x in (net[:, 0], net[:, 1], net[:, 2], c["octet"])),
+        ".",
     )
     bounds = cal.month_bounds_s()
     month = np.searchsorted(bounds, sec, side="right") - 1

@@ -16,7 +16,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table('accounts',
-    sa.Column('account_id', sa.String(length=128), nullable=False),
+    sa.Column('account_id', sa.String(length=128).with_variant(sa.String(length=128, collation='C'), 'postgresql'), nullable=False),
     sa.Column('name', sa.String(length=256), nullable=True),
     sa.Column('industry', sa.String(length=128), nullable=True),
     sa.Column('employees', sa.Integer(), nullable=True),
@@ -30,8 +30,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('account_id', name=op.f('pk_accounts'))
     )
     op.create_table('contacts',
-    sa.Column('contact_id', sa.String(length=128), nullable=False),
-    sa.Column('account_id', sa.String(length=128), nullable=True),
+    sa.Column('contact_id', sa.String(length=128).with_variant(sa.String(length=128, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('account_id', sa.String(length=128).with_variant(sa.String(length=128, collation='C'), 'postgresql'), nullable=True),
     sa.Column('email_hash', sa.String(length=64), nullable=True),
     sa.Column('role', sa.String(length=64), nullable=True),
     sa.Column('opted_out', sa.Boolean(), nullable=False),
@@ -58,11 +58,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_erasure_log_subject_hash'), ['subject_hash'], unique=False)
 
     op.create_table('events',
-    sa.Column('source', sa.String(length=64), nullable=False),
-    sa.Column('event_id', sa.String(length=128), nullable=False),
+    sa.Column('source', sa.String(length=64).with_variant(sa.String(length=64, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('event_id', sa.String(length=128).with_variant(sa.String(length=128, collation='C'), 'postgresql'), nullable=False),
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('contact_id', sa.String(length=128), nullable=True),
-    sa.Column('account_id', sa.String(length=128), nullable=True),
+    sa.Column('contact_id', sa.String(length=128).with_variant(sa.String(length=128, collation='C'), 'postgresql'), nullable=True),
+    sa.Column('account_id', sa.String(length=128).with_variant(sa.String(length=128, collation='C'), 'postgresql'), nullable=True),
     sa.Column('event_type', sa.String(length=128), nullable=False),
     sa.Column('channel', sa.String(length=64), nullable=True),
     sa.Column('stage', sa.String(length=32), nullable=True),
@@ -74,7 +74,7 @@ def upgrade() -> None:
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_account_time', ['account_id', 'occurred_at'], unique=False)
         batch_op.create_index('ix_events_contact_time', ['contact_id', 'occurred_at'], unique=False)
-        batch_op.create_index('ix_events_occurred_at', ['occurred_at'], unique=False)
+        batch_op.create_index('ix_events_occurred_at', ['occurred_at'], unique=False, postgresql_using='brin')
 
     op.create_table('ingest_batches',
     sa.Column('batch_key', sa.String(length=64), nullable=False),
@@ -115,12 +115,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_ingest_runs_source'), ['source'], unique=False)
 
     op.create_table('outcomes',
-    sa.Column('source', sa.String(length=64), nullable=False),
-    sa.Column('outcome_id', sa.String(length=128), nullable=False),
+    sa.Column('source', sa.String(length=64).with_variant(sa.String(length=64, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('outcome_id', sa.String(length=128).with_variant(sa.String(length=128, collation='C'), 'postgresql'), nullable=False),
     sa.Column('outcome', sa.String(length=64), nullable=False),
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('contact_id', sa.String(length=128), nullable=True),
-    sa.Column('account_id', sa.String(length=128), nullable=True),
+    sa.Column('contact_id', sa.String(length=128).with_variant(sa.String(length=128, collation='C'), 'postgresql'), nullable=True),
+    sa.Column('account_id', sa.String(length=128).with_variant(sa.String(length=128, collation='C'), 'postgresql'), nullable=True),
     sa.Column('value', sa.Float(), nullable=True),
     sa.Column('properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('ingest_run_id', sa.String(length=36), nullable=True),
@@ -138,8 +138,8 @@ def upgrade() -> None:
     sa.Column('row_number', sa.BigInteger(), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('raw', sa.Text(), nullable=False),
-    sa.Column('contact_id', sa.String(length=128), nullable=True),
-    sa.Column('account_id', sa.String(length=128), nullable=True),
+    sa.Column('contact_id', sa.String(length=128).with_variant(sa.String(length=128, collation='C'), 'postgresql'), nullable=True),
+    sa.Column('account_id', sa.String(length=128).with_variant(sa.String(length=128, collation='C'), 'postgresql'), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_quarantine'))
     )
@@ -178,7 +178,7 @@ def downgrade() -> None:
 
     op.drop_table('ingest_batches')
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.drop_index('ix_events_occurred_at')
+        batch_op.drop_index('ix_events_occurred_at', postgresql_using='brin')
         batch_op.drop_index('ix_events_contact_time')
         batch_op.drop_index('ix_events_account_time')
 
