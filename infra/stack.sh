@@ -17,7 +17,8 @@
 #   VENV            virtualenv with mlflow + prefect; when unset, <repo>/.venv
 #   PGHOST/PGPORT/PGUSER   127.0.0.1 / 5432 / postgres
 #   MLFLOW_PORT     5000      PREFECT_PORT   4200      STACK_HOST   127.0.0.1 (bind address)
-#   MLFLOW_WORKERS  2         STACK_TIMEOUT  180 s per service to answer its health endpoint
+#   MLFLOW_WORKERS  1         STACK_TIMEOUT  180 s for the services to answer their health endpoints
+#   MLFLOW_SERVER_ENABLE_JOB_EXECUTION  false  (MLflow's GenAI job runner: 7 more processes)
 #   STACK_DIR       <repo>/.journey/stack  (pid files, logs, Prefect home)
 #   MLFLOW_ARTIFACTS_DIR   <repo>/.journey/mlartifacts
 set -euo pipefail
@@ -30,7 +31,7 @@ PGUSER="${PGUSER:-postgres}"
 STACK_HOST="${STACK_HOST:-127.0.0.1}"
 MLFLOW_PORT="${MLFLOW_PORT:-5000}"
 PREFECT_PORT="${PREFECT_PORT:-4200}"
-MLFLOW_WORKERS="${MLFLOW_WORKERS:-2}"
+MLFLOW_WORKERS="${MLFLOW_WORKERS:-1}"
 STACK_TIMEOUT="${STACK_TIMEOUT:-180}"
 MLFLOW_ARTIFACTS_DIR="${MLFLOW_ARTIFACTS_DIR:-$ROOT/.journey/mlartifacts}"
 STOP_TIMEOUT=20
@@ -116,6 +117,8 @@ start_service() {
     (cd "$STACK_DIR" && exec setsid "$@" </dev/null >>"$log" 2>&1 9>&-) &
     pid=$!
     echo "$pid" >"$(pid_file "$name")"
+    STARTED+=("$name")
+    LAUNCHED_AT[$name]=$SECONDS
     log "$name: started (pid $pid, log $log)"
 }
 
@@ -135,25 +138,38 @@ stop_group() {
     rm -f "$(pid_file "$name")"
 }
 
+# Poll every service until it answers its health endpoint; fail fast if one exits.
 wait_healthy() {
-    local name=$1 pid url log t0=$SECONDS
-    url="$(health_url "$name")"
-    log="$(log_file "$name")"
-    pid="$(<"$(pid_file "$name")")"
-    until healthy "$name"; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            rm -f "$(pid_file "$name")"
-            tail -n 20 "$log" >&2 || true
-            die "$name exited during startup; full log: $log (infra/stack.sh down stops the rest)"
-        fi
-        if ((SECONDS - t0 >= STACK_TIMEOUT)); then
-            stop_group "$name" "$pid"
-            tail -n 20 "$log" >&2 || true
-            die "$name did not answer $url within ${STACK_TIMEOUT}s (stopped it; raise STACK_TIMEOUT?); full log: $log (infra/stack.sh down stops the rest)"
-        fi
-        sleep 1
+    local pending=("$@") still name pid url log t0 start=$SECONDS
+    while ((${#pending[@]})); do
+        still=()
+        for name in "${pending[@]}"; do
+            url="$(health_url "$name")"
+            log="$(log_file "$name")"
+            if healthy "$name"; then
+                t0=${LAUNCHED_AT[$name]:-}
+                if [[ -n "$t0" ]]; then
+                    log "$name: up at $(service_url "$name"), answered $((SECONDS - t0))s after launch"
+                else
+                    log "$name: up at $(service_url "$name")"
+                fi
+                continue
+            fi
+            pid="$(<"$(pid_file "$name")")"
+            if ! kill -0 "$pid" 2>/dev/null; then
+                tail -n 20 "$log" >&2 || true
+                die "$name exited during startup; full log: $log"
+            fi
+            if ((SECONDS - start >= STACK_TIMEOUT)); then
+                tail -n 20 "$log" >&2 || true
+                die "$name did not answer $url within ${STACK_TIMEOUT}s (raise STACK_TIMEOUT?); full log: $log"
+            fi
+            still+=("$name")
+        done
+        pending=("${still[@]}")
+        ((${#pending[@]})) && sleep 1
     done
-    log "$name: up at $(service_url "$name") (ready after $((SECONDS - t0))s of waiting)"
+    return 0
 }
 
 lock_stack() {
@@ -162,14 +178,31 @@ lock_stack() {
     flock -w 600 9 || die "another infra/stack.sh is still running (lock $STACK_DIR/.lock)"
 }
 
+# On a failed `up`, stop what this run started: `up` either succeeds or changes nothing.
+rollback() {
+    local pid
+    for name in "${STARTED[@]}"; do
+        if pid="$(running_pid "$name")"; then
+            log "$name: stopping it again (up failed)"
+            stop_group "$name" "$pid"
+        fi
+    done
+}
+
 cmd_up() {
+    STARTED=()
+    declare -gA LAUNCHED_AT=()
+    trap rollback EXIT
     lock_stack
+    command -v curl >/dev/null || die "curl not found"
     resolve_venv
     ensure_databases
     mkdir -p "$MLFLOW_ARTIFACTS_DIR" "$STACK_DIR/prefect-home"
     local pg="$PGUSER@$PGHOST:$PGPORT"
 
-    start_service mlflow "$VENV_DIR/bin/mlflow" server \
+    start_service mlflow env \
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}" \
+        "$VENV_DIR/bin/mlflow" server \
         --backend-store-uri "postgresql+psycopg://$pg/mlflow" \
         --serve-artifacts --artifacts-destination "$MLFLOW_ARTIFACTS_DIR" \
         --host "$STACK_HOST" --port "$MLFLOW_PORT" --workers "$MLFLOW_WORKERS"
@@ -182,14 +215,13 @@ cmd_up() {
         PREFECT_API_DATABASE_CONNECTION_URL="postgresql+asyncpg://$pg/prefect" \
         "$VENV_DIR/bin/prefect" server start --host "$STACK_HOST" --port "$PREFECT_PORT"
 
-    # Both start in parallel; wait for each.
-    for name in "${SERVICES[@]}"; do
-        wait_healthy "$name"
-    done
+    # Both start in parallel.
+    wait_healthy "${SERVICES[@]}"
     # /health does not touch the database: check the tracking API once, too.
     curl -fsS -m 10 -o /dev/null \
         "$MLFLOW_URL/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default" \
         || die "MLflow answers /health but its tracking API fails; see $(log_file mlflow)"
+    trap - EXIT
 
     log "stack is up; export these (or: eval \"\$(infra/stack.sh up)\"):"
     echo "export JOURNEY_DATABASE_URL=postgresql+psycopg://$pg/journey"
