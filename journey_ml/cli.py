@@ -27,8 +27,9 @@ config_app = typer.Typer(no_args_is_help=True, help="Configuration file.")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 
-console = Console(stderr=True)
-out = Console()
+# soft_wrap: an error line stays one line, whatever the terminal width
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file "
                       "(default: JOURNEY_CONFIG_PATH, else the packaged default).")]
@@ -266,7 +267,8 @@ def demo(
     fresh: Annotated[bool, typer.Option(help="Start from an empty JOURNEY_HOME.")] = True,
 ) -> None:
     """The whole loop on the embedded default (SQLite, local MLflow, Prefect's ephemeral API)."""
-    from journey_ml.demo import run_demo
+    # the CLI is an entry point: it may start flows (the library itself never imports Prefect)
+    from flows.demo import run_demo
 
     run_demo(config_path=config, accounts=accounts, fresh=fresh, console=out)
 
@@ -282,7 +284,9 @@ def _progress(bytes_: bool = False) -> Progress:
 def main() -> None:
     """Console-script entry point: user errors become one line and exit code 1."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        # click returns (not raises) the code of typer.Exit when not standalone
+        sys.exit(rc if isinstance(rc, int) else 0)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:

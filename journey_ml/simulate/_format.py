@@ -60,6 +60,10 @@ class Calendar:
         """Epoch seconds for simulation times (floor to the second)."""
         return self.start_s + np.floor(np.asarray(t) * DAY).astype(np.int64)
 
+    def micros(self, t: np.ndarray) -> np.ndarray:
+        """Epoch microseconds for simulation times (product analytics keep sub-seconds)."""
+        return self.start_s * 1_000_000 + np.floor(np.asarray(t) * DAY * 1_000_000).astype(np.int64)
+
     def future_seconds(self, sec: np.ndarray) -> np.ndarray:
         """Same day-of-year, moved to a year well after the period (the "2031" rows)."""
         year = max(2031, self.end.year + 2)

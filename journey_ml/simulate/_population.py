@@ -31,7 +31,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 def time_of_day(rng: np.random.Generator, n: int, spread: float = 0.14) -> np.ndarray:
     """Fraction of a day, clustered around 14:00 UTC (business hours across EMEA/NA)."""
-    return np.clip(rng.normal(0.58, spread, n), 0.0, 0.9999)
+    # wrap around midnight rather than clip, which would pile events up at 23:59
+    return np.minimum(np.mod(rng.normal(0.58, spread, n), 1.0), 0.99999)
 
 
 def retime(rng: np.random.Generator, t: np.ndarray, spread: float = 0.14) -> np.ndarray:

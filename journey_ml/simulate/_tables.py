@@ -333,7 +333,7 @@ def product(cols: Columns, ids: Ids, cal: Calendar) -> pa.Table:
         {
             "account_id": ids.account(c["acc"]),
             "user_id": ids.contact(c["con"]),
-            "ts": pa.array(sec * 1_000_000, pa.timestamp("us", tz="UTC")),
+            "ts": pa.array(cal.micros(c["t"]), pa.timestamp("us", tz="UTC")),
             "event": pick(v.PRODUCT_EVENTS, c["ev"]),
             "feature": pick(v.FEATURES, c["feature"]),
         },
