@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.panel import Panel
 
 
 def _quiet_prefect() -> None:
@@ -67,13 +66,21 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     dupes = sum(r["rows_duplicate"] for r in runs)
     balanced = all(r["balanced"] for r in runs)
 
+    unknown: dict[str, int] = {}
+    for r in runs:
+        for k, v in (r["unknown_event_types"] or {}).items():
+            unknown[k] = unknown.get(k, 0) + v
+    top_unknown = ", ".join(f"{k} ({v})" for k, v in sorted(unknown.items(), key=lambda kv: -kv[1])[:4])
+
     elapsed = time.perf_counter() - t0
-    console.print(Panel.fit(
-        f"[bold]{loaded:,}[/] rows loaded of {read:,} read; {dupes:,} duplicates skipped, "
-        f"{rejected:,} rejected to quarantine with a reason "
-        f"({'every row accounted for' if balanced else '[red]COUNTS DO NOT ADD UP[/]'}).\n"
-        f"Warehouse: {settings.warehouse_url}\n"
-        f"Look at rejects:  sqlite3 {home / 'warehouse.db'} \"select source, reason, count(*) from quarantine group by 1, 2\"\n"
-        f"Finished in {elapsed:.0f} s.",
-        title="summary"))
+    console.rule("[bold]summary")
+    console.print(f"[bold]{loaded:,}[/] rows loaded of {read:,} read: {dupes:,} duplicates skipped, "
+                  f"{rejected:,} rejected to quarantine with a reason -- "
+                  + ("[green]every row accounted for[/]" if balanced else "[red]COUNTS DO NOT ADD UP[/]"))
+    if top_unknown:
+        console.print(f"unknown event names kept and reported: {top_unknown}")
+    console.print(f"warehouse: {settings.warehouse_url}")
+    console.print(f"rejects:   sqlite3 {home / 'warehouse.db'} "
+                  "\"select source, reason, count(*) from quarantine group by 1, 2\"")
+    console.print(f"finished in {elapsed:.0f} s")
     return summary
