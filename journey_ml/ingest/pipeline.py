@@ -39,7 +39,7 @@ from journey_ml.ingest.readers import (
     read_batches,
     read_columns,
 )
-from journey_ml.ingest.validate import PreparedBatch, ValidationContext, prepare_batch
+from journey_ml.ingest.validate import TABLES, PreparedBatch, ValidationContext, prepare_batch
 from journey_ml.schemas import CONTRACT_VERSION, CONTRACTS, Kind
 
 
@@ -142,11 +142,13 @@ def ingest_source(
         # PostgreSQL + immutable facts: encode for COPY in the prefetch thread too
         precode = engine.dialect.name == "postgresql" and src.kind in (Kind.events, Kind.outcomes)
         work = _work(files, src, ctx, batch_rows, applied, result.run_id if precode else None)
+        # look keys up before COPY only once the source has rows (or a batch collided)
+        state = {"check_existing": _source_has_rows(engine, src)}
         for item in _prefetch(work):
             if item.prepared is None:
                 _count_skipped(result, item.raw)
             else:
-                _apply(engine, result, src, item, received_at, unknown)
+                _apply(engine, result, src, item, received_at, unknown, state)
             if item.last_of_file:
                 done_bytes += item.path.stat().st_size
             if progress:
@@ -240,7 +242,7 @@ def _work(files: list[tuple[Path, str]], src: SourceConfig, ctx: ValidationConte
             prepared = None if key in applied else prepare_batch(current, ctx)
             payload = None
             if prepared is not None and precode_run_id and len(prepared.rows):
-                payload = encode_copy_payload(src.kind, prepared.rows, precode_run_id)
+                payload = encode_copy_payload(prepared.rows, precode_run_id)
             yield _Item(path, batch_no, key, current, prepared, nxt is None, payload)
             current, batch_no = nxt, batch_no + 1
 
@@ -292,15 +294,26 @@ def _count_skipped(result: IngestResult, raw: RawBatch) -> None:
     result.batches_skipped += 1
 
 
+def _source_has_rows(engine: Engine, src: SourceConfig) -> bool:
+    if src.kind not in (Kind.events, Kind.outcomes):
+        return True
+    table = TABLES[src.kind]
+    with engine.connect() as conn:
+        return conn.execute(select(table.c.source).where(table.c.source == src.name).limit(1)).first() is not None
+
+
 def _apply(engine: Engine, result: IngestResult, src: SourceConfig, item: _Item,
-           received_at: datetime, unknown: Counter) -> None:
+           received_at: datetime, unknown: Counter, state: dict) -> None:
     prepared, key = item.prepared, item.key
     assert prepared is not None
     try:
         with engine.begin() as conn:
             outcome = apply_batch(conn, src.kind, prepared, run_id=result.run_id, batch_key=key,
                                   file=str(item.path), batch_no=item.batch_no, source=src.name,
-                                  applied_at=received_at, payload=item.payload)
+                                  applied_at=received_at, payload=item.payload,
+                                  check_existing=state["check_existing"])
+        if outcome.collided:
+            state["check_existing"] = True
     except IntegrityError:
         with engine.connect() as conn:
             if batch_applied(conn, key) is None:

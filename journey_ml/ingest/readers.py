@@ -238,8 +238,9 @@ def _parquet_batches(path: Path, batch_rows: int) -> Iterator[RawBatch]:
     except (pa.ArrowInvalid, OSError) as e:
         raise SourceFileError(f"{path}: not a readable Parquet file: {e}") from None
     done = 0
+    mapping = {pa.string(): STRING, pa.large_string(): STRING}
     for rb in pf.iter_batches(batch_size=batch_rows):
-        frame = rb.to_pandas()
+        frame = rb.to_pandas(types_mapper=mapping.get)
         n = len(frame)
         yield RawBatch(frame, np.arange(done + 1, done + n + 1, dtype=np.int64))
         done += n

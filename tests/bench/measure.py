@@ -1,0 +1,96 @@
+"""Child-process entry for benchmarks: run one contender, print JSON with time and peak RSS.
+
+    python -m tests.bench.measure ingest-ours   --db URL --config PATH
+    python -m tests.bench.measure ingest-copy   --db URL --csv PATH
+    python -m tests.bench.measure ingest-pandas --db URL --csv PATH --rows N
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from datetime import UTC, datetime
+
+
+def _ingest_ours(a: argparse.Namespace) -> dict:
+    from journey_ml.config import load_config
+    from journey_ml.db import make_engine, upgrade
+    from journey_ml.ingest import ingest_all
+
+    cfg, base = load_config(a.config)
+    engine = make_engine(a.db)
+    upgrade(engine)
+    t = time.perf_counter()
+    runs = ingest_all(engine, cfg, data_dir=cfg.resolve_data_dir(base, base), salt="bench",
+                      received_at=datetime(2026, 7, 1, tzinfo=UTC), batch_rows=a.batch_rows)
+    seconds = time.perf_counter() - t
+    return {"seconds": seconds, "rows": sum(r.rows_read for r in runs),
+            "loaded": sum(r.rows_loaded for r in runs),
+            "rejected": sum(r.rows_rejected for r in runs),
+            "duplicate": sum(r.rows_duplicate for r in runs),
+            "balanced": all(r.balanced for r in runs)}
+
+
+def _events_table(db: str):
+    from journey_ml.db import make_engine, upgrade
+
+    engine = make_engine(db)
+    upgrade(engine)
+    return engine
+
+
+def _ingest_copy(a: argparse.Namespace) -> dict:
+    """The floor: raw COPY of already-clean rows into the final, indexed events table."""
+    import psycopg
+
+    from tests.bench.common import conninfo
+
+    _events_table(a.db)
+    with open(a.csv, "rb") as f:
+        header = f.readline().decode().strip()
+        t = time.perf_counter()
+        with psycopg.connect(conninfo(a.db)) as c:
+            with c.cursor().copy(f"COPY events ({header}) FROM STDIN (FORMAT csv)") as cp:
+                while chunk := f.read(1 << 20):
+                    cp.write(chunk)
+            c.commit()
+            rows = c.execute("SELECT count(*) FROM events").fetchone()[0]
+    return {"seconds": time.perf_counter() - t, "rows": rows}
+
+
+def _ingest_pandas(a: argparse.Namespace) -> dict:
+    """The peer: pandas read_csv + DataFrame.to_sql(method="multi"), no validation."""
+    import pandas as pd
+
+    engine = _events_table(a.db)
+    t = time.perf_counter()
+    df = pd.read_csv(a.csv, nrows=a.rows, dtype=str)
+    df["occurred_at"] = pd.to_datetime(df["occurred_at"], utc=True, format="ISO8601")
+    df["value"] = pd.to_numeric(df["value"])
+    df["properties"] = df["properties"].map(lambda v: json.loads(v) if isinstance(v, str) else None)
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    df.to_sql("events", engine, if_exists="append", index=False, method="multi", chunksize=1000,
+              dtype={"properties": JSONB()})
+    return {"seconds": time.perf_counter() - t, "rows": len(df)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("what")
+    p.add_argument("--db")
+    p.add_argument("--config")
+    p.add_argument("--csv")
+    p.add_argument("--rows", type=int)
+    p.add_argument("--batch-rows", type=int, default=100_000)
+    a = p.parse_args()
+    fn = {"ingest-ours": _ingest_ours, "ingest-copy": _ingest_copy, "ingest-pandas": _ingest_pandas}[a.what]
+    out = fn(a)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": out.pop("seconds"), "peak_rss_mb": peak, "output": out}))
+
+
+if __name__ == "__main__":
+    main()
