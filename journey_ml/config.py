@@ -7,6 +7,7 @@ key (``config.yaml: sources.2.columns.occured_at: ...``). Without a file, the pa
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -108,6 +109,106 @@ class SimulationConfig(_Strict):
     dirty_rate: float = Field(0.002, ge=0, le=0.5)
 
 
+class TaskConfig(_Strict):
+    """A prediction task: population as of T, label = outcome within (T, T + horizon]."""
+
+    entity: Literal["contact", "account"] = "account"
+    outcome: str
+    horizon_days: int = Field(90, gt=0)
+    # prospects: an event in the lookback, and never an event of `customer_events` before T;
+    # customers: an event of `customer_events` in the lookback and no `outcome` in it
+    population: Literal["prospects", "customers"] = "prospects"
+    customer_events: list[str] = Field(default_factory=list)
+    # only entities with at least one event in this window before T are scored
+    lookback_days: int = Field(365, gt=0)
+    segment_by: str | None = None
+    # training stacks this many as-of dates, this many days apart, ending at the newest
+    # date whose horizon has fully matured
+    training_as_of_count: int = Field(8, ge=3)
+    training_every_days: int = Field(30, gt=0)
+
+
+class SegmentRule(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    min: float | None = None  # inclusive
+    max: float | None = None  # inclusive
+
+
+class SegmentationConfig(_Strict):
+    """How entities are split into segments, each with its own model."""
+
+    kind: Literal["rules", "column", "clusters"]
+    # rules / column: an account or contact column, or `attributes.<name>`
+    column: str | None = None
+    rules: list[SegmentRule] = Field(default_factory=list)
+    default: str = "other"  # segment for entities no rule matches
+    # clusters: k-means on these features (default: a behavioural set)
+    k: int = Field(3, ge=2, le=12)
+    features: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _complete(self) -> SegmentationConfig:
+        if self.kind in ("rules", "column") and not self.column:
+            raise ValueError(f"a {self.kind} segmentation needs `column`")
+        if self.kind == "rules" and not self.rules:
+            raise ValueError("a rules segmentation needs at least one rule")
+        return self
+
+
+class FeatureConfig(_Strict):
+    """What the point-in-time feature builder computes (see journey_ml/features)."""
+
+    windows_days: list[int] = Field(default_factory=lambda: [7, 30, 90])
+    # event types that get their own windowed counts and a recency feature
+    key_events: list[str] = Field(default_factory=list)
+    # buying-committee roles whose engagement and recency are features (accounts)
+    key_roles: list[str] = Field(default_factory=list)
+    # entity attribute columns used as features: all, none, or a list
+    attributes: Literal["all", "none"] | list[str] = "all"
+    max_categories: int = Field(20, ge=2)
+
+
+class XGBoostConfig(_Strict):
+    n_estimators: int = Field(400, gt=0)
+    max_depth: int = Field(4, gt=0)
+    learning_rate: float = Field(0.05, gt=0)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    min_child_weight: float = Field(1.0, ge=0)
+    early_stopping_rounds: int = Field(30, gt=0)
+    n_jobs: int = Field(2, gt=0)
+
+
+class TrainingConfig(_Strict):
+    seed: int = 7
+    # segments smaller than this use the pooled global model
+    min_segment_rows: int = Field(400, gt=0)
+    min_segment_positives: int = Field(25, gt=0)
+    # the latest as-of dates are held out: validation (early stopping, calibration), then test
+    validation_as_of_count: int = Field(1, ge=1)
+    holdout_as_of_count: int = Field(1, ge=1)
+    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    xgboost: XGBoostConfig = Field(default_factory=XGBoostConfig)
+    # rows of training features kept (in the warehouse) as the drift reference
+    reference_sample_rows: int = Field(5000, gt=0)
+    max_parallel_segments: int = Field(2, gt=0)
+
+
+class RegistryConfig(_Strict):
+    experiment: str = "journey-ml"
+    promotion_metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"] = "roc_auc"
+    # a candidate must beat production by at least this much on the same holdout
+    promotion_margin: float = Field(0.0, ge=0)
+
+
+class RulesConfig(_Strict):
+    """Rule-based scorer for a task: points per feature (value > 0 earns the points)."""
+
+    points: dict[str, float]
+    # points above this value count fully (saturation)
+    cap: float | None = None
+
+
 class JourneyConfig(_Strict):
     """The whole configuration file."""
 
@@ -122,6 +223,12 @@ class JourneyConfig(_Strict):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
+    tasks: dict[str, TaskConfig] = Field(default_factory=dict)
+    segments: dict[str, SegmentationConfig] = Field(default_factory=dict)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    rules: dict[str, RulesConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique_sources(self) -> JourneyConfig:
@@ -130,6 +237,31 @@ class JourneyConfig(_Strict):
         if dupes:
             raise ValueError(f"source names must be unique, repeated: {dupes}")
         return self
+
+    @model_validator(mode="after")
+    def _references(self) -> JourneyConfig:
+        for name, t in self.tasks.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ValueError(f"task name {name!r}: lower-case letters, digits and _ only")
+            if t.outcome not in self.outcomes:
+                raise ValueError(f"task {name!r}: outcome {t.outcome!r} is not in outcomes "
+                                 f"({', '.join(self.outcomes) or 'none'})")
+            if not t.customer_events:
+                raise ValueError(f"task {name!r}: customer_events must name the event types "
+                                 "that make an entity a customer")
+            if t.segment_by is not None and t.segment_by not in self.segments:
+                raise ValueError(f"task {name!r}: segment_by {t.segment_by!r} is not in segments "
+                                 f"({', '.join(self.segments) or 'none'})")
+        for name in self.rules:
+            if name not in self.tasks:
+                raise ValueError(f"rules for unknown task {name!r}")
+        return self
+
+    def task(self, name: str) -> TaskConfig:
+        """The task called ``name``; raises ConfigError naming the known tasks."""
+        if name not in self.tasks:
+            raise ConfigError(f"unknown task {name!r} (configured: {', '.join(self.tasks) or 'none'})")
+        return self.tasks[name]
 
     def source(self, name: str) -> SourceConfig:
         """The source called ``name``; raises ConfigError naming the known sources."""

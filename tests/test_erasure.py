@@ -88,3 +88,5 @@ def test_every_table_holding_people_is_covered_by_erasure():
         for kind in ("contact", "account"):
             if f"{kind}_id" in table.c:
                 assert SUBJECT_COLUMNS[kind].get(table.name) == f"{kind}_id", (table.name, kind)
+            if "entity_id" in table.c:
+                assert SUBJECT_COLUMNS[kind].get(table.name) == "entity_id", (table.name, kind)

@@ -238,6 +238,75 @@ class ErasureLog(Base):
     rows_deleted: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
+class FeatureSnapshot(Base):
+    """Features of one entity as of T for one task (reuse, monitoring); label once matured."""
+
+    __tablename__ = "feature_snapshots"
+
+    task: Mapped[str] = mapped_column(Key(64), primary_key=True)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    entity_id: Mapped[str] = mapped_column(Key(), primary_key=True)
+    feature_set_version: Mapped[str] = mapped_column(String(32))
+    segment: Mapped[str | None] = mapped_column(String(64))
+    features: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    label: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_feature_snapshots_entity", "entity_id"),)
+
+
+class SegmentMembership(Base):
+    """Which segment an entity was in as of T (movement between segments stays visible)."""
+
+    __tablename__ = "segment_memberships"
+
+    segmentation: Mapped[str] = mapped_column(Key(64), primary_key=True)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    entity_id: Mapped[str] = mapped_column(Key(), primary_key=True)
+    entity_kind: Mapped[str] = mapped_column(String(16))
+    segment: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_segment_memberships_entity", "entity_id"),)
+
+
+class AliasMove(Base):
+    """The alias ledger: every move of a registry alias (MLflow keeps no history)."""
+
+    __tablename__ = "alias_ledger"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(256), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    to_version: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))  # promote | rollback | fallback | restore | stage
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReferenceSample(Base):
+    """Training features kept as a model version's drift reference.
+
+    Kept in the warehouse (not as an MLflow artifact) so erasure can reach it; MLflow only
+    gets summary statistics and a pointer.
+    """
+
+    __tablename__ = "reference_samples"
+
+    model_name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    row_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entity_id: Mapped[str] = mapped_column(Key())
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    features: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    label: Mapped[int | None] = mapped_column(Integer)
+    prediction: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_reference_samples_entity", "entity_id"),)
+
+
 __all__ = [
     "Base",
     "Account",
@@ -249,6 +318,10 @@ __all__ = [
     "QuarantineRow",
     "Tombstone",
     "ErasureLog",
+    "FeatureSnapshot",
+    "SegmentMembership",
+    "AliasMove",
+    "ReferenceSample",
     "UTCDateTime",
     "JSONType",
 ]
