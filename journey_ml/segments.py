@@ -1,0 +1,134 @@
+"""Dynamic segments: firmographic rules, an attribute column, or behavioural clusters.
+
+Segments are assigned from the feature frame as of T, so an entity can move between
+segments over time; memberships are stored per as-of date (table segment_memberships).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, delete
+
+from journey_ml.config import SegmentationConfig
+from journey_ml.db.models import SegmentMembership
+
+# behavioural features clustered by default (present in every feature set)
+DEFAULT_CLUSTER_FEATURES = [
+    "events_30d", "active_days_30d", "ch_web_30d", "ch_email_30d", "ch_webinar_90d",
+    "ch_sales_90d", "stage_consideration_90d", "stage_decision_90d", "pricing_page_view_30d",
+    "comparison_page_view_30d", "content_download_90d", "demo_request_90d", "days_since_first_event",
+]
+
+
+def _column(frame: pd.DataFrame, column: str) -> pd.Series:
+    name = column
+    if column.startswith("attributes."):
+        name = "attr_" + re.sub(r"[^a-z0-9_]", "_", column.split(".", 1)[1].lower())
+    if name not in frame.columns:
+        raise ValueError(f"segment column {column!r} is not a feature (looked for {name!r})")
+    return frame[name]
+
+
+def _slug(v: object) -> str:
+    s = re.sub(r"[^a-z0-9]+", "_", str(v).strip().lower()).strip("_")
+    return s or "unknown"
+
+
+@dataclass
+class ClusterSegmenter:
+    """k-means on standardised log-counts, with names from what distinguishes each cluster."""
+
+    features: list[str]
+    k: int = 3
+    random_state: int = 7
+    names_: list[str] = field(default_factory=list)
+
+    def fit(self, frame: pd.DataFrame) -> ClusterSegmenter:
+        from sklearn.cluster import KMeans
+
+        X = self._prepare(frame)
+        if len(X) < self.k:
+            raise ValueError(f"cannot cluster {len(X)} entities into {self.k} segments")
+        self.mean_ = X.mean(axis=0)
+        self.std_ = X.std(axis=0) + 1e-9
+        Z = (X - self.mean_) / self.std_
+        self.kmeans_ = KMeans(n_clusters=self.k, n_init=10, random_state=self.random_state).fit(Z)
+        self.names_ = self._names(self.kmeans_.cluster_centers_)
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> pd.Series:
+        Z = (self._prepare(frame) - self.mean_) / self.std_
+        labels = self.kmeans_.predict(Z)
+        return pd.Series([self.names_[i] for i in labels], index=frame.index, name="segment")
+
+    def _prepare(self, frame: pd.DataFrame) -> np.ndarray:
+        missing = [f for f in self.features if f not in frame.columns]
+        if missing:
+            raise ValueError(f"cluster features missing from the frame: {missing}")
+        X = frame[self.features].apply(pd.to_numeric, errors="coerce").fillna(0).clip(lower=0)
+        return np.log1p(X.to_numpy(dtype=float))
+
+    def _names(self, centers: np.ndarray) -> list[str]:
+        """Each cluster is named after its most distinctive feature (highest centre z-score)."""
+        names: list[str] = []
+        for c in centers:
+            order = np.argsort(-c)
+            top = self.features[order[0]]
+            if c[order[0]] <= 0.25:
+                base = "low_engagement"
+            else:
+                base = re.sub(r"_(\d+)d$", "", top).replace("days_since_first_event", "long_tenure")
+                base = f"{base}_heavy"
+            name, i = base, 2
+            while name in names:
+                name, i = f"{base}_{i}", i + 1
+            names.append(name)
+        return names
+
+
+def assign_segments(frame: pd.DataFrame, cfg: SegmentationConfig, *, random_state: int = 7,
+                    segmenter: ClusterSegmenter | None = None) -> pd.Series:
+    """Segment of every row of a feature frame (index preserved).
+
+    rules: the first rule whose [min, max] holds the column's value (inclusive), else
+    ``cfg.default``; column: the column's value, slugged; clusters: a ClusterSegmenter
+    (fitted here unless one is given). Raises ValueError for a column that is not a feature.
+    """
+    if frame.empty:
+        return pd.Series([], dtype=object, name="segment")
+    if cfg.kind == "rules":
+        v = pd.to_numeric(_column(frame, cfg.column or ""), errors="coerce")
+        out = pd.Series(cfg.default, index=frame.index, dtype=object)
+        assigned = pd.Series(False, index=frame.index)
+        for r in cfg.rules:
+            m = v.notna() & ~assigned
+            if r.min is not None:
+                m &= v >= r.min
+            if r.max is not None:
+                m &= v <= r.max
+            out[m] = r.name
+            assigned |= m
+        return out.rename("segment")
+    if cfg.kind == "column":
+        s = _column(frame, cfg.column or "")
+        return s.map(lambda x: cfg.default if x is None or x != x else _slug(x)).rename("segment")
+    seg = segmenter or ClusterSegmenter(cfg.features or DEFAULT_CLUSTER_FEATURES, cfg.k, random_state).fit(frame)
+    return seg.predict(frame)
+
+
+def store_memberships(engine: Engine, segmentation: str, as_of: datetime, segments: pd.Series,
+                      entity_kind: str) -> int:
+    """Replace the memberships of ``segmentation`` as of ``as_of``; returns rows written."""
+    rows = [{"segmentation": segmentation, "as_of": as_of, "entity_id": str(eid),
+             "entity_kind": entity_kind, "segment": str(seg)} for eid, seg in segments.items()]
+    with engine.begin() as conn:
+        conn.execute(delete(SegmentMembership).where(SegmentMembership.segmentation == segmentation,
+                                                     SegmentMembership.as_of == as_of))
+        if rows:
+            conn.execute(SegmentMembership.__table__.insert(), rows)
+    return len(rows)

@@ -1,0 +1,349 @@
+"""Training per segment: time-based splits, calibrated XGBoost, the promotion gate.
+
+``prepare_training`` builds the stacked, labelled feature frame once (as-of dates whose
+horizon has matured, oldest first) and splits it by time: the newest ``holdout_as_of_count``
+dates are the frozen test holdout, the ones before them the validation set (early stopping
+and calibration), the rest the training set. ``train_segment`` trains one segment's model
+(or the pooled ``global`` model), logs everything to MLflow, registers the version as
+``staging`` and promotes it only if it beats the current production version on the same
+holdout, evaluated in the same run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, delete
+
+from journey_ml.config import JourneyConfig
+from journey_ml.db.models import ReferenceSample
+from journey_ml.features import (
+    FeatureSet,
+    declare_feature_set,
+    discover_attributes,
+    training_dates,
+    training_frame,
+)
+from journey_ml.models.metrics import Metrics, better, evaluate
+from journey_ml.models.xgb import Column, XGBScorer
+from journey_ml.segments import assign_segments
+
+GLOBAL = "global"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot proceed (no data, one class...); the message says why."""
+
+
+@dataclass
+class TrainingData:
+    """The stacked feature frame of a task, its segments and its time split."""
+
+    task: str
+    as_of: datetime
+    dates: list[datetime]
+    feature_set: FeatureSet
+    frame: pd.DataFrame  # entity_id, as_of, features..., label, segment, split
+    segmentation: str | None
+
+    def rows(self, segment: str) -> pd.DataFrame:
+        return self.frame if segment == GLOBAL else self.frame[self.frame["segment"] == segment]
+
+    def segments(self) -> list[str]:
+        return sorted(self.frame["segment"].dropna().unique().tolist())
+
+
+@dataclass
+class SegmentOutcome:
+    """What training did for one segment."""
+
+    task: str
+    segment: str
+    status: str  # promoted | staged | pooled | failed
+    reason: str
+    model_name: str | None = None
+    version: int | None = None
+    run_id: str | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    positives: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    production_version: int | None = None
+    production_metrics: dict[str, float] | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["metrics"] = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.metrics.items()}
+        return d
+
+
+def prepare_training(engine: Engine, config: JourneyConfig, task_name: str, as_of: datetime) -> TrainingData:
+    """Build the labelled training frame for ``task_name`` with data up to ``as_of``.
+
+    Raises TrainingError when the data cannot hold the configured as-of dates or has no
+    positive (or no negative) label.
+    """
+    task = config.task(task_name)
+    try:
+        dates = training_dates(config, task_name, as_of)
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
+    fs = declare_feature_set(config, task, discover_attributes(engine, config, task_name))
+    frame = training_frame(engine, config, task_name, dates, feature_set=fs)
+    if frame.empty:
+        raise TrainingError(f"task {task_name!r}: no entity in the population at any of "
+                            f"{len(dates)} as-of dates ({dates[0]:%Y-%m-%d} .. {dates[-1]:%Y-%m-%d})")
+    if frame["label"].nunique() < 2:
+        raise TrainingError(f"task {task_name!r}: all {len(frame)} labels are {int(frame['label'].iloc[0])}; "
+                            "nothing to learn")
+    tcfg = config.training
+    test_dates = dates[-tcfg.holdout_as_of_count:]
+    valid_dates = dates[-(tcfg.holdout_as_of_count + tcfg.validation_as_of_count):-tcfg.holdout_as_of_count]
+    frame["split"] = np.where(frame["as_of"].isin(test_dates), "test",
+                              np.where(frame["as_of"].isin(valid_dates), "valid", "train"))
+    if task.segment_by:
+        seg_cfg = config.segments[task.segment_by]
+        if seg_cfg.kind == "clusters":
+            raise TrainingError(f"task {task_name!r}: segment_by {task.segment_by!r} is a clusters "
+                                "segmentation; models are selected by rules or column segments "
+                                "(clusters are for analysis)")
+        frame["segment"] = assign_segments(frame, seg_cfg, random_state=tcfg.seed).to_numpy()
+    else:
+        frame["segment"] = GLOBAL
+    return TrainingData(task_name, as_of, dates, fs, frame.reset_index(drop=True), task.segment_by)
+
+
+def _columns(fs: FeatureSet) -> list[Column]:
+    return [Column(f.name, f.kind, tuple(f.categories)) for f in fs.features]
+
+
+def train_segment(data: TrainingData, segment: str, config: JourneyConfig, registry, engine: Engine,
+                  *, actor: str = "journey-ml") -> SegmentOutcome:
+    """Train, log, register and gate the model of one segment (or ``global``).
+
+    A segment below the configured size (rows or positives in any split) is ``pooled``: it
+    is scored by the global model and gets no model of its own. Never raises for a
+    segment-level problem; the outcome says what happened.
+    """
+    t0 = time.perf_counter()
+    tcfg = config.training
+    rows = data.rows(segment)
+    parts = {s: rows[rows["split"] == s] for s in ("train", "valid", "test")}
+    out = SegmentOutcome(task=data.task, segment=segment, status="failed", reason="",
+                         rows={k: len(v) for k, v in parts.items()},
+                         positives={k: int(v["label"].sum()) for k, v in parts.items()})
+    small = [k for k in ("train", "valid", "test")
+             if out.rows[k] < (tcfg.min_segment_rows if k == "train" else 1)
+             or out.positives[k] < (tcfg.min_segment_positives if k == "train" else 1)
+             or out.positives[k] == out.rows[k]]
+    if small:
+        out.status = "pooled" if segment != GLOBAL else "failed"
+        out.reason = (f"too little data ({', '.join(f'{k}: {out.rows[k]} rows, {out.positives[k]} positive' for k in small)}; "
+                      f"minimum {tcfg.min_segment_rows} rows / {tcfg.min_segment_positives} positives to train)"
+                      + ("; uses the global model" if segment != GLOBAL else ""))
+        out.seconds = time.perf_counter() - t0
+        return out
+
+    names = data.feature_set.names()
+    x = tcfg.xgboost
+    scorer = XGBScorer(_columns(data.feature_set), n_estimators=x.n_estimators, max_depth=x.max_depth,
+                       learning_rate=x.learning_rate, subsample=x.subsample,
+                       colsample_bytree=x.colsample_bytree, min_child_weight=x.min_child_weight,
+                       early_stopping_rounds=x.early_stopping_rounds, n_jobs=x.n_jobs,
+                       calibration=tcfg.calibration, random_state=tcfg.seed)
+    try:
+        scorer.fit(parts["train"][names], parts["train"]["label"], parts["valid"][names], parts["valid"]["label"])
+    except ValueError as e:
+        out.reason = f"training failed: {e}"
+        out.seconds = time.perf_counter() - t0
+        return out
+    test_X, test_y = parts["test"][names], parts["test"]["label"].to_numpy()
+    cand = evaluate(test_y, scorer.predict_proba(test_X))
+    valid_m = evaluate(parts["valid"]["label"], scorer.predict_proba(parts["valid"][names]))
+    out.metrics = cand.scalars()
+
+    metric = config.registry.promotion_metric
+    prod = registry.production(data.task, segment)
+    prod_value = None
+    if prod is not None and prod.kind != "rules":
+        try:
+            loaded = registry.load(data.task, segment, "production")
+            pm = evaluate(test_y, loaded.scorer.predict_proba(test_X[loaded.scorer.feature_names]))
+            out.production_version, out.production_metrics = prod.version, pm.scalars()
+            prod_value = getattr(pm, metric)
+        except Exception as e:  # noqa: BLE001 - a broken production model must not block a fix
+            out.production_version = prod.version
+            out.reason = f"production v{prod.version} could not be evaluated ({type(e).__name__}: {e}); "
+
+    run_id = _log_run(registry, data, segment, scorer, cand, valid_m, out, config)
+    info = registry.log_model(
+        scorer, task=data.task, segment=segment, run_id=run_id, feature_set=data.feature_set.to_dict(),
+        metrics={f"test_{k}": v for k, v in cand.scalars().items() if not math.isnan(v)},
+        params={"kind": "xgboost", "best_iteration": scorer.best_iteration_},
+        tags={"journey.task": data.task, "journey.segment": segment,
+              "journey.feature_set_version": data.feature_set.version,
+              "journey.data_window": f"{data.dates[0]:%Y-%m-%d}..{data.dates[-1]:%Y-%m-%d}"})
+    out.model_name, out.version, out.run_id = info.name, info.version, run_id
+    _ensure_rules_version(registry, data, segment, config, parts, run_id)
+    _store_reference(engine, info.name, info.version, parts["train"], names, scorer, tcfg.reference_sample_rows, tcfg.seed)
+
+    gate = registry.evaluate_gate(getattr(cand, metric), prod_value, metric, config.registry.promotion_margin)
+    out.reason += gate.reason
+    if gate.promote:
+        registry.promote(data.task, segment, info.version, reason=gate.reason, run_id=run_id)
+        out.status = "promoted"
+    else:
+        out.status = "staged"
+        registry.tag_version(info.name, info.version, {"journey.gate": gate.reason})
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _rules_hash(config: JourneyConfig, task: str) -> str:
+    return hashlib.sha256(config.rules[task].model_dump_json().encode()).hexdigest()[:16]
+
+
+def _ensure_rules_version(registry, data: TrainingData, segment: str, config: JourneyConfig,
+                          parts: dict[str, pd.DataFrame], run_id: str) -> None:
+    """Register the rule-based scorer as a version of this model when its rules changed."""
+    if data.task not in config.rules:
+        return
+    from journey_ml.models.rules import RulesScorer
+
+    digest = _rules_hash(config, data.task)
+    if registry.find_version(data.task, segment, {"journey.rules_hash": digest}) is not None:
+        return
+    recent = pd.concat([parts["train"], parts["valid"]])
+    rules = RulesScorer.from_config(config.rules[data.task])
+    try:
+        rules.fit(recent, recent["label"])
+    except ValueError:
+        return  # rules reference features this segment lacks; fallback uses built-in rules
+    registry.log_model(rules, task=data.task, segment=segment, run_id=run_id, set_staging=False,
+                       tags={"journey.rules_hash": digest, "journey.task": data.task,
+                             "journey.segment": segment})
+
+
+def _store_reference(engine: Engine, model_name: str, version: int, train: pd.DataFrame,
+                     names: list[str], scorer: XGBScorer, n: int, seed: int) -> None:
+    """A seeded sample of training rows as the version's drift reference (in the warehouse)."""
+    sample = train.sample(n=min(n, len(train)), random_state=seed) if len(train) else train
+    preds = scorer.predict_proba(sample[names]) if len(sample) else []
+    feats = json.loads(sample[names].to_json(orient="records", date_format="iso", double_precision=15))
+    recs = [{"model_name": model_name, "version": version, "row_id": i, "entity_id": str(eid),
+             "as_of": as_of.to_pydatetime() if hasattr(as_of, "to_pydatetime") else as_of,
+             "features": f, "label": int(lbl), "prediction": float(p)}
+            for i, (eid, as_of, lbl, f, p) in enumerate(zip(sample["entity_id"], sample["as_of"],
+                                                            sample["label"], feats, preds, strict=True))]
+    with engine.begin() as conn:
+        conn.execute(delete(ReferenceSample).where(ReferenceSample.model_name == model_name,
+                                                   ReferenceSample.version == version))
+        if recs:
+            conn.execute(ReferenceSample.__table__.insert(), recs)
+
+
+def _log_run(registry, data: TrainingData, segment: str, scorer: XGBScorer, test: Metrics,
+             valid: Metrics, out: SegmentOutcome, config: JourneyConfig) -> str:
+    """One MLflow run per segment: params, metrics, data window, plots, feature importance."""
+    client = registry.client
+    run = client.create_run(registry.experiment_id, run_name=f"{data.task}-{segment}",
+                            tags={"journey.task": data.task, "journey.segment": segment})
+    rid = run.info.run_id
+    x = config.training.xgboost
+    params = {
+        "task": data.task, "segment": segment, "segmentation": data.segmentation or "none",
+        "horizon_days": config.tasks[data.task].horizon_days,
+        "as_of_dates": ",".join(f"{d:%Y-%m-%d}" for d in data.dates),
+        "data_window": f"{data.dates[0]:%Y-%m-%d}..{data.dates[-1]:%Y-%m-%d}",
+        "feature_set_version": data.feature_set.version, "n_features": len(data.feature_set.features),
+        "calibration": config.training.calibration, "seed": config.training.seed,
+        "best_iteration": scorer.best_iteration_, **{f"xgb_{k}": v for k, v in x.model_dump().items()},
+        **{f"rows_{k}": v for k, v in out.rows.items()}, **{f"positives_{k}": v for k, v in out.positives.items()},
+    }
+    from mlflow.entities import Metric, Param
+
+    now_ms = int(time.time() * 1000)
+    metrics = [Metric(f"test_{k}", v, now_ms, 0) for k, v in test.scalars().items() if not math.isnan(v)]
+    metrics += [Metric(f"valid_{k}", v, now_ms, 0) for k, v in valid.scalars().items() if not math.isnan(v)]
+    client.log_batch(rid, metrics=metrics, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "calibration_table.json").write_text(json.dumps(test.calibration, indent=1))
+        (d / "feature_importance.json").write_text(json.dumps(
+            dict(sorted(scorer.importance().items(), key=lambda kv: -kv[1])), indent=1))
+        (d / "feature_set.json").write_text(json.dumps(data.feature_set.to_dict(), indent=1))
+        names = data.feature_set.names()
+        sample = data.rows(segment)
+        sample = sample[sample["split"] == "test"]
+        sample = sample.sample(n=min(2000, len(sample)), random_state=config.training.seed)
+        _plots(d, scorer, sample[names], test)
+        client.log_artifacts(rid, str(d), "report")
+    client.set_terminated(rid)
+    return rid
+
+
+def _plots(d: Path, scorer: XGBScorer, X: pd.DataFrame, test: Metrics) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    contrib = scorer.contributions(X) if len(X) else pd.DataFrame(columns=scorer.feature_names)
+    top = contrib.abs().mean().sort_values(ascending=False).head(15)
+    fig, ax = plt.subplots(figsize=(8, 6))
+    for i, name in enumerate(reversed(top.index.tolist())):
+        vals = contrib[name].to_numpy()
+        raw = pd.to_numeric(X[name], errors="coerce").to_numpy(dtype=float) if name in X else np.zeros(len(vals))
+        rank = pd.Series(raw).rank(pct=True).fillna(0.5).to_numpy()
+        jitter = (np.random.default_rng(0).random(len(vals)) - 0.5) * 0.3
+        ax.scatter(vals, np.full(len(vals), i) + jitter, c=rank, cmap="coolwarm", s=4, alpha=0.6)
+    ax.set_yticks(range(len(top)), list(reversed(top.index.tolist())))
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("SHAP value (log-odds contribution); colour: feature value rank")
+    ax.set_title("SHAP summary (test holdout sample)")
+    fig.tight_layout()
+    fig.savefig(d / "shap_summary.png", dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    cal = test.calibration
+    ax.plot([0, 1], [0, 1], ls="--", color="grey")
+    ax.plot([c["mean_predicted"] for c in cal], [c["observed"] for c in cal], marker="o")
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed rate")
+    ax.set_title(f"calibration (test, n={test.n}, Brier {test.brier:.3f})")
+    fig.tight_layout()
+    fig.savefig(d / "calibration.png", dpi=90)
+    plt.close(fig)
+
+    imp = pd.Series(scorer.importance()).sort_values().tail(20)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.barh(imp.index, imp.to_numpy())
+    ax.set_title("feature importance (total gain)")
+    fig.tight_layout()
+    fig.savefig(d / "feature_importance.png", dpi=90)
+    plt.close(fig)
+
+
+def train_task(engine: Engine, registry, config: JourneyConfig, task_name: str, as_of: datetime, *,
+               segments: list[str] | None = None, actor: str = "journey-ml") -> list[SegmentOutcome]:
+    """Prepare once, then train the global model and every segment (sequentially).
+
+    Flows run ``train_segment`` as parallel tasks instead; this is the plain-Python path.
+    """
+    data = prepare_training(engine, config, task_name, as_of)
+    wanted = segments or [GLOBAL, *data.segments()]
+    return [train_segment(data, s, config, registry, engine, actor=actor) for s in wanted]
+
+
+__all__ = ["GLOBAL", "TrainingData", "SegmentOutcome", "TrainingError", "prepare_training",
+           "train_segment", "train_task", "better"]

@@ -1,0 +1,102 @@
+"""The XGBoost scorer and the metrics: behaviour on data with a known signal."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from journey_ml.models.metrics import better, calibration_table, evaluate
+from journey_ml.models.xgb import Column, XGBScorer
+
+
+def _data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x1 = rng.poisson(2, n).astype(float)
+    x2 = rng.normal(size=n)
+    cat = rng.choice(["a", "b", "c"], n)
+    logit = -2.5 + 0.8 * x1 + 1.0 * (cat == "b")
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    X = pd.DataFrame({"x1": x1, "x2": x2, "cat": cat})
+    X.loc[X.sample(frac=0.05, random_state=seed).index, "x2"] = np.nan
+    return X, y
+
+
+COLS = [Column("x1", "numeric"), Column("x2", "numeric"), Column("cat", "categorical", ("a", "b"))]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = _data(4000, 1)
+    Xv, yv = _data(1500, 2)
+    return XGBScorer(COLS, n_estimators=150, random_state=3).fit(X, y, Xv, yv)
+
+
+def test_learns_the_signal_and_is_calibrated(fitted):
+    Xt, yt = _data(3000, 3)
+    m = evaluate(yt, fitted.predict_proba(Xt))
+    assert m.roc_auc > 0.75
+    # calibrated: mean prediction close to the observed rate, and per populated bin
+    assert abs(fitted.predict_proba(Xt).mean() - yt.mean()) < 0.03
+    assert all(abs(b["mean_predicted"] - b["observed"]) < 0.15 for b in m.calibration if b["n"] > 200)
+
+
+def test_unseen_category_and_missing_values_are_handled(fitted):
+    X = pd.DataFrame({"x1": [1.0, 1.0], "x2": [np.nan, 0.0], "cat": ["zzz", None]})
+    p = fitted.predict_proba(X)
+    assert p.shape == (2,) and np.all((p >= 0) & (p <= 1))
+
+
+def test_explanations_are_shap_values_that_add_up(fitted):
+    Xt, _ = _data(50, 4)
+    c = fitted.contributions(Xt)
+    assert list(c.columns) == ["x1", "x2", "cat"]
+    top = fitted.explain(Xt, top_k=2)
+    assert len(top) == 50 and all(len(r) == 2 for r in top)
+    assert top[0][0][0] in {"x1", "x2", "cat"}
+    # x1 drives the outcome: it is the most important feature
+    assert max(fitted.importance(), key=fitted.importance().get) == "x1"
+
+
+def test_same_seed_same_model():
+    X, y = _data(1500, 5)
+    Xv, yv = _data(600, 6)
+    a = XGBScorer(COLS, n_estimators=50, random_state=1).fit(X, y, Xv, yv).predict_proba(Xv)
+    b = XGBScorer(COLS, n_estimators=50, random_state=1).fit(X, y, Xv, yv).predict_proba(Xv)
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(("y", "yv", "message"), [
+    (np.zeros(100), np.r_[np.zeros(50), np.ones(50)], "training set has a single class"),
+    (np.r_[np.zeros(50), np.ones(50)], np.ones(100), "validation set has a single class"),
+])
+def test_single_class_is_refused(y, yv, message):
+    X, _ = _data(100, 7)
+    with pytest.raises(ValueError, match=message):
+        XGBScorer(COLS, n_estimators=5).fit(X, y, X, yv)
+
+
+def test_missing_feature_column_is_named(fitted):
+    with pytest.raises(ValueError, match="input lacks feature column\\(s\\): cat"):
+        fitted.predict_proba(pd.DataFrame({"x1": [1.0], "x2": [0.0]}))
+
+
+def test_metrics_by_hand():
+    y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 1])
+    p = np.array([0.9, 0.8, 0.7, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.05])
+    m = evaluate(y, p)
+    assert (m.n, m.positives) == (10, 3)
+    assert m.precision_top_decile == 1.0 and math.isclose(m.lift_top_decile, 1 / 0.3)
+    assert math.isclose(m.roc_auc, 13 / 21)  # 0.9 beats 7 negatives, 0.7 beats 6, 0.05 none
+    one_class = evaluate(np.zeros(5), np.full(5, 0.1))
+    assert math.isnan(one_class.roc_auc) and math.isnan(one_class.lift_top_decile)
+    with pytest.raises(ValueError, match="differ in length"):
+        evaluate([1, 0], [0.5])
+    with pytest.raises(ValueError, match="empty set"):
+        evaluate([], [])
+    assert calibration_table([1, 0], [0.95, 0.05]) == [
+        {"bin": "0.0-0.1", "mean_predicted": 0.05, "observed": 0.0, "n": 1},
+        {"bin": "0.9-1.0", "mean_predicted": 0.95, "observed": 1.0, "n": 1}]
+    assert better("roc_auc", 0.8, 0.7) > 0 and better("log_loss", 0.3, 0.4) > 0
