@@ -39,9 +39,11 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     _quiet_prefect()
 
     import flows  # noqa: F401  (telemetry defaults)
+    from flows.features import features_flow
     from flows.ingest import ingest_flow
     from flows.simulate import simulate_flow
-    from journey_ml.cli import ingest_table
+    from flows.train import train_flow
+    from journey_ml.cli import ingest_table, leaderboard
 
     cfg = str(config_path) if config_path else None
     t0 = time.perf_counter()
@@ -50,13 +52,13 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     console.rule("[bold]journey-ml demo")
     console.print(f"home: {home.resolve()}  (SQLite warehouse, local MLflow, Prefect ephemeral API)")
 
-    console.print("\n[bold]1/2 simulate[/] source exports (CRM, web, email, webinars, sales, support, billing, product)")
+    console.print("\n[bold]1/4 simulate[/] source exports (CRM, web, email, webinars, sales, support, billing, product)")
     sim = simulate_flow(accounts=accounts, config_path=cfg)
     summary["simulation"] = sim
     console.print(f"    {sim['accounts']:,} accounts, {sim['contacts']:,} contacts, {sim['events']:,} events "
                   f"({sim['dirty_rows']:,} deliberately bad rows) in {sim['out_dir']}")
 
-    console.print("\n[bold]2/2 ingest[/] into the warehouse (validated, de-duplicated, quarantined)")
+    console.print("\n[bold]2/4 ingest[/] into the warehouse (validated, de-duplicated, quarantined)")
     runs = ingest_flow(config_path=cfg)
     summary["ingest"] = runs
     console.print(ingest_table(runs))
@@ -65,6 +67,21 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     rejected = sum(r["rows_rejected"] for r in runs)
     dupes = sum(r["rows_duplicate"] for r in runs)
     balanced = all(r["balanced"] for r in runs)
+
+    console.print("\n[bold]3/4 features[/] as of the newest event (point-in-time, segments stored per date)")
+    snaps = features_flow(config_path=cfg)
+    summary["features"] = snaps
+    for s in snaps:
+        segs = ", ".join(f"{k} {v}" for k, v in sorted(s["segments"].get("firmographic", {}).items()))
+        clusters = ", ".join(f"{k} {v}" for k, v in sorted(s["segments"].get("behaviour", {}).items()))
+        console.print(f"    {s['task']}: {s['entities']:,} entities x {s['features']} features; "
+                      f"firmographic: {segs or '-'}; behaviour: {clusters or '-'}")
+
+    console.print("\n[bold]4/4 train[/] one calibrated model per segment + a pooled global model; "
+                  "promote only if better than production on the same holdout")
+    trained = train_flow(config_path=cfg)
+    summary["training"] = trained
+    console.print(leaderboard(trained))
 
     unknown: dict[str, int] = {}
     for r in runs:
@@ -82,5 +99,12 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     console.print(f"warehouse: {settings.warehouse_url}")
     console.print(f"rejects:   sqlite3 {home / 'warehouse.db'} "
                   "\"select source, reason, count(*) from quarantine group by 1, 2\"")
+    promoted = [f"{r['task']}/{r['segment']} v{r['version']}" for r in trained if r["status"] == "promoted"]
+    pooled = [f"{r['task']}/{r['segment']}" for r in trained if r["status"] == "pooled"]
+    console.print(f"promoted to production: {', '.join(promoted) or 'none'}")
+    if pooled:
+        console.print(f"too small for their own model (scored by the global model): {', '.join(pooled)}")
+    console.print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}")
+    console.print(f"alias ledger: .venv/bin/journey-ml models history")
     console.print(f"finished in {elapsed:.0f} s")
     return summary

@@ -222,6 +222,110 @@ def ingest_table(results) -> Table:
     return t
 
 
+# --- features / train ---------------------------------------------------------------------
+
+features_app = typer.Typer(no_args_is_help=True, help="Point-in-time features.")
+app.add_typer(features_app, name="features")
+AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="As-of time, ISO 8601 (UTC if no "
+                    "offset); default: the newest event in the warehouse.")]
+
+
+def _as_of(value: str | None, engine) -> tuple[datetime, datetime]:
+    from journey_ml.training import data_end
+
+    end = data_end(engine)
+    if value is None:
+        return end, end
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"--as-of: not an ISO 8601 time: {value!r}") from None
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)), end
+
+
+@features_app.command("build")
+def features_build(
+    config: ConfigOpt = None,
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task (repeatable; default all).")] = None,
+    as_of: AsOfOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build and store feature snapshots (and segment memberships) as of a date."""
+    from journey_ml.db import upgrade
+    from journey_ml.snapshots import build_and_store
+
+    rt = _runtime(config)
+    upgrade(rt.engine)
+    t, end = _as_of(as_of, rt.engine)
+    names = task or list(rt.config.tasks)
+    for n in names:
+        rt.config.task(n)  # unknown task names fail before any work
+    results = [build_and_store(rt.engine, rt.config, n, t, data_end=end,
+                               created_at=_now()) for n in names]
+    if as_json:
+        _emit_json([r.to_dict() for r in results])
+        return
+    tb = Table(title=f"feature snapshots as of {t:%Y-%m-%d %H:%M}", title_justify="left")
+    for col in ("task", "entities", "features", "labelled", "positive rate", "segments"):
+        tb.add_column(col)
+    for r in results:
+        segs = "; ".join(f"{k}: " + ", ".join(f"{s} {n}" for s, n in sorted(v.items())) for k, v in r.segments.items())
+        tb.add_row(r.task, f"{r.entities:,}", str(r.features), "yes" if r.labelled else "not yet",
+                   "" if r.positive_rate is None else f"{r.positive_rate:.1%}", segs)
+    out.print(tb)
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task (repeatable; default all).")] = None,
+    segment: Annotated[list[str] | None, typer.Option("--segment", help="Segment (repeatable; "
+                       "default: global and every segment).")] = None,
+    as_of: AsOfOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train calibrated per-segment models, log them to MLflow, gate and promote."""
+    from journey_ml.db import upgrade
+    from journey_ml.training import GLOBAL, prepare_training, train_segment
+
+    rt = _runtime(config)
+    upgrade(rt.engine)
+    t, _ = _as_of(as_of, rt.engine)
+    outcomes = []
+    for name in task or list(rt.config.tasks):
+        console.print(f"[bold]{name}[/]: building the training frame as of {t:%Y-%m-%d} ...")
+        data = prepare_training(rt.engine, rt.config, name, t)
+        for seg in segment or [GLOBAL, *data.segments()]:
+            console.print(f"  training {name}/{seg} ...")
+            outcomes.append(train_segment(data, seg, rt.config, rt.registry, rt.engine))
+    if as_json:
+        _emit_json([o.to_dict() for o in outcomes])
+        return
+    out.print(leaderboard(outcomes))
+    out.print(f"MLflow: {rt.settings.tracking_uri}  (mlflow ui --backend-store-uri {rt.settings.tracking_uri})")
+
+
+def leaderboard(outcomes) -> Table:
+    """Per-segment results: held-out metrics, production comparison, the gate's decision."""
+    t = Table(title="leaderboard (test holdout = newest as-of date)", title_justify="left")
+    for col in ("task/segment", "status", "ver", "rows", "pos", "AUC", "PR AUC", "Brier", "lift@10%", "vs prod"):
+        t.add_column(col, justify="left" if col in ("task/segment", "status") else "right")
+    for o in outcomes:
+        d = o if isinstance(o, dict) else o.to_dict()
+        m = d.get("metrics") or {}
+        pm = d.get("production_metrics") or {}
+
+        def f(v, fmt="{:.3f}"):
+            return "" if v is None or v != v else fmt.format(v)
+
+        style = {"promoted": "green", "staged": "yellow", "pooled": "dim", "failed": "red"}.get(d["status"], "")
+        t.add_row(f"{d['task']}/{d['segment']}", f"[{style}]{d['status']}[/]", f(d.get("version"), "v{}"),
+                  f"{sum((d.get('rows') or {}).values()):,}", f"{sum((d.get('positives') or {}).values()):,}",
+                  f(m.get("roc_auc")), f(m.get("pr_auc")), f(m.get("brier")), f(m.get("lift_top_decile"), "{:.1f}x"),
+                  f(pm.get("roc_auc")) + (f" (v{d['production_version']})" if d.get("production_version") else ""))
+    return t
+
+
 # --- forget -----------------------------------------------------------------------------
 
 

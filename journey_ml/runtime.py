@@ -39,6 +39,14 @@ class Runtime:
         self.settings.ensure_home()
         return make_engine(self.settings.warehouse_url)
 
+    @cached_property
+    def registry(self):
+        """The model registry adapter (MLflow + the warehouse's alias ledger)."""
+        from journey_ml.registry import Registry
+
+        return Registry(self.settings.tracking_uri, self.engine,
+                        experiment=self.config.registry.experiment)
+
     @property
     def data_dir(self) -> Path:
         """Where relative source paths resolve."""

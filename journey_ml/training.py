@@ -122,6 +122,29 @@ def prepare_training(engine: Engine, config: JourneyConfig, task_name: str, as_o
     return TrainingData(task_name, as_of, dates, fs, frame.reset_index(drop=True), task.segment_by)
 
 
+def data_end(engine: Engine) -> datetime:
+    """The time of the newest event in the warehouse: the default "as of" of a run.
+
+    Taken from the data, not the clock, so replaying an old export trains and scores as
+    of that export. Raises TrainingError on an empty warehouse.
+    """
+    from sqlalchemy import func, select
+
+    from journey_ml.db.models import Event
+
+    with engine.connect() as conn:
+        latest = conn.execute(select(func.max(Event.occurred_at))).scalar_one_or_none()
+    if latest is None:
+        raise TrainingError("the warehouse has no events yet: run `journey-ml ingest` first")
+    if isinstance(latest, str):  # SQLite aggregate results bypass the column type
+        latest = datetime.fromisoformat(latest)
+    if latest.tzinfo is None:
+        from datetime import UTC
+
+        latest = latest.replace(tzinfo=UTC)
+    return latest
+
+
 def _columns(fs: FeatureSet) -> list[Column]:
     return [Column(f.name, f.kind, tuple(f.categories)) for f in fs.features]
 
@@ -345,5 +368,5 @@ def train_task(engine: Engine, registry, config: JourneyConfig, task_name: str, 
     return [train_segment(data, s, config, registry, engine, actor=actor) for s in wanted]
 
 
-__all__ = ["GLOBAL", "TrainingData", "SegmentOutcome", "TrainingError", "prepare_training",
+__all__ = ["GLOBAL", "data_end", "TrainingData", "SegmentOutcome", "TrainingError", "prepare_training",
            "train_segment", "train_task", "better"]

@@ -1,0 +1,57 @@
+"""Feature snapshots as of T: features, segment memberships and (once matured) labels."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from journey_ml.config import JourneyConfig
+from journey_ml.features import build_features, declare_feature_set, discover_attributes, labels, store_snapshot
+from journey_ml.segments import assign_segments, store_memberships
+
+
+@dataclass
+class SnapshotResult:
+    task: str
+    as_of: datetime
+    entities: int
+    features: int
+    feature_set_version: str
+    segments: dict[str, dict[str, int]] = field(default_factory=dict)  # segmentation -> segment -> n
+    labelled: bool = False
+    positive_rate: float | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["as_of"] = self.as_of.isoformat()
+        return d
+
+
+def build_and_store(engine: Engine, config: JourneyConfig, task_name: str, as_of: datetime, *,
+                    data_end: datetime | None = None, created_at: datetime | None = None,
+                    seed: int | None = None) -> SnapshotResult:
+    """Build features of ``task_name`` as of ``as_of``, assign every configured segmentation,
+    store memberships and the snapshot; attach labels when ``as_of + horizon <= data_end``.
+    """
+    task = config.task(task_name)
+    fs = declare_feature_set(config, task, discover_attributes(engine, config, task_name))
+    ff = build_features(engine, config, task_name, as_of, feature_set=fs)
+    result = SnapshotResult(task_name, as_of, len(ff.frame), len(fs.features), fs.version)
+    task_segments = None
+    for name, seg_cfg in config.segments.items():
+        if len(ff.frame) < (seg_cfg.k if seg_cfg.kind == "clusters" else 1):
+            continue
+        seg = assign_segments(ff.frame, seg_cfg, random_state=seed if seed is not None else config.training.seed)
+        store_memberships(engine, name, as_of, seg, task.entity)
+        result.segments[name] = seg.value_counts().to_dict()
+        if name == task.segment_by:
+            task_segments = seg
+    y = None
+    if data_end is not None and as_of + timedelta(days=task.horizon_days) <= data_end:
+        y = labels(engine, config, task_name, as_of, ff.frame.index)
+        result.labelled = True
+        result.positive_rate = float(y.mean()) if len(y) else None
+    store_snapshot(engine, ff, labels=y, segments=task_segments, created_at=created_at or as_of)
+    return result
