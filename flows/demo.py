@@ -105,6 +105,6 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     if pooled:
         console.print(f"too small for their own model (scored by the global model): {', '.join(pooled)}")
     console.print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}")
-    console.print(f"alias ledger: .venv/bin/journey-ml models history")
+    console.print("alias ledger: .venv/bin/journey-ml models history")
     console.print(f"finished in {elapsed:.0f} s")
     return summary

@@ -8,7 +8,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from journey_ml.config import JourneyConfig
-from journey_ml.features import build_features, declare_feature_set, discover_attributes, labels, store_snapshot
+from journey_ml.features import (
+    build_features,
+    declare_feature_set,
+    discover_attributes,
+    labels,
+    store_snapshot,
+)
 from journey_ml.segments import assign_segments, store_memberships
 
 

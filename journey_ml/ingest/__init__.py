@@ -1,5 +1,11 @@
 """Ingestion: sources -> contract validation -> warehouse, every row accounted for."""
 
-from journey_ml.ingest.pipeline import IngestError, IngestResult, Progress, ingest_all, ingest_source
+from journey_ml.ingest.pipeline import (
+    IngestError,
+    IngestResult,
+    Progress,
+    ingest_all,
+    ingest_source,
+)
 
 __all__ = ["IngestError", "IngestResult", "Progress", "ingest_all", "ingest_source"]
