@@ -27,6 +27,15 @@ config_app = typer.Typer(no_args_is_help=True, help="Configuration file.")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 
+
+def _mount_models() -> None:
+    from journey_ml.cli_models import models_app
+
+    app.add_typer(models_app, name="models", help="Registry: list, history, promote, rollback.")
+
+
+_mount_models()
+
 # soft_wrap: an error line stays one line, whatever the terminal width
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
