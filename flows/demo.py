@@ -72,10 +72,10 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     snaps = features_flow(config_path=cfg)
     summary["features"] = snaps
     for s in snaps:
-        segs = ", ".join(f"{k} {v}" for k, v in sorted(s["segments"].get("firmographic", {}).items()))
-        clusters = ", ".join(f"{k} {v}" for k, v in sorted(s["segments"].get("behaviour", {}).items()))
-        console.print(f"    {s['task']}: {s['entities']:,} entities x {s['features']} features; "
-                      f"firmographic: {segs or '-'}; behaviour: {clusters or '-'}")
+        console.print(f"    {s['task']}: {s['entities']:,} entities x {s['features']} features"
+                      + (f", {s['positive_rate']:.1%} positive" if s.get("positive_rate") is not None else ""))
+        for name, counts in s["segments"].items():
+            console.print(f"      {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
     console.print("\n[bold]4/4 train[/] one calibrated model per segment + a pooled global model; "
                   "promote only if better than production on the same holdout")

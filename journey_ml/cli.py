@@ -315,10 +315,14 @@ def train(
 
 
 def leaderboard(outcomes) -> Table:
-    """Per-segment results: held-out metrics, production comparison, the gate's decision."""
-    t = Table(title="leaderboard (test holdout = newest as-of date)", title_justify="left")
-    for col in ("task/segment", "status", "ver", "rows", "pos", "AUC", "PR AUC", "Brier", "lift@10%", "vs prod"):
-        t.add_column(col, justify="left" if col in ("task/segment", "status") else "right")
+    """Per-segment results that fit 80 columns: held-out metrics, production, the gate."""
+    from rich import box
+
+    t = Table(title="leaderboard (test holdout = newest as-of date)", title_justify="left",
+              box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    for col in ("model", "status", "ver", "rows", "pos", "AUC", "Brier", "lift", "prod AUC"):
+        t.add_column(col, justify="left" if col in ("model", "status") else "right",
+                     no_wrap=True, min_width=23 if col == "model" else None)
     for o in outcomes:
         d = o if isinstance(o, dict) else o.to_dict()
         m = d.get("metrics") or {}
@@ -328,10 +332,10 @@ def leaderboard(outcomes) -> Table:
             return "" if v is None or v != v else fmt.format(v)
 
         style = {"promoted": "green", "staged": "yellow", "pooled": "dim", "failed": "red"}.get(d["status"], "")
+        prod = f(pm.get("roc_auc")) + (f" v{d['production_version']}" if d.get("production_version") else "")
         t.add_row(f"{d['task']}/{d['segment']}", f"[{style}]{d['status']}[/]", f(d.get("version"), "v{}"),
                   f"{sum((d.get('rows') or {}).values()):,}", f"{sum((d.get('positives') or {}).values()):,}",
-                  f(m.get("roc_auc")), f(m.get("pr_auc")), f(m.get("brier")), f(m.get("lift_top_decile"), "{:.1f}x"),
-                  f(pm.get("roc_auc")) + (f" (v{d['production_version']})" if d.get("production_version") else ""))
+                  f(m.get("roc_auc")), f(m.get("brier")), f(m.get("lift_top_decile"), "{:.1f}x"), prod)
     return t
 
 

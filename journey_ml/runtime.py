@@ -44,8 +44,12 @@ class Runtime:
         """The model registry adapter (MLflow + the warehouse's alias ledger)."""
         from journey_ml.registry import Registry
 
-        return Registry(self.settings.tracking_uri, self.engine,
-                        experiment=self.config.registry.experiment)
+        uri = self.settings.tracking_uri
+        # a database-backed store without a server would put artifacts in ./mlruns
+        local = None if uri.startswith(("http://", "https://", "databricks")) else \
+            str((self.settings.home / "mlartifacts").resolve())
+        return Registry(uri, self.engine, experiment=self.config.registry.experiment,
+                        artifact_location=local)
 
     @property
     def data_dir(self) -> Path:

@@ -1,0 +1,324 @@
+"""The aggregate SQL behind the feature builder (SQLAlchemy Core, SQLite and PostgreSQL).
+
+Every query attributes rows to the task's entity the same way (`_attributed`) and leaves
+opted-out contacts out. Timestamps are compared through the `UTCDateTime` column type, so
+the bound values match the stored format on both backends. The only dialect branches
+are `_utc_day` (the UTC calendar day of a timestamp) and the fetch in `fetch_frame`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from journey_ml.db.models import Account, Contact, Event, Outcome
+from journey_ml.features.declaration import sanitize
+from journey_ml.schemas import STAGES
+
+E = Event.__table__
+C = Contact.__table__
+A = Account.__table__
+O = Outcome.__table__  # noqa: E741
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to compute, resolved from the configuration (raw values, not column names)."""
+
+    entity: str
+    windows: tuple[int, ...]
+    channels: tuple[str, ...]
+    key_events: tuple[str, ...]
+    roles: tuple[str, ...]  # empty for contact tasks
+    lookback_days: int
+    population: str
+    customer_events: tuple[str, ...]
+    outcome: str
+    outcome_events: tuple[str, ...]
+    trend_days: int
+    value_days: int
+
+
+@dataclass
+class Query:
+    """A select plus how its columns map back: internal label -> meaning."""
+
+    stmt: sa.Select
+    names: dict[str, str]  # internal label -> result key
+    timestamps: tuple[str, ...] = ()  # internal labels holding timestamps
+    strings: tuple[str, ...] = ()  # labels holding text (every other column is numeric)
+    categorical: tuple[str, ...] = ()  # text labels read as pandas Categorical (repetitive values)
+
+
+def _attributed(entity: str, table: sa.Table = E) -> tuple[sa.FromClause, sa.ColumnElement, list]:
+    """FROM clause, entity-id expression and filters for rows of ``table`` (events/outcomes).
+
+    Account tasks: the row's account, else its contact's account (email events carry only
+    the contact). Contact tasks: the row's contact. Rows of opted-out contacts never count.
+    """
+    if entity == "account":
+        frm = table.outerjoin(C, C.c.contact_id == table.c.contact_id)
+        ent = sa.func.coalesce(table.c.account_id, C.c.account_id)
+        return frm, ent, [ent.is_not(None), C.c.opted_out.is_not(sa.true())]
+    # an anti-join (NOT EXISTS), not NOT IN: keeps the PostgreSQL plan parallel
+    opted_out = sa.exists().where(C.c.contact_id == table.c.contact_id, C.c.opted_out.is_(sa.true()))
+    ent = table.c.contact_id
+    return table, ent, [ent.is_not(None), ~opted_out]
+
+
+def _utc_day(col: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+    """The UTC calendar day of a timestamp column (the one dialect-specific expression)."""
+    if dialect == "postgresql":
+        return sa.cast(sa.func.timezone("UTC", col), sa.Date)
+    return sa.func.substr(col, 1, 10)  # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC)
+
+
+def _count(cond: sa.ColumnElement) -> sa.ColumnElement:
+    """Conditional count: count(CASE WHEN cond THEN 1 END) (0 when nothing matches; NULLs
+    skip the aggregate's transition call, cheaper than sum(CASE ... ELSE 0 END))."""
+    return sa.func.count(sa.case((cond, 1)))
+
+
+class _Cols:
+    """Collects labelled aggregate columns under short internal labels (f0, f1, ...)."""
+
+    def __init__(self) -> None:
+        self.cols: list[sa.ColumnElement] = []
+        self.names: dict[str, str] = {}
+        self.timestamps: list[str] = []
+
+    def add(self, expr: sa.ColumnElement, name: str, timestamp: bool = False) -> None:
+        label = f"f{len(self.cols)}"
+        self.cols.append(expr.label(label))
+        self.names[label] = name
+        if timestamp:
+            self.timestamps.append(label)
+
+
+def window_query(p: Plan, as_of: datetime) -> Query:
+    """Windowed counts over [T - span, T), per entity *and* (event_type, channel, stage).
+
+    Narrow on purpose: a handful of conditional counts per row instead of one per
+    (window x channel/stage/key event) column; the builder pivots the aggregate into the
+    per-channel, per-stage and per-key-event columns (4x faster on PostgreSQL than ~100
+    CASE aggregates per row). Columns: n_<w> per window, last/prev (trend halves), value
+    (sum over the value window) and, for account tasks, role_<i> (events by contacts of
+    the i-th key role in the value window).
+    """
+    frm, ent, where = _attributed(p.entity)
+    t = E.c.occurred_at
+    span = window_span(p)
+    q = _Cols()
+    for w in p.windows:
+        q.add(sa.func.count() if w >= span else _count(t >= as_of - w * DAY), f"n_{w}")
+    q.add(_count(t >= as_of - p.trend_days * DAY), "last")
+    q.add(_count(sa.and_(t < as_of - p.trend_days * DAY, t >= as_of - 2 * p.trend_days * DAY)), "prev")
+    inv = t >= as_of - p.value_days * DAY
+    q.add(sa.func.sum(sa.case((inv, E.c.value))), "value")
+    for i, r in enumerate(p.roles):
+        q.add(_count(sa.and_(inv, C.c.role == r)), f"role_{i}")
+    dims = (E.c.event_type, E.c.channel, E.c.stage)
+    stmt = (sa.select(ent.label("entity_id"), *dims, *q.cols).select_from(frm)
+            .where(t < as_of, t >= as_of - span * DAY, *where).group_by(ent, *dims))
+    return Query(stmt, q.names, categorical=("entity_id", "event_type", "channel", "stage"))
+
+
+def window_span(p: Plan) -> int:
+    """Days of history the window query reads: the widest window, trend or value span."""
+    return max((*p.windows, 2 * p.trend_days, p.value_days))
+
+
+def active_days_query(p: Plan, as_of: datetime, dialect: str) -> Query:
+    """Distinct UTC days with events per window: per (entity, day) the day's last event
+    time, then per entity the days whose last event falls in each window (no DISTINCT)."""
+    frm, ent, where = _attributed(p.entity)
+    t = E.c.occurred_at
+    day = _utc_day(t, dialect)
+    inner = (sa.select(ent.label("entity_id"), sa.func.max(t).label("last_at")).select_from(frm)
+             .where(t < as_of, t >= as_of - max(p.windows) * DAY, *where)
+             .group_by(ent, day).subquery("days"))
+    q = _Cols()
+    for w in p.windows:
+        q.add(_count(inner.c.last_at >= as_of - w * DAY), f"active_days_{w}d")
+    stmt = sa.select(inner.c.entity_id, *q.cols).group_by(inner.c.entity_id)
+    return Query(stmt, q.names)
+
+
+def engaged_contacts_query(p: Plan, as_of: datetime) -> Query:
+    """Account tasks: distinct contacts with events in the value window."""
+    frm, ent, where = _attributed("account")
+    t = E.c.occurred_at
+    stmt = (sa.select(ent.label("entity_id"), sa.func.count(sa.distinct(E.c.contact_id)).label("f0"))
+            .select_from(frm)
+            .where(t < as_of, t >= as_of - p.value_days * DAY, E.c.contact_id.is_not(None), *where)
+            .group_by(ent))
+    return Query(stmt, {"f0": f"contacts_engaged_{p.value_days}d"})
+
+
+def _population_having(p: Plan, as_of: datetime) -> tuple[sa.ColumnElement, sa.ColumnElement]:
+    """Population flags; returns the HAVING conditions for the task's population."""
+    t = E.c.occurred_at
+    in_lb = t >= as_of - p.lookback_days * DAY
+    cust = E.c.event_type.in_(p.customer_events)
+    if p.population == "prospects":
+        recent, customer = _count(in_lb), _count(cust)
+        return recent > 0, customer == 0
+    cust_lb = _count(sa.and_(in_lb, cust))
+    out_lb = _count(sa.and_(in_lb, E.c.event_type.in_(p.outcome_events)))
+    return cust_lb > 0, out_lb == 0
+
+
+def history_query(p: Plan, as_of: datetime, *, flags_only: bool = False) -> Query:
+    """All history before T for the task's population: first/last event, per-stage
+    first/last, last key event and last role engagement times (HAVING = population rules
+    on events; outcome-table rows are applied by the caller)."""
+    frm, ent, where = _attributed(p.entity)
+    t = E.c.occurred_at
+    q = _Cols()
+    if not flags_only:
+        q.add(sa.func.min(t), "_first", True)
+        q.add(sa.func.max(t), "_last", True)
+        for s in STAGES:
+            q.add(sa.func.min(sa.case((E.c.stage == s, t))), f"_first:{s}", True)
+            q.add(sa.func.max(sa.case((E.c.stage == s, t))), f"_last:{s}", True)
+        for k in p.key_events:
+            q.add(sa.func.max(sa.case((E.c.event_type == k, t))), f"days_since_{sanitize(k)}", True)
+        for r in p.roles:
+            q.add(sa.func.max(sa.case((C.c.role == r, t))), f"days_since_role_{sanitize(r)}", True)
+    having = _population_having(p, as_of)
+    stmt = (sa.select(ent.label("entity_id"), *q.cols).select_from(frm)
+            .where(t < as_of, *where).group_by(ent).having(sa.and_(*having)))
+    return Query(stmt, q.names, tuple(q.timestamps))
+
+
+def outcome_rows_query(p: Plan, lo: datetime | None, hi: datetime, *, include_lo: bool,
+                       include_hi: bool) -> sa.Select:
+    """Entities with a row of the task's outcome in the outcomes table between lo and hi
+    (lo None: since the beginning)."""
+    frm, ent, where = _attributed(p.entity, O)
+    t = O.c.occurred_at
+    cond = [t <= hi if include_hi else t < hi]
+    if lo is not None:
+        cond.append(t >= lo if include_lo else t > lo)
+    return sa.select(ent.label("entity_id")).select_from(frm).where(O.c.outcome == p.outcome, *cond,
+                                                                    *where).distinct()
+
+
+def outcome_events_query(p: Plan, lo: datetime, hi: datetime) -> sa.Select:
+    """Entities with an outcome event in (lo, hi]."""
+    frm, ent, where = _attributed(p.entity)
+    t = E.c.occurred_at
+    return (sa.select(ent.label("entity_id")).select_from(frm)
+            .where(t > lo, t <= hi, E.c.event_type.in_(p.outcome_events), *where).distinct())
+
+
+def renewal_query(p: Plan, as_of: datetime) -> sa.Select:
+    """The `renewal_date` property of each entity's latest event before T that has one."""
+    frm, ent, where = _attributed(p.entity)
+    t = E.c.occurred_at
+    rd = E.c.properties["renewal_date"].as_string()
+    ranked = (sa.select(ent.label("entity_id"), rd.label("renewal_date"),
+                        sa.func.row_number().over(partition_by=ent, order_by=(t.desc(), E.c.source.desc(),
+                                                                              E.c.event_id.desc())).label("rn"))
+              .select_from(frm).where(t < as_of, E.c.properties.is_not(None), rd.is_not(None), *where)
+              .subquery("ranked"))
+    return sa.select(ranked.c.entity_id, ranked.c.renewal_date).where(ranked.c.rn == 1)
+
+
+def contacts_known_query(as_of: datetime) -> sa.Select:
+    """Contacts per account (not opted out, created before T or undated)."""
+    return (sa.select(C.c.account_id.label("entity_id"), sa.func.count().label("contacts_known"))
+            .where(C.c.account_id.is_not(None), C.c.opted_out.is_not(sa.true()),
+                   sa.or_(C.c.created_at.is_(None), C.c.created_at < as_of))
+            .group_by(C.c.account_id))
+
+
+def firmographics_query(entity: str) -> sa.Select:
+    """Firmographic columns per entity (accounts; contacts get their account's and their role)."""
+    firm = (A.c.employees, A.c.annual_revenue, A.c.industry, A.c.country)
+    if entity == "account":
+        return sa.select(A.c.account_id.label("entity_id"), *firm)
+    return (sa.select(C.c.contact_id.label("entity_id"), *firm, C.c.role)
+            .select_from(C.outerjoin(A, A.c.account_id == C.c.account_id))
+            .where(C.c.opted_out.is_not(sa.true())))
+
+
+def attributes_query(entity: str) -> sa.Select:
+    """Non-empty attribute JSON of every entity of the kind (opted-out contacts excluded)."""
+    if entity == "account":
+        return sa.select(A.c.account_id, A.c.attributes).where(A.c.attributes.is_not(None))
+    return sa.select(C.c.contact_id, C.c.attributes).where(C.c.attributes.is_not(None),
+                                                           C.c.opted_out.is_not(sa.true()))
+
+
+def top_values_query(column: sa.Column, limit: int, *where: sa.ColumnElement) -> sa.Select:
+    """The most frequent non-null values of a column, ties broken by value."""
+    n = sa.func.count().label("n")
+    return (sa.select(column.label("value"), n).where(column.is_not(None), *where).group_by(column)
+            .order_by(n.desc(), column).limit(limit))
+
+
+def fetch_frame(conn: Connection, q: Query, *, index: bool = True) -> pd.DataFrame:
+    """Run an aggregate query into a DataFrame: entity_id plus the named columns.
+
+    Timestamp columns come back as float seconds since the epoch (NaN when NULL), other
+    non-text columns as float64, ``q.categorical`` columns as pandas Categorical. With
+    ``index`` the result is indexed by entity_id (str). On PostgreSQL the result streams
+    through `COPY (...) TO STDOUT` and is parsed by Arrow (millions of rows in seconds);
+    on SQLite it is read with pandas.
+    """
+    labels = [c.name for c in q.stmt.selected_columns]
+    text = {"entity_id", *q.strings, *q.categorical}
+    if conn.dialect.name == "postgresql":
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        sub = q.stmt.subquery("agg")
+        cols = [sa.extract("epoch", sub.c[n]).label(n) if n in q.timestamps else sub.c[n] for n in labels]
+        compiled = sa.select(*cols).compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        buf = io.BytesIO()
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY ({compiled}) TO STDOUT (FORMAT csv, HEADER)",
+                                           compiled.params) as cp:
+            for block in cp:
+                buf.write(block)
+        if buf.tell() == 0:
+            df = pd.DataFrame({n: pd.Series(dtype=object if n in text else "float64") for n in labels})
+        else:
+            buf.seek(0)
+            dict_type = pa.dictionary(pa.int32(), pa.string())
+            types = {n: (dict_type if n in q.categorical else pa.string()) if n in text else pa.float64()
+                     for n in labels}
+            # NULL is an unquoted empty field, "" a quoted one
+            opts = pcsv.ConvertOptions(column_types=types, strings_can_be_null=True,
+                                       quoted_strings_can_be_null=False)
+            df = pcsv.read_csv(buf, convert_options=opts).to_pandas()
+    else:
+        df = pd.read_sql(q.stmt, conn)
+        for n in labels:
+            if n in q.timestamps:
+                df[n] = _epoch(df[n])
+            elif n in q.categorical:
+                df[n] = df[n].astype("category")
+            elif n not in text:
+                df[n] = pd.to_numeric(df[n], errors="coerce").astype("float64")
+    df = df.rename(columns=q.names)
+    if "entity_id" not in q.categorical:
+        df["entity_id"] = df["entity_id"].astype(str)
+    return df.set_index("entity_id") if index else df
+
+
+def fetch_ids(conn: Connection, stmt: sa.Select) -> set[str]:
+    """The entity_id column of a small query, as a set of strings."""
+    return {str(r[0]) for r in conn.execute(stmt)}
+
+
+def _epoch(s: pd.Series) -> pd.Series:
+    ts = pd.to_datetime(s, utc=True, format="ISO8601")
+    return (ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)

@@ -1,0 +1,602 @@
+"""Point-in-time features, labels and training frames, computed where the data lives.
+
+Semantics (T = ``as_of``, a UTC-aware datetime; H = the task's horizon_days):
+
+* Strictly before T. Features use only events with ``occurred_at < T``; a w-day window is
+  ``[T - w days, T)``. Events at or after T never change the features at T.
+* Labels use only (T, T + H]: 1 when the entity has an event whose type is one of
+  ``config.outcomes[task.outcome]``, or a row of the outcomes table with
+  ``outcome == task.outcome``, in that interval; else 0. An outcome exactly at T + H
+  counts, one at T does not.
+* Entity of an event (and of an outcome row): account tasks use
+  ``COALESCE(account_id, contacts.account_id)`` (email events carry only the contact);
+  contact tasks use ``contact_id``. Rows without an entity are ignored.
+* Opted-out contacts are left out everywhere: their events and outcome rows are in no
+  aggregate, population, or label, and they are never in a contact population. Contacts
+  counted in ``contacts_known`` are the account's contacts not opted out and created
+  before T (or undated).
+* Population as of T: ``prospects`` = entities with an event in [T - lookback, T), no
+  event of ``task.customer_events`` before T and no outcome row of the task's outcome
+  before T; ``customers`` = entities with a customer event in [T - lookback, T) and no
+  outcome (event or outcome row) in [T - lookback, T). Erased people are absent already.
+* Days are float days (seconds / 86 400): ``days_since_*`` = T - last time (NaN when
+  never), ``stage_<s>_days`` = last - first event of the stage, ``days_to_renewal`` =
+  renewal date - T (the ``renewal_date`` property of the latest event before T carrying
+  one; negative once passed). ``active_days_<w>d`` counts distinct UTC calendar days.
+* ``trend_30d`` = (last 30 d - the 30 d before) / (the 30 d before + 1);
+  ``usage_decline_30d`` = max(0, (prev - last) / max(prev, 1)) over product-channel events.
+* ``furthest_stage`` = highest index in schemas.STAGES among the stages of the events
+  before T (-1 when none).
+* Firmographics and ``attr_*`` come from the latest entity export (no history; marked
+  ``point_in_time=False``). Categorical values outside a feature's known categories
+  become "other"; missing stays None.
+* Counts are 0 (not NaN) for population members without events in a window.
+
+All aggregation is SQL (SQLAlchemy Core, identical on SQLite and PostgreSQL): one
+aggregate over all history before T (population + recency + stage times), one over the
+widest window (counts, trend, value, committee), one for active days, and small
+look-ups (renewal dates, contacts, firmographics, attributes). On PostgreSQL results are
+fetched with COPY and parsed by Arrow. Training and scoring share `build_features`; with
+a stored feature set it returns exactly that set's columns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from journey_ml.config import JourneyConfig, TaskConfig
+from journey_ml.db.models import FeatureSnapshot
+from journey_ml.features import _queries as Q
+from journey_ml.features.declaration import (
+    DECISION_ROLES,
+    TREND_DAYS,
+    VALUE_DAYS,
+    FeatureSet,
+    channels,
+    declare_feature_set,
+    sanitize,
+)
+from journey_ml.schemas import STAGES
+
+log = logging.getLogger(__name__)
+_DAY_S = 86_400.0
+_SNAPSHOT_BATCH = 2_000
+
+
+@dataclass
+class FeatureFrame:
+    """Features of one task's population as of T.
+
+    ``frame``: index ``entity_id`` (str), columns exactly ``feature_set.names()`` in order;
+    numeric columns float64, categorical columns object (str or None).
+    """
+
+    task: str
+    as_of: datetime
+    feature_set: FeatureSet
+    frame: pd.DataFrame
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+def _utc(value: datetime, what: str = "as_of") -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{what} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (UTC), got {value!r}")
+    return value.astimezone(UTC)
+
+
+def _plan(config: JourneyConfig, task_name: str) -> tuple[TaskConfig, Q.Plan]:
+    task = config.task(task_name)  # ConfigError naming the known tasks
+    f = config.features
+    plan = Q.Plan(
+        entity=task.entity,
+        windows=tuple(dict.fromkeys(f.windows_days)),
+        channels=tuple(channels(config)),
+        key_events=tuple(dict.fromkeys(f.key_events)),
+        roles=tuple(dict.fromkeys(f.key_roles)) if task.entity == "account" else (),
+        lookback_days=task.lookback_days,
+        population=task.population,
+        customer_events=tuple(task.customer_events),
+        outcome=task.outcome,
+        outcome_events=tuple(config.outcomes[task.outcome]),
+        trend_days=TREND_DAYS,
+        value_days=VALUE_DAYS,
+    )
+    return task, plan
+
+
+@contextmanager
+def _reading(engine: Engine) -> Iterator[Connection]:
+    """A read transaction; on PostgreSQL with room for the big hash aggregates."""
+    with engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        yield conn
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        self.phases: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = now - self.t
+        self.t = now
+
+
+def _population_ids(conn: Connection, plan: Q.Plan, as_of: datetime, candidates: pd.Index) -> pd.Index:
+    """Apply the outcome-table part of the population rules to the event-based candidates."""
+    if plan.population == "customers":
+        lo, incl = as_of - plan.lookback_days * Q.DAY, True
+    else:
+        lo, incl = None, False
+    excluded = Q.fetch_ids(conn, Q.outcome_rows_query(plan, lo, as_of, include_lo=incl, include_hi=False))
+    ids = candidates[~candidates.isin(list(excluded))] if excluded else candidates
+    return pd.Index(sorted(ids), name="entity_id", dtype=object)
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def _attr_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict | list):
+        import json
+
+        return json.dumps(v, sort_keys=True)
+    return str(v)
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int | float):
+        return bool(np.isfinite(v))
+    if isinstance(v, str):
+        try:
+            return bool(np.isfinite(float(v)))
+        except ValueError:
+            return False
+    return False
+
+
+def _as_number(v: Any) -> float:
+    return float(v) if _is_number(v) else np.nan
+
+
+def _pii_keys(config: JourneyConfig) -> set[str]:
+    keys = {*config.pii.hash, *config.pii.drop}
+    for s in config.sources:
+        keys |= {*s.pii.hash, *s.pii.drop}
+    return {k.lower() for k in keys}
+
+
+def _attribute_records(conn: Connection, entity: str) -> tuple[list[str], list[dict]]:
+    ids, recs = [], []
+    for eid, attrs in conn.execute(Q.attributes_query(entity)):
+        if isinstance(attrs, dict) and attrs:
+            ids.append(str(eid))
+            recs.append(attrs)
+    return ids, recs
+
+
+def _discover(conn: Connection, config: JourneyConfig, task: TaskConfig) -> dict[str, list[str] | None]:
+    wanted = config.features.attributes
+    if wanted == "none":
+        return {}
+    _, recs = _attribute_records(conn, task.entity)
+    values: dict[str, list[Any]] = {}
+    for r in recs:
+        for k, v in r.items():
+            if v is not None:
+                values.setdefault(k, []).append(v)
+    pii = _pii_keys(config)
+    limit = config.features.max_categories
+    out: dict[str, list[str] | None] = {}
+    for key in sorted(values):
+        if (wanted != "all" and key not in wanted) or key.lower() in pii:
+            continue
+        vals = values[key]
+        if all(_is_number(v) for v in vals):
+            out[key] = None
+            continue
+        counts = Counter(_attr_text(v) for v in vals)
+        if len(counts) == len(vals) and len(counts) > limit:
+            continue  # every value distinct: an identifier, not a feature
+        out[key] = [v for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+    return out
+
+
+def _categories(conn: Connection, config: JourneyConfig, task: TaskConfig) -> dict[str, list[str]]:
+    limit = config.features.max_categories
+    out = {}
+    for name in ("industry", "country"):
+        out[name] = [str(r[0]) for r in conn.execute(Q.top_values_query(Q.A.c[name], limit))]
+    if task.entity == "contact":
+        out["role"] = [str(r[0]) for r in conn.execute(
+            Q.top_values_query(Q.C.c.role, limit, Q.C.c.opted_out.is_not(sa.true())))]
+    return out
+
+
+def _declare(conn: Connection, config: JourneyConfig, task: TaskConfig) -> FeatureSet:
+    return declare_feature_set(config, task, _discover(conn, config, task), _categories(conn, config, task))
+
+
+def _days_since(as_of_s: float, ts: pd.Series) -> np.ndarray:
+    return (as_of_s - ts.to_numpy(dtype="float64")) / _DAY_S
+
+
+def _positions(values: pd.Series, universe: pd.Index) -> np.ndarray:
+    """Position of each value in ``universe`` (-1 when absent or null); fast on Categoricals."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = universe.get_indexer(pd.Index(values.cat.categories.astype(str)))
+        codes = values.cat.codes.to_numpy()
+        return np.where(codes >= 0, cats[np.maximum(codes, 0)], -1)
+    return universe.get_indexer(values.astype(str).where(values.notna(), None))
+
+
+def _window_features(out: dict[str, Any], win: pd.DataFrame, pop: pd.Index, plan: Q.Plan) -> None:
+    """Pivot the narrow window aggregate (entity x event_type x channel x stage) into the
+    activity, trend, value and role-engagement columns: sums per entity (and dimension)
+    with bincount over positions, no Python loop over rows."""
+    n = len(pop)
+    ent = _positions(win["entity_id"], pop)
+    win = win[ent >= 0]
+    ent = ent[ent >= 0]
+    chan = win["channel"].astype(object).to_numpy()
+
+    def total(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        v = np.nan_to_num(values) if mask is None else np.where(mask, np.nan_to_num(values), 0.0)
+        return np.bincount(ent, weights=v, minlength=n).astype("float64")
+
+    dims = [
+        (_positions(win["channel"], pd.Index(plan.channels)), [f"ch_{sanitize(c)}" for c in plan.channels]),
+        (_positions(win["stage"], pd.Index(STAGES)), [f"stage_{s}" for s in STAGES]),
+        (_positions(win["event_type"], pd.Index(plan.key_events)), [sanitize(k) for k in plan.key_events]),
+    ]
+    for w in plan.windows:
+        v = win[f"n_{w}"].to_numpy(dtype="float64")
+        out[f"events_{w}d"] = total(v)
+        for pos, names in dims:
+            if not names:
+                continue
+            m = pos >= 0
+            grid = np.bincount(ent[m] * len(names) + pos[m], weights=v[m], minlength=n * len(names))
+            grid = grid.reshape(n, len(names))
+            for i, name in enumerate(names):
+                out[f"{name}_{w}d"] = grid[:, i].astype("float64")
+    last, prev = win["last"].to_numpy(dtype="float64"), win["prev"].to_numpy(dtype="float64")
+    lt, pt = total(last), total(prev)
+    out[f"trend_{TREND_DAYS}d"] = (lt - pt) / (pt + 1.0)
+    product = chan == "product"
+    pl, pp = total(last, product), total(prev, product)
+    out[f"usage_decline_{TREND_DAYS}d"] = np.maximum(0.0, (pp - pl) / np.maximum(pp, 1.0))
+    value = win["value"].to_numpy(dtype="float64")
+    out[f"value_sum_{VALUE_DAYS}d"] = total(value)
+    out[f"revenue_{VALUE_DAYS}d"] = total(value, chan == "billing")
+    for i, r in enumerate(plan.roles):
+        out[f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d"] = (total(win[f"role_{i}"].to_numpy(float)) > 0) * 1.0
+
+
+def _compute(conn: Connection, plan: Q.Plan, fs: FeatureSet, as_of: datetime, timer: _Timer
+             ) -> tuple[pd.Index, dict[str, Any]]:
+    """Run the aggregate queries; returns the population and feature name -> values."""
+    dialect = conn.dialect.name
+    hist = Q.fetch_frame(conn, Q.history_query(plan, as_of))
+    pop = _population_ids(conn, plan, as_of, hist.index)
+    timer.lap("history")
+    if len(pop) == 0:
+        return pop, {}
+    hist = hist.reindex(pop)
+    out: dict[str, Any] = {}
+    win = Q.fetch_frame(conn, Q.window_query(plan, as_of), index=False)
+    timer.lap("window")
+    _window_features(out, win, pop, plan)
+    timer.lap("window_pivot")
+    days = Q.fetch_frame(conn, Q.active_days_query(plan, as_of, dialect)).reindex(pop).fillna(0.0)
+    for col in days.columns:
+        out[col] = days[col].to_numpy(dtype="float64")
+    timer.lap("active_days")
+
+    t_s = as_of.timestamp()
+
+    out["days_since_last_event"] = _days_since(t_s, hist["_last"])
+    out["days_since_first_event"] = _days_since(t_s, hist["_first"])
+    for k in plan.key_events:
+        out[f"days_since_{sanitize(k)}"] = _days_since(t_s, hist[f"days_since_{sanitize(k)}"])
+    furthest = np.full(len(pop), -1.0)
+    for i, s in enumerate(STAGES):
+        first, lastp = hist[f"_first:{s}"].to_numpy(float), hist[f"_last:{s}"].to_numpy(float)
+        furthest = np.where(np.isnan(first), furthest, float(i))
+        out[f"stage_{s}_days"] = (lastp - first) / _DAY_S
+    out["furthest_stage"] = furthest
+
+    renew = pd.read_sql(Q.renewal_query(plan, as_of), conn)
+    rd = pd.Series(np.nan, index=pop)
+    if len(renew):
+        dates = pd.to_datetime(renew["renewal_date"].astype(str), utc=True, format="ISO8601", errors="coerce")
+        secs = (dates - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        rd = pd.Series(secs.to_numpy(dtype="float64"), index=renew["entity_id"].astype(str)).reindex(pop)
+    out["days_to_renewal"] = (rd.to_numpy(dtype="float64") - t_s) / _DAY_S
+    timer.lap("renewal")
+
+    if plan.entity == "account":
+        eng = Q.fetch_frame(conn, Q.engaged_contacts_query(plan, as_of)).reindex(pop).fillna(0.0)
+        out[f"contacts_engaged_{VALUE_DAYS}d"] = eng.iloc[:, 0].to_numpy(dtype="float64")
+        known = pd.read_sql(Q.contacts_known_query(as_of), conn)
+        known = pd.Series(known["contacts_known"].to_numpy(), index=known["entity_id"].astype(str))
+        out["contacts_known"] = known.reindex(pop).fillna(0).to_numpy(dtype="float64")
+        missing = np.zeros(len(pop))
+        for r in plan.roles:
+            engaged = out[f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d"]
+            out[f"days_since_role_{sanitize(r)}"] = _days_since(t_s, hist[f"days_since_role_{sanitize(r)}"])
+            if r in DECISION_ROLES:
+                missing += engaged == 0
+        out["key_roles_missing"] = missing
+        timer.lap("committee")
+
+    firm = Q.fetch_frame(conn, Q.Query(Q.firmographics_query(plan.entity), {},
+                                       strings=("industry", "country", "role")))
+    firm = firm[~firm.index.duplicated()].reindex(pop)
+    for col in firm.columns:
+        out[col] = firm[col].to_numpy()
+    timer.lap("firmographics")
+
+    attr_specs = [s for s in fs.features if s.group == "attribute"]
+    if attr_specs:
+        ids, recs = _attribute_records(conn, plan.entity)
+        frame = pd.DataFrame.from_records(recs, index=pd.Index(ids, dtype=object),
+                                          columns=sorted({s.source for s in attr_specs}))
+        frame = frame[~frame.index.duplicated()].reindex(pop)
+        for s in attr_specs:
+            col = frame[s.source]
+            if s.kind == "numeric":
+                out[s.name] = np.array([_as_number(v) for v in col], dtype="float64")
+            else:
+                out[s.name] = np.array([None if _missing(v) else _attr_text(v) for v in col], dtype=object)
+        timer.lap("attributes")
+    return pop, out
+
+
+def _conform(pop: pd.Index, values: dict[str, Any], fs: FeatureSet) -> pd.DataFrame:
+    """Exactly the feature set's columns: missing ones NaN/None, unknown categories "other"."""
+    n = len(pop)
+    cols: dict[str, Any] = {}
+    for spec in fs.features:
+        v = values.get(spec.name)
+        if spec.kind == "numeric":
+            cols[spec.name] = (np.full(n, np.nan) if v is None
+                               else pd.to_numeric(pd.Series(v), errors="coerce").to_numpy(dtype="float64"))
+        else:
+            s = pd.Series([None] * n if v is None else v, dtype=object)
+            present = s.notna()
+            s = s.where(present, None)
+            known = set(spec.categories)
+            s[present & ~s.isin(known)] = "other"
+            cols[spec.name] = s.astype(object).to_numpy()
+    frame = pd.DataFrame(cols, index=pop, columns=fs.names())
+    frame.index.name = "entity_id"
+    return frame
+
+
+# --- public API ---------------------------------------------------------------------------
+
+def population(engine: Engine, config: JourneyConfig, task_name: str, as_of: datetime) -> pd.Index:
+    """The entity ids in ``task_name``'s population as of ``as_of`` (sorted, name entity_id).
+
+    Raises ConfigError for an unknown task, ValueError for a naive ``as_of``.
+    """
+    _, plan = _plan(config, task_name)
+    t = _utc(as_of)
+    with _reading(engine) as conn:
+        candidates = Q.fetch_frame(conn, Q.history_query(plan, t, flags_only=True)).index
+        return _population_ids(conn, plan, t, candidates)
+
+
+def discover_attributes(engine: Engine, config: JourneyConfig, task_name: str) -> dict[str, list[str] | None]:
+    """Attribute keys usable as features for the task's entity: key -> None (numeric) or
+    its most frequent values (categorical, at most features.max_categories).
+
+    Reads accounts.attributes or contacts.attributes (latest export); honours
+    features.attributes (all / none / a list) and skips keys configured as PII and keys
+    whose every value is distinct (identifiers). Raises ConfigError for an unknown task.
+    """
+    task = config.task(task_name)
+    with _reading(engine) as conn:
+        return _discover(conn, config, task)
+
+
+def feature_set_for(engine: Engine, config: JourneyConfig, task_name: str) -> FeatureSet:
+    """The feature set the current data and configuration give for ``task_name``
+    (attributes and firmographic categories discovered). Raises ConfigError."""
+    task = config.task(task_name)
+    with _reading(engine) as conn:
+        return _declare(conn, config, task)
+
+
+def build_features(engine: Engine, config: JourneyConfig, task_name: str, as_of: datetime,
+                   feature_set: FeatureSet | None = None) -> FeatureFrame:
+    """Features of the task's population as of ``as_of`` (events strictly before it).
+
+    Without ``feature_set`` the set is declared from the configuration and the data; with
+    one (from a trained model) exactly its columns are returned, in order. Raises
+    ConfigError for an unknown task, ValueError for a naive ``as_of`` or a feature set
+    of another entity kind.
+    """
+    task, plan = _plan(config, task_name)
+    t = _utc(as_of)
+    if feature_set is not None and feature_set.entity != task.entity:
+        raise ValueError(f"feature set {feature_set.version} is for {feature_set.entity}s, "
+                         f"task {task_name!r} scores {task.entity}s")
+    timer = _Timer()
+    with _reading(engine) as conn:
+        fs = feature_set or _declare(conn, config, task)
+        timer.lap("declare")
+        pop, values = _compute(conn, plan, fs, t, timer)
+    frame = _conform(pop, values, fs)
+    timer.lap("assemble")
+    log.debug("features %s as of %s: %d x %d in %s", task_name, t.isoformat(), *frame.shape,
+              {k: round(v, 2) for k, v in timer.phases.items()}, extra={"phases": timer.phases})
+    return FeatureFrame(task=task_name, as_of=t, feature_set=fs, frame=frame)
+
+
+def labels(engine: Engine, config: JourneyConfig, task_name: str, as_of: datetime,
+           entity_ids: pd.Index) -> pd.Series:
+    """1 when the entity's outcome happens in (as_of, as_of + horizon], else 0.
+
+    Returns an int Series indexed like ``entity_ids`` (name entity_id). Raises
+    ConfigError for an unknown task, ValueError for a naive ``as_of``.
+    """
+    task, plan = _plan(config, task_name)
+    t = _utc(as_of)
+    end = t + task.horizon_days * Q.DAY
+    with _reading(engine) as conn:
+        hits = Q.fetch_ids(conn, Q.outcome_events_query(plan, t, end))
+        hits |= Q.fetch_ids(conn, Q.outcome_rows_query(plan, t, end, include_lo=False, include_hi=True))
+    idx = pd.Index(entity_ids, name="entity_id").astype(object)
+    return pd.Series(idx.isin(list(hits)).astype("int64"), index=idx, name="label")
+
+
+def training_dates(config: JourneyConfig, task_name: str, data_end: datetime,
+                   data_start: datetime | None = None) -> list[datetime]:
+    """The task's training as-of dates, oldest first.
+
+    ``training_as_of_count`` dates ``training_every_days`` apart; the newest is
+    ``data_end - horizon_days`` floored to midnight UTC, so every label window has fully
+    matured. With ``data_start`` (the oldest event), raises ValueError naming the task
+    when the oldest date would not be after it. Raises ConfigError for an unknown task.
+    """
+    task = config.task(task_name)
+    end = _utc(data_end, "data_end")
+    newest = (end - task.horizon_days * Q.DAY).replace(hour=0, minute=0, second=0, microsecond=0)
+    n, every = task.training_as_of_count, task.training_every_days
+    dates = [newest - i * every * Q.DAY for i in range(n - 1, -1, -1)]
+    if data_start is not None:
+        start = _utc(data_start, "data_start")
+        if dates[0] <= start:
+            need = task.horizon_days + (n - 1) * every
+            have = (end - start) / timedelta(days=1)
+            raise ValueError(
+                f"task {task_name!r}: {n} training dates {every} days apart with a "
+                f"{task.horizon_days}-day horizon need more than {need} days of data; the data spans "
+                f"{have:.0f} days ({start:%Y-%m-%d} to {end:%Y-%m-%d})")
+    return dates
+
+
+def training_frame(engine: Engine, config: JourneyConfig, task_name: str, as_of_dates: list[datetime],
+                   feature_set: FeatureSet | None = None) -> pd.DataFrame:
+    """Features and labels of every as-of date stacked: columns entity_id, as_of, <features>,
+    label (one row per entity and date, dates in the given order).
+
+    One feature set serves every date (declared once when not given). Raises ConfigError
+    for an unknown task, ValueError for no dates or a naive date.
+    """
+    task = config.task(task_name)
+    if not as_of_dates:
+        raise ValueError(f"task {task_name!r}: no as-of dates to build a training frame from")
+    dates = [_utc(d) for d in as_of_dates]
+    if feature_set is None:
+        with _reading(engine) as conn:
+            feature_set = _declare(conn, config, task)
+    parts = []
+    for d in dates:
+        ff = build_features(engine, config, task_name, d, feature_set)
+        y = labels(engine, config, task_name, d, ff.frame.index)
+        part = ff.frame.reset_index()
+        part.insert(1, "as_of", pd.Timestamp(d))
+        part["label"] = y.to_numpy()
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    out["as_of"] = pd.to_datetime(out["as_of"], utc=True)
+    return out
+
+
+def _json_ready(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    obj = frame.astype(object).where(frame.notna(), None)
+    return obj.to_dict(orient="records")
+
+
+def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    table = FeatureSnapshot.__table__
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table)
+    keys = ("feature_set_version", "segment", "features", "label", "created_at")
+    stmt = stmt.on_conflict_do_update(index_elements=["task", "as_of", "entity_id"],
+                                      set_={k: stmt.excluded[k] for k in keys})
+    for i in range(0, len(rows), _SNAPSHOT_BATCH):
+        conn.execute(stmt, rows[i:i + _SNAPSHOT_BATCH])
+
+
+def store_snapshot(engine: Engine, ff: FeatureFrame, labels: pd.Series | None = None,
+                   segments: pd.Series | None = None, *, created_at: datetime) -> int:
+    """Upsert the frame into feature_snapshots, keyed (task, as_of, entity_id).
+
+    ``labels`` / ``segments`` are aligned on entity_id (missing -> NULL). Storing the
+    same task and date again replaces those entities' rows. Returns the rows written;
+    raises ValueError for a naive ``created_at``.
+    """
+    created = _utc(created_at, "created_at")
+    ids = ff.frame.index.astype(str)
+    lab = labels.reindex(ff.frame.index) if labels is not None else pd.Series(None, index=ff.frame.index)
+    seg = segments.reindex(ff.frame.index) if segments is not None else pd.Series(None, index=ff.frame.index)
+    feats = _json_ready(ff.frame)
+    rows = [
+        {"task": ff.task, "as_of": ff.as_of, "entity_id": eid, "feature_set_version": ff.feature_set.version,
+         "segment": None if pd.isna(s) else str(s), "features": f,
+         "label": None if pd.isna(y) else int(y), "created_at": created}
+        for eid, f, y, s in zip(ids, feats, lab.to_numpy(dtype=object), seg.to_numpy(dtype=object), strict=True)
+    ]
+    with engine.begin() as conn:
+        _upsert(conn, rows)
+    return len(rows)
+
+
+def load_snapshot(engine: Engine, task_name: str, as_of: datetime,
+                  feature_set: FeatureSet | None = None) -> pd.DataFrame:
+    """The stored snapshot of ``task_name`` as of ``as_of``: index entity_id, the feature
+    columns (``feature_set``'s, in order and typed; else sorted by name), then segment,
+    label (nullable Int64) and feature_set_version. Empty when nothing is stored.
+    Raises ValueError for a naive ``as_of``.
+    """
+    t = _utc(as_of)
+    fs_tbl = FeatureSnapshot.__table__
+    stmt = (sa.select(fs_tbl.c.entity_id, fs_tbl.c.features, fs_tbl.c.segment, fs_tbl.c.label,
+                      fs_tbl.c.feature_set_version)
+            .where(fs_tbl.c.task == task_name, fs_tbl.c.as_of == t).order_by(fs_tbl.c.entity_id))
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    idx = pd.Index([str(r[0]) for r in rows], name="entity_id", dtype=object)
+    feats = pd.DataFrame.from_records([r[1] or {} for r in rows], index=idx) if rows else pd.DataFrame(index=idx)
+    if feature_set is not None:
+        values = {c: feats[c].to_numpy() for c in feats.columns}
+        feats = _conform(idx, values, feature_set)
+    else:
+        feats = feats.reindex(columns=sorted(feats.columns))
+        for c in feats.columns:
+            if all(_missing(v) or (_is_number(v) and not isinstance(v, str)) for v in feats[c]):
+                feats[c] = pd.to_numeric(feats[c], errors="coerce").astype("float64")
+    feats["segment"] = pd.Series([r[2] for r in rows], index=idx, dtype=object)
+    feats["label"] = pd.array([r[3] for r in rows], dtype="Int64")
+    feats["feature_set_version"] = pd.Series([r[4] for r in rows], index=idx, dtype=object)
+    return feats
