@@ -319,10 +319,9 @@ def leaderboard(outcomes) -> Table:
     from rich import box
 
     t = Table(title="leaderboard (test holdout = newest as-of date)", title_justify="left",
-              box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
-    for col in ("model", "status", "ver", "rows", "pos", "AUC", "Brier", "lift", "prod AUC"):
-        t.add_column(col, justify="left" if col in ("model", "status") else "right",
-                     no_wrap=True, min_width=23 if col == "model" else None)
+              box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    for col in ("model", "status", "ver", "rows", "pos", "AUC", "Brier", "lift", "prod"):
+        t.add_column(col, justify="left" if col in ("model", "status") else "right", no_wrap=True)
     for o in outcomes:
         d = o if isinstance(o, dict) else o.to_dict()
         m = d.get("metrics") or {}
