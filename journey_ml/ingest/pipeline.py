@@ -20,12 +20,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from journey_ml.config import JourneyConfig, SourceConfig
 from journey_ml.db.models import IngestBatch, IngestRun, Tombstone
@@ -104,6 +106,7 @@ def ingest_source(
     batch_rows: int = 100_000,
     incremental: bool = False,
     progress: Callable[[Progress], None] | None = None,
+    parallel_loads: int = 2,
 ) -> IngestResult:
     """Ingest every file of one configured source into the warehouse.
 
@@ -144,15 +147,46 @@ def ingest_source(
         work = _work(files, src, ctx, batch_rows, applied, result.run_id if precode else None)
         # look keys up before COPY only once the source has rows (or a batch collided)
         state = {"check_existing": _source_has_rows(engine, src)}
-        for item in _prefetch(work):
+        # SQLite has one writer; PostgreSQL takes batches on several connections
+        loaders = max(1, parallel_loads) if engine.dialect.name == "postgresql" else 1
+        lock = threading.Lock()
+        items = _prefetch(work, depth=2 + loaders)
+
+        failed = threading.Event()
+
+        def load() -> None:
+            nonlocal done_bytes
+            while not failed.is_set():
+                with lock:
+                    item = next(items, None)
+                if item is None:
+                    return
+                try:
+                    _load_one(item)
+                except BaseException:
+                    failed.set()  # the other loaders stop taking batches
+                    raise
+
+        def _load_one(item: _Item) -> None:
+            nonlocal done_bytes
             if item.prepared is None:
-                _count_skipped(result, item.raw)
+                with lock:
+                    _count_skipped(result, item.raw)
             else:
-                _apply(engine, result, src, item, received_at, unknown, state)
-            if item.last_of_file:
-                done_bytes += item.path.stat().st_size
-            if progress:
-                progress(Progress(src.name, item.path.name, done_bytes, total_bytes, result.rows_read))
+                _apply(engine, result, src, item, received_at, unknown, state, lock)
+            with lock:
+                if item.last_of_file:
+                    done_bytes += item.path.stat().st_size
+                if progress:
+                    progress(Progress(src.name, item.path.name, done_bytes, total_bytes, result.rows_read))
+
+        if loaders == 1:
+            load()
+        else:
+            # each loader has its own connection: PostgreSQL ingests batches in parallel
+            with ThreadPoolExecutor(loaders, thread_name_prefix="journey-ingest-load") as pool:
+                for f in [pool.submit(load) for _ in range(loaders)]:
+                    f.result()
         result.unknown_event_types = dict(unknown.most_common())
         result.status = "succeeded"
     except (SourceFileError, IngestError) as e:
@@ -303,26 +337,43 @@ def _source_has_rows(engine: Engine, src: SourceConfig) -> bool:
 
 
 def _apply(engine: Engine, result: IngestResult, src: SourceConfig, item: _Item,
-           received_at: datetime, unknown: Counter, state: dict) -> None:
+           received_at: datetime, unknown: Counter, state: dict,
+           lock: threading.Lock | None = None) -> None:
     prepared, key = item.prepared, item.key
     assert prepared is not None
-    try:
-        with engine.begin() as conn:
-            outcome = apply_batch(conn, src.kind, prepared, run_id=result.run_id, batch_key=key,
-                                  file=str(item.path), batch_no=item.batch_no, source=src.name,
-                                  applied_at=received_at, payload=item.payload,
-                                  check_existing=state["check_existing"])
-        if outcome.collided:
-            state["check_existing"] = True
-    except IntegrityError:
-        with engine.connect() as conn:
-            if batch_applied(conn, key) is None:
+    lock = lock or threading.Lock()
+    for attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                outcome = apply_batch(conn, src.kind, prepared, run_id=result.run_id, batch_key=key,
+                                      file=str(item.path), batch_no=item.batch_no, source=src.name,
+                                      applied_at=received_at, payload=item.payload,
+                                      check_existing=state["check_existing"])
+            if outcome.collided:
+                state["check_existing"] = True
+            break
+        except OperationalError as e:
+            # two loaders inserting overlapping keys can deadlock; PostgreSQL aborts one
+            # transaction whole, so retrying the batch is safe (the ledger keeps it exactly once)
+            if not isinstance(getattr(e, "orig", None), psycopg.errors.DeadlockDetected) or attempt == 2:
                 raise
-        # another run applied this very batch in the meantime: exactly once still holds
-        result.rows_read += prepared.rows_read
-        result.rows_duplicate += prepared.rows_read
-        result.batches_skipped += 1
-        return
+            state["check_existing"] = True
+        except IntegrityError:
+            with engine.connect() as conn:
+                if batch_applied(conn, key) is None:
+                    raise
+            # another run applied this very batch in the meantime: exactly once still holds
+            with lock:
+                result.rows_read += prepared.rows_read
+                result.rows_duplicate += prepared.rows_read
+                result.batches_skipped += 1
+            return
+    with lock:
+        _count_applied(result, src, prepared, outcome, unknown)
+
+
+def _count_applied(result: IngestResult, src: SourceConfig, prepared: PreparedBatch, outcome,
+                   unknown: Counter) -> None:
     result.rows_read += prepared.rows_read
     result.rows_loaded += outcome.inserted
     result.rows_duplicate += prepared.duplicates + outcome.unchanged
