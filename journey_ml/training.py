@@ -304,6 +304,9 @@ def _log_run(registry, data: TrainingData, segment: str, scorer: XGBScorer, test
         (d / "feature_importance.json").write_text(json.dumps(
             dict(sorted(scorer.importance().items(), key=lambda kv: -kv[1])), indent=1))
         (d / "feature_set.json").write_text(json.dumps(data.feature_set.to_dict(), indent=1))
+        # the drift reference rows stay in the warehouse (erasable); MLflow gets statistics only
+        (d / "reference_summary.json").write_text(json.dumps(
+            _summary(data.rows(segment).query("split == 'train'"), data.feature_set), indent=1))
         names = data.feature_set.names()
         sample = data.rows(segment)
         sample = sample[sample["split"] == "test"]
@@ -312,6 +315,24 @@ def _log_run(registry, data: TrainingData, segment: str, scorer: XGBScorer, test
         client.log_artifacts(rid, str(d), "report")
     client.set_terminated(rid)
     return rid
+
+
+def _summary(train: pd.DataFrame, fs: FeatureSet) -> dict:
+    """Per-feature distribution statistics of the training rows (no row-level data)."""
+    out: dict[str, dict] = {"rows": len(train), "positive_rate": float(train["label"].mean()) if len(train) else None,
+                            "features": {}}
+    for f in fs.features:
+        s = train[f.name]
+        entry: dict = {"kind": f.kind, "null_share": float(s.isna().mean()) if len(s) else None}
+        if f.kind == "numeric":
+            v = pd.to_numeric(s, errors="coerce").dropna()
+            if len(v):
+                q = v.quantile([0.05, 0.5, 0.95]).tolist()
+                entry.update(mean=float(v.mean()), std=float(v.std()), p05=q[0], p50=q[1], p95=q[2])
+        else:
+            entry["top"] = {str(k): int(c) for k, c in s.value_counts().head(10).items()}
+        out["features"][f.name] = entry
+    return out
 
 
 def _plots(d: Path, scorer: XGBScorer, X: pd.DataFrame, test: Metrics) -> None:

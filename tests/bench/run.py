@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from tests.bench.common import ROOT
 
-SECTIONS = ("ingest",)
+SECTIONS = ("ingest", "features", "training")
 
 
 def _machine() -> str:
@@ -28,11 +28,32 @@ def _machine() -> str:
             f"Python {platform.python_version()}, PostgreSQL {pg}")
 
 
+def _existing_sections(path: str) -> dict[str, str]:
+    """The `## ...` sections of an existing BENCHMARKS.md, by heading, in order."""
+    try:
+        text = open(path).read()
+    except FileNotFoundError:
+        return {}
+    out: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = line
+            out[current] = line + "\n"
+        elif current:
+            out[current] += line + "\n"
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", choices=SECTIONS, action="append")
     p.add_argument("--events", type=int, default=5_000_000, help="ingest: simulated events")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--feature-events", type=int, default=20_000_000, help="features: events")
+    p.add_argument("--feature-contacts", type=int, default=1_000_000, help="features: contacts")
+    p.add_argument("--quality-accounts", type=int, default=4000, help="training quality: accounts")
+    p.add_argument("--train-rows", type=int, default=1_000_000, help="training speed: rows")
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     a = p.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -44,9 +65,23 @@ def main() -> None:
             from tests.bench import ingest
 
             parts.append(ingest.markdown(ingest.run(events=a.events, repeat=a.repeat)))
-    text = (f"# Benchmarks\n\nWritten by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
-            f"{_machine()}.\nThese machines are noisy: figures are medians, compare the ratios.\n\n"
-            + "\n".join(parts))
+        elif section == "features":
+            from tests.bench import features
+
+            parts.append(features.markdown(features.run(events=a.feature_events,
+                                                        contacts=a.feature_contacts, repeat=a.repeat)))
+        elif section == "training":
+            from tests.bench import training
+
+            parts.append(training.markdown(training.quality(a.quality_accounts),
+                                           training.speed(a.train_rows)))
+    sections = _existing_sections(a.out)
+    for part in parts:
+        sections[part.splitlines()[0]] = part
+    text = (f"# Benchmarks\n\nWritten by `make bench`; last run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on "
+            f"{_machine()}.\nThese machines are noisy: figures are medians, compare the ratios. "
+            "Sections not re-run keep their previous figures (`--only` re-runs one).\n\n"
+            + "\n".join(sections.values()))
     with open(a.out, "w") as f:
         f.write(text)
     print(text)
