@@ -209,6 +209,49 @@ class RulesConfig(_Strict):
     cap: float | None = None
 
 
+class Band(_Strict):
+    name: str
+    min: float = Field(ge=0, le=1)  # probability at or above which a score is in this band
+
+
+class PlayRule(_Strict):
+    """One next-best action: the first rule whose conditions all hold wins.
+
+    Conditions left empty always hold. ``reasons`` matches when any of the score's top
+    reasons is one of these features; ``missing_roles`` when any of these committee roles
+    has not engaged (account scores); ``min_features`` when every feature is >= its value.
+    """
+
+    task: str
+    action: str
+    bands: list[str] = Field(default_factory=list)
+    stages: list[str] = Field(default_factory=list)  # furthest journey stage reached
+    segments: list[str] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    missing_roles: list[str] = Field(default_factory=list)
+    min_features: dict[str, float] = Field(default_factory=dict)
+
+
+class ScoringConfig(_Strict):
+    bands: list[Band] = Field(default_factory=lambda: [Band(name="high", min=0.5), Band(name="medium", min=0.2),
+                                                       Band(name="low", min=0.0)])
+    top_reasons: int = Field(3, ge=1, le=10)
+    # share of entities, per action, that receive no action (seeded), to measure lift later
+    holdout_share: float = Field(0.1, ge=0, lt=1)
+    holdout_seed: int = 7
+    # feature name (or a pattern with * ) -> sentence; {value} is the feature's value
+    reason_templates: dict[str, str] = Field(default_factory=dict)
+    playbook: list[PlayRule] = Field(default_factory=list)
+    # task -> action when no playbook rule matches
+    default_actions: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _bands(self) -> ScoringConfig:
+        if not self.bands or min(b.min for b in self.bands) != 0:
+            raise ValueError("bands must include one starting at min: 0")
+        return self
+
+
 class JourneyConfig(_Strict):
     """The whole configuration file."""
 
@@ -229,6 +272,7 @@ class JourneyConfig(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     rules: dict[str, RulesConfig] = Field(default_factory=dict)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
 
     @model_validator(mode="after")
     def _unique_sources(self) -> JourneyConfig:
@@ -255,6 +299,9 @@ class JourneyConfig(_Strict):
         for name in self.rules:
             if name not in self.tasks:
                 raise ValueError(f"rules for unknown task {name!r}")
+        for i, rule in enumerate(self.scoring.playbook):
+            if rule.task not in self.tasks:
+                raise ValueError(f"scoring.playbook.{i}: unknown task {rule.task!r}")
         return self
 
     def task(self, name: str) -> TaskConfig:

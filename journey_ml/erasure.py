@@ -24,7 +24,7 @@ SubjectKind = Literal["contact", "account"]
 # table name -> column holding the subject's id, per kind of subject
 # (entity_id columns hold a contact or an account id, depending on the task's entity)
 _ENTITY_TABLES = {"feature_snapshots": "entity_id", "segment_memberships": "entity_id",
-                  "reference_samples": "entity_id"}
+                  "reference_samples": "entity_id", "scores": "entity_id"}
 SUBJECT_COLUMNS: dict[str, dict[str, str]] = {
     "contact": {"events": "contact_id", "outcomes": "contact_id", "quarantine": "contact_id",
                 "contacts": "contact_id", **_ENTITY_TABLES},

@@ -307,6 +307,32 @@ class ReferenceSample(Base):
     __table_args__ = (Index("ix_reference_samples_entity", "entity_id"),)
 
 
+class Score(Base):
+    """One score per (task, entity, as_of): a re-run replaces it, never duplicates it."""
+
+    __tablename__ = "scores"
+
+    task: Mapped[str] = mapped_column(Key(64), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(Key(), primary_key=True)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    entity_kind: Mapped[str] = mapped_column(String(16))
+    probability: Mapped[float] = mapped_column(Float)
+    band: Mapped[str] = mapped_column(String(32))
+    segment: Mapped[str | None] = mapped_column(String(64))
+    model_name: Mapped[str | None] = mapped_column(String(256))
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    # segment_model | global_model | rules_model | builtin_rules
+    mode: Mapped[str] = mapped_column(String(32))
+    mode_reason: Mapped[str | None] = mapped_column(Text)
+    reasons: Mapped[list[Any] | None] = mapped_column(JSONType)
+    action: Mapped[str | None] = mapped_column(Text)
+    action_holdout: Mapped[bool] = mapped_column(Boolean, default=False)
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_scores_entity", "entity_id"),)
+
+
 __all__ = [
     "Base",
     "Account",
@@ -322,6 +348,7 @@ __all__ = [
     "SegmentMembership",
     "AliasMove",
     "ReferenceSample",
+    "Score",
     "UTCDateTime",
     "JSONType",
 ]

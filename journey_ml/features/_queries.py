@@ -102,31 +102,41 @@ class _Cols:
 
 
 def window_query(p: Plan, as_of: datetime) -> Query:
-    """Windowed counts over [T - span, T), per entity *and* (event_type, channel, stage).
+    """The recent part of the history, [T - span, T), per entity *and* (event_type,
+    channel, stage).
 
-    Narrow on purpose: a handful of conditional counts per row instead of one per
-    (window x channel/stage/key event) column; the builder pivots the aggregate into the
-    per-channel, per-stage and per-key-event columns (4x faster on PostgreSQL than ~100
-    CASE aggregates per row). Columns: n_<w> per window, last/prev (trend halves), value
-    (sum over the value window) and, for account tasks, role_<i> (events by contacts of
-    the i-th key role in the value window).
+    Narrow on purpose: a handful of aggregates per row instead of one per (window x
+    channel/stage/key event) column; the builder pivots the result into the per-channel,
+    per-stage and per-key-event columns (about 4x faster on PostgreSQL than ~100 CASE
+    aggregates per row). Columns: first/last time, n (all rows), lb (rows in the
+    population lookback), n_<w> per window, last/prev (trend halves), value (sum over the
+    value window) and, for account tasks, role_<i> / role_last_<i> (events and latest
+    time of contacts in the i-th key role).
     """
     frm, ent, where = _attributed(p.entity)
     t = E.c.occurred_at
     span = window_span(p)
     q = _Cols()
+    q.add(sa.func.min(t), "first", True)
+    q.add(sa.func.max(t), "last_at", True)
+    q.add(sa.func.count(), "n")
+    # windows as wide as the span are `n` (the builder aliases them): fewer columns to ship
+    if p.lookback_days < span:
+        q.add(_count(t >= as_of - p.lookback_days * DAY), "lb")
     for w in p.windows:
-        q.add(sa.func.count() if w >= span else _count(t >= as_of - w * DAY), f"n_{w}")
+        if w < span:
+            q.add(_count(t >= as_of - w * DAY), f"n_{w}")
     q.add(_count(t >= as_of - p.trend_days * DAY), "last")
     q.add(_count(sa.and_(t < as_of - p.trend_days * DAY, t >= as_of - 2 * p.trend_days * DAY)), "prev")
     inv = t >= as_of - p.value_days * DAY
     q.add(sa.func.sum(sa.case((inv, E.c.value))), "value")
     for i, r in enumerate(p.roles):
         q.add(_count(sa.and_(inv, C.c.role == r)), f"role_{i}")
+        q.add(sa.func.max(sa.case((C.c.role == r, t))), f"role_last_{i}", True)
     dims = (E.c.event_type, E.c.channel, E.c.stage)
     stmt = (sa.select(ent.label("entity_id"), *dims, *q.cols).select_from(frm)
             .where(t < as_of, t >= as_of - span * DAY, *where).group_by(ent, *dims))
-    return Query(stmt, q.names, categorical=("entity_id", "event_type", "channel", "stage"))
+    return Query(stmt, q.names, tuple(q.timestamps), categorical=("entity_id", "event_type", "channel", "stage"))
 
 
 def window_span(p: Plan) -> int:
@@ -161,39 +171,50 @@ def engaged_contacts_query(p: Plan, as_of: datetime) -> Query:
     return Query(stmt, {"f0": f"contacts_engaged_{p.value_days}d"})
 
 
-def _population_having(p: Plan, as_of: datetime) -> tuple[sa.ColumnElement, sa.ColumnElement]:
-    """Population flags; returns the HAVING conditions for the task's population."""
+def _population_counts(p: Plan, as_of: datetime) -> dict[str, sa.ColumnElement]:
+    """Counts behind the population rules: lb = rows in the lookback; cust = customer rows
+    (ever for prospects, in the lookback for customers); out = outcome rows in the
+    lookback (customers only)."""
     t = E.c.occurred_at
     in_lb = t >= as_of - p.lookback_days * DAY
     cust = E.c.event_type.in_(p.customer_events)
     if p.population == "prospects":
-        recent, customer = _count(in_lb), _count(cust)
-        return recent > 0, customer == 0
-    cust_lb = _count(sa.and_(in_lb, cust))
-    out_lb = _count(sa.and_(in_lb, E.c.event_type.in_(p.outcome_events)))
-    return cust_lb > 0, out_lb == 0
+        return {"lb": _count(in_lb), "cust": _count(cust)}
+    return {"lb": _count(in_lb), "cust": _count(sa.and_(in_lb, cust)),
+            "out": _count(sa.and_(in_lb, E.c.event_type.in_(p.outcome_events)))}
 
 
-def history_query(p: Plan, as_of: datetime, *, flags_only: bool = False) -> Query:
-    """All history before T for the task's population: first/last event, per-stage
-    first/last, last key event and last role engagement times (HAVING = population rules
-    on events; outcome-table rows are applied by the caller)."""
+def population_query(p: Plan, as_of: datetime) -> Query:
+    """Entities meeting the event part of the population rules as of T (HAVING)."""
+    frm, ent, where = _attributed(p.entity)
+    t = E.c.occurred_at
+    c = _population_counts(p, as_of)
+    having = (c["lb"] > 0, c["cust"] == 0) if p.population == "prospects" else (c["cust"] > 0, c["out"] == 0)
+    stmt = (sa.select(ent.label("entity_id")).select_from(frm)
+            .where(t < as_of, *where).group_by(ent).having(sa.and_(*having)))
+    return Query(stmt, {})
+
+
+def history_query(p: Plan, as_of: datetime, before: datetime) -> Query:
+    """The older part of the history, before ``before`` (= T - window span), per entity:
+    first/last event, per-stage first/last, last key event and last role engagement
+    times, and the population counts (combined with the window part by the builder)."""
     frm, ent, where = _attributed(p.entity)
     t = E.c.occurred_at
     q = _Cols()
-    if not flags_only:
-        q.add(sa.func.min(t), "_first", True)
-        q.add(sa.func.max(t), "_last", True)
-        for s in STAGES:
-            q.add(sa.func.min(sa.case((E.c.stage == s, t))), f"_first:{s}", True)
-            q.add(sa.func.max(sa.case((E.c.stage == s, t))), f"_last:{s}", True)
-        for k in p.key_events:
-            q.add(sa.func.max(sa.case((E.c.event_type == k, t))), f"days_since_{sanitize(k)}", True)
-        for r in p.roles:
-            q.add(sa.func.max(sa.case((C.c.role == r, t))), f"days_since_role_{sanitize(r)}", True)
-    having = _population_having(p, as_of)
+    q.add(sa.func.min(t), "first", True)
+    q.add(sa.func.max(t), "last_at", True)
+    for s in STAGES:
+        q.add(sa.func.min(sa.case((E.c.stage == s, t))), f"first:{s}", True)
+        q.add(sa.func.max(sa.case((E.c.stage == s, t))), f"last:{s}", True)
+    for i, k in enumerate(p.key_events):
+        q.add(sa.func.max(sa.case((E.c.event_type == k, t))), f"event_last_{i}", True)
+    for i, r in enumerate(p.roles):
+        q.add(sa.func.max(sa.case((C.c.role == r, t))), f"role_last_{i}", True)
+    for name, expr in _population_counts(p, as_of).items():
+        q.add(expr, name)
     stmt = (sa.select(ent.label("entity_id"), *q.cols).select_from(frm)
-            .where(t < as_of, *where).group_by(ent).having(sa.and_(*having)))
+            .where(t < before, *where).group_by(ent))
     return Query(stmt, q.names, tuple(q.timestamps))
 
 
@@ -280,13 +301,14 @@ def fetch_frame(conn: Connection, q: Query, *, index: bool = True) -> pd.DataFra
         import pyarrow.csv as pcsv
 
         sub = q.stmt.subquery("agg")
-        cols = [sa.extract("epoch", sub.c[n]).label(n) if n in q.timestamps else sub.c[n] for n in labels]
+        cols = [sa.cast(sa.extract("epoch", sub.c[n]), sa.Float).label(n) if n in q.timestamps else sub.c[n]
+                for n in labels]
         compiled = sa.select(*cols).compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
         buf = io.BytesIO()
         raw = conn.connection.driver_connection
         with raw.cursor() as cur, cur.copy(f"COPY ({compiled}) TO STDOUT (FORMAT csv, HEADER)",
                                            compiled.params) as cp:
-            for block in cp:
+            while block := cp.read():
                 buf.write(block)
         if buf.tell() == 0:
             df = pd.DataFrame({n: pd.Series(dtype=object if n in text else "float64") for n in labels})

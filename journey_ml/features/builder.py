@@ -43,6 +43,7 @@ a stored feature set it returns exactly that set's columns.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -120,12 +121,37 @@ def _plan(config: JourneyConfig, task_name: str) -> tuple[TaskConfig, Q.Plan]:
     return task, plan
 
 
+def _tune(conn: Connection) -> None:
+    """PostgreSQL settings for this transaction: room for the hash aggregates over ~1M
+    entities, and JIT without LLVM optimisation/inlining (compiling ~40 aggregate
+    expressions at -O3 cost more, per parallel worker, than it saved: measured)."""
+    conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+    conn.exec_driver_sql("SET LOCAL jit_optimize_above_cost = -1")
+    conn.exec_driver_sql("SET LOCAL jit_inline_above_cost = -1")
+
+
+@contextmanager
+def _snapshot_pair(engine: Engine) -> Iterator[tuple[Connection, Connection]]:
+    """Two PostgreSQL read transactions seeing exactly the same data (exported snapshot)."""
+    with engine.connect() as first, engine.connect() as second:
+        first.execution_options(isolation_level="REPEATABLE READ")
+        second.execution_options(isolation_level="REPEATABLE READ")
+        with first.begin(), second.begin():
+            snap = first.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+            if not re.fullmatch(r"[0-9A-Fa-f-]+", snap):  # pragma: no cover - defensive
+                raise RuntimeError(f"unexpected snapshot id {snap!r}")
+            second.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snap}'")
+            _tune(first)
+            _tune(second)
+            yield first, second
+
+
 @contextmanager
 def _reading(engine: Engine) -> Iterator[Connection]:
     """A read transaction; on PostgreSQL with room for the big hash aggregates."""
     with engine.connect() as conn, conn.begin():
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+            _tune(conn)
         yield conn
 
 
@@ -140,13 +166,17 @@ class _Timer:
         self.t = now
 
 
-def _population_ids(conn: Connection, plan: Q.Plan, as_of: datetime, candidates: pd.Index) -> pd.Index:
-    """Apply the outcome-table part of the population rules to the event-based candidates."""
+def _outcome_excluded(conn: Connection, plan: Q.Plan, as_of: datetime) -> set[str]:
+    """Entities the outcome table takes out of the population: prospects with an outcome
+    row before T, customers with one in the lookback."""
     if plan.population == "customers":
         lo, incl = as_of - plan.lookback_days * Q.DAY, True
     else:
         lo, incl = None, False
-    excluded = Q.fetch_ids(conn, Q.outcome_rows_query(plan, lo, as_of, include_lo=incl, include_hi=False))
+    return Q.fetch_ids(conn, Q.outcome_rows_query(plan, lo, as_of, include_lo=incl, include_hi=False))
+
+
+def _final_population(candidates: pd.Index, excluded: set[str]) -> pd.Index:
     ids = candidates[~candidates.isin(list(excluded))] if excluded else candidates
     return pd.Index(sorted(ids), name="entity_id", dtype=object)
 
@@ -240,10 +270,6 @@ def _declare(conn: Connection, config: JourneyConfig, task: TaskConfig) -> Featu
     return declare_feature_set(config, task, _discover(conn, config, task), _categories(conn, config, task))
 
 
-def _days_since(as_of_s: float, ts: pd.Series) -> np.ndarray:
-    return (as_of_s - ts.to_numpy(dtype="float64")) / _DAY_S
-
-
 def _positions(values: pd.Series, universe: pd.Index) -> np.ndarray:
     """Position of each value in ``universe`` (-1 when absent or null); fast on Categoricals."""
     if isinstance(values.dtype, pd.CategoricalDtype):
@@ -253,36 +279,121 @@ def _positions(values: pd.Series, universe: pd.Index) -> np.ndarray:
     return universe.get_indexer(values.astype(str).where(values.notna(), None))
 
 
-def _window_features(out: dict[str, Any], win: pd.DataFrame, pop: pd.Index, plan: Q.Plan) -> None:
-    """Pivot the narrow window aggregate (entity x event_type x channel x stage) into the
-    activity, trend, value and role-engagement columns: sums per entity (and dimension)
-    with bincount over positions, no Python loop over rows."""
-    n = len(pop)
-    ent = _positions(win["entity_id"], pop)
-    win = win[ent >= 0]
-    ent = ent[ent >= 0]
+def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row, -1 for null; distinct values as str objects) of a text column."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy().astype(np.int64), values.cat.categories.astype(str).to_numpy(object)
+    codes, uniques = pd.factorize(values.astype(object).where(values.notna(), None))
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object).astype(str).astype(object)
+
+
+@dataclass
+class _Keys:
+    """The population (sorted ids) and where each fetched row's entity sits in it (-1: not
+    in the population)."""
+
+    pop: pd.Index
+    hist_pos: np.ndarray  # per row of the older aggregate
+    win_pos: np.ndarray  # per row of the recent aggregate
+
+
+def _population_keys(plan: Q.Plan, hist: pd.DataFrame, win: pd.DataFrame, excluded: set[str]) -> _Keys:
+    """Apply the population rules to the older (``hist``, one row per entity) and recent
+    (``win``, per entity and event type) aggregates plus the outcome-row exclusions.
+
+    Entity ids are hashed once (factorize) and sorted once (Arrow); everything after that
+    works on integer positions."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    win_code, win_ids = _codes(win["entity_id"])
+    codes, universe = pd.factorize(np.concatenate([hist.index.to_numpy(object), win_ids]))
+    universe = np.asarray(universe, dtype=object)
+    n = len(universe)
+    hc = codes[:len(hist)]
+    wc = np.where(win_code >= 0, codes[len(hist):][np.maximum(win_code, 0)], -1) if len(win_ids) else win_code
+    valid = wc >= 0
+
+    def combined(col: str, recent: np.ndarray) -> np.ndarray:
+        a = np.zeros(n)
+        a[hc] = np.nan_to_num(hist[col].to_numpy(dtype="float64"))
+        return a + np.bincount(wc[valid], weights=recent[valid], minlength=n)
+
+    etype = win["event_type"]
+    is_cust = etype.isin(plan.customer_events).to_numpy()
+    lb_recent = win["lb" if "lb" in win else "n"].to_numpy(dtype="float64")
+    lb = combined("lb", lb_recent)
+    if plan.population == "prospects":
+        keep = (lb > 0) & (combined("cust", win["n"].to_numpy(dtype="float64") * is_cust) == 0)
+    else:
+        is_out = etype.isin(plan.outcome_events).to_numpy()
+        keep = (combined("cust", lb_recent * is_cust) > 0) & (combined("out", lb_recent * is_out) == 0)
+    if excluded:
+        keep &= ~pd.Index(universe).isin(list(excluded))
+    kept = np.flatnonzero(keep)
+    order = pc.array_sort_indices(pa.array(universe[kept], pa.string())).to_numpy()
+    kept = kept[order]
+    to_pop = np.full(n + 1, -1, dtype=np.int64)  # slot n: rows without an entity
+    to_pop[kept] = np.arange(len(kept))
+    pop = pd.Index(universe[kept], name="entity_id", dtype=object)
+    return _Keys(pop=pop, hist_pos=to_pop[hc], win_pos=to_pop[np.where(wc >= 0, wc, n)])
+
+
+def _history_features(out: dict[str, Any], win: pd.DataFrame, hist: pd.DataFrame, keys: _Keys,
+                      plan: Q.Plan, as_of_s: float) -> None:
+    """Pivot the recent aggregate (entity x event_type x channel x stage) into the activity,
+    trend, value and role columns, and combine it with the older per-entity aggregate
+    (``hist``) into recency, stage and role-recency columns. Sums, minima and maxima per
+    entity (and dimension) are bincount / ufunc.at over integer positions: no Python loop
+    over rows. Rows outside the population go to a spare last slot that is dropped."""
+    n = len(keys.pop)
+    ent = np.where(keys.win_pos >= 0, keys.win_pos, n)
     chan = win["channel"].astype(object).to_numpy()
+    first_w = win["first"].to_numpy(dtype="float64")
+    last_w = win["last_at"].to_numpy(dtype="float64")
 
     def total(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         v = np.nan_to_num(values) if mask is None else np.where(mask, np.nan_to_num(values), 0.0)
-        return np.bincount(ent, weights=v, minlength=n).astype("float64")
+        return np.bincount(ent, weights=v, minlength=n + 1)[:n]
 
+    def counts(pos: np.ndarray, k: int, values: np.ndarray) -> np.ndarray:
+        """Sums of values per (entity, pos) as an n x k array."""
+        m = pos >= 0
+        return np.bincount(ent[m] * k + pos[m], weights=values[m], minlength=(n + 1) * k).reshape(n + 1, k)[:n]
+
+    def older(cols: list[str]) -> np.ndarray:
+        """The older aggregate's columns aligned with the population ((n + 1) x k, NaN = none)."""
+        g = np.full((n + 1, len(cols)), np.nan)
+        h = keys.hist_pos >= 0
+        g[keys.hist_pos[h]] = hist[cols].to_numpy(dtype="float64")[h]
+        return g
+
+    def extreme(ufunc: np.ufunc, cols: list[str], pos: np.ndarray | None, values: np.ndarray) -> np.ndarray:
+        """Older times combined with the recent values at (entity, pos) by ufunc (np.fmin /
+        np.fmax: NaN means none); n x k."""
+        g = older(cols)
+        if pos is None:
+            ufunc.at(g.reshape(-1), ent * g.shape[1], values)
+        else:
+            m = pos >= 0
+            ufunc.at(g.reshape(-1), ent[m] * g.shape[1] + pos[m], values[m])
+        return g[:n]
+
+    stage_pos = _positions(win["stage"], pd.Index(STAGES))
+    key_pos = _positions(win["event_type"], pd.Index(plan.key_events))
     dims = [
         (_positions(win["channel"], pd.Index(plan.channels)), [f"ch_{sanitize(c)}" for c in plan.channels]),
-        (_positions(win["stage"], pd.Index(STAGES)), [f"stage_{s}" for s in STAGES]),
-        (_positions(win["event_type"], pd.Index(plan.key_events)), [sanitize(k) for k in plan.key_events]),
+        (stage_pos, [f"stage_{s}" for s in STAGES]),
+        (key_pos, [sanitize(k) for k in plan.key_events]),
     ]
     for w in plan.windows:
-        v = win[f"n_{w}"].to_numpy(dtype="float64")
+        v = win[f"n_{w}" if f"n_{w}" in win else "n"].to_numpy(dtype="float64")
         out[f"events_{w}d"] = total(v)
         for pos, names in dims:
-            if not names:
-                continue
-            m = pos >= 0
-            grid = np.bincount(ent[m] * len(names) + pos[m], weights=v[m], minlength=n * len(names))
-            grid = grid.reshape(n, len(names))
-            for i, name in enumerate(names):
-                out[f"{name}_{w}d"] = grid[:, i].astype("float64")
+            if names:
+                by_dim = counts(pos, len(names), v)
+                for i, name in enumerate(names):
+                    out[f"{name}_{w}d"] = by_dim[:, i]
     last, prev = win["last"].to_numpy(dtype="float64"), win["prev"].to_numpy(dtype="float64")
     lt, pt = total(last), total(prev)
     out[f"trend_{TREND_DAYS}d"] = (lt - pt) / (pt + 1.0)
@@ -292,77 +403,129 @@ def _window_features(out: dict[str, Any], win: pd.DataFrame, pop: pd.Index, plan
     value = win["value"].to_numpy(dtype="float64")
     out[f"value_sum_{VALUE_DAYS}d"] = total(value)
     out[f"revenue_{VALUE_DAYS}d"] = total(value, chan == "billing")
+
+    def days_since(ts: np.ndarray) -> np.ndarray:
+        return (as_of_s - ts) / _DAY_S
+
+    first = extreme(np.fmin, ["first"], None, first_w)[:, 0]
+    last_at = extreme(np.fmax, ["last_at"], None, last_w)[:, 0]
+    out["days_since_last_event"] = days_since(last_at)
+    out["days_since_first_event"] = days_since(first)
+    if plan.key_events:
+        cols = [f"event_last_{i}" for i in range(len(plan.key_events))]
+        key_last = extreme(np.fmax, cols, key_pos, last_w)
+        for i, k in enumerate(plan.key_events):
+            out[f"days_since_{sanitize(k)}"] = days_since(key_last[:, i])
+    s_first = extreme(np.fmin, [f"first:{s}" for s in STAGES], stage_pos, first_w)
+    s_last = extreme(np.fmax, [f"last:{s}" for s in STAGES], stage_pos, last_w)
+    furthest = np.full(n, -1.0)
+    for i, s in enumerate(STAGES):
+        furthest = np.where(np.isnan(s_first[:, i]), furthest, float(i))
+        out[f"stage_{s}_days"] = (s_last[:, i] - s_first[:, i]) / _DAY_S
+    out["furthest_stage"] = furthest
     for i, r in enumerate(plan.roles):
         out[f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d"] = (total(win[f"role_{i}"].to_numpy(float)) > 0) * 1.0
+        role_last = extreme(np.fmax, [f"role_last_{i}"], None,
+                            win[f"role_last_{i}"].to_numpy(dtype="float64"))[:, 0]
+        out[f"days_since_role_{sanitize(r)}"] = days_since(role_last)
 
 
-def _compute(conn: Connection, plan: Q.Plan, fs: FeatureSet, as_of: datetime, timer: _Timer
-             ) -> tuple[pd.Index, dict[str, Any]]:
-    """Run the aggregate queries; returns the population and feature name -> values."""
-    dialect = conn.dialect.name
-    hist = Q.fetch_frame(conn, Q.history_query(plan, as_of))
-    pop = _population_ids(conn, plan, as_of, hist.index)
-    timer.lap("history")
+def _fetch_older(conn: Connection, plan: Q.Plan, fs: FeatureSet, as_of: datetime) -> dict[str, Any]:
+    """Stream 1: the older history aggregate, renewal dates, firmographics, attributes."""
+    t = _Timer()
+    got: dict[str, Any] = {}
+    got["hist"] = Q.fetch_frame(conn, Q.history_query(plan, as_of, as_of - Q.window_span(plan) * Q.DAY))
+    t.lap("history")
+    got["renew"] = pd.read_sql(Q.renewal_query(plan, as_of), conn)
+    t.lap("renewal")
+    firm = Q.fetch_frame(conn, Q.Query(Q.firmographics_query(plan.entity), {}, strings=("industry", "country", "role")))
+    got["firm"] = firm[~firm.index.duplicated()]
+    t.lap("firmographics")
+    if any(s.group == "attribute" for s in fs.features):
+        got["attrs"] = _attribute_records(conn, plan.entity)
+        t.lap("attributes")
+    got["phases"] = t.phases
+    return got
+
+
+def _fetch_recent(conn: Connection, plan: Q.Plan, as_of: datetime) -> dict[str, Any]:
+    """Stream 2: the recent (window) aggregate, active days, outcome-row exclusions and,
+    for accounts, the committee look-ups."""
+    t = _Timer()
+    got: dict[str, Any] = {}
+    got["win"] = Q.fetch_frame(conn, Q.window_query(plan, as_of), index=False)
+    t.lap("window")
+    got["days"] = Q.fetch_frame(conn, Q.active_days_query(plan, as_of, conn.dialect.name))
+    t.lap("active_days")
+    got["excluded"] = _outcome_excluded(conn, plan, as_of)
+    if plan.entity == "account":
+        got["engaged"] = Q.fetch_frame(conn, Q.engaged_contacts_query(plan, as_of))
+        got["known"] = pd.read_sql(Q.contacts_known_query(as_of), conn)
+        t.lap("committee")
+    got["phases"] = t.phases
+    return got
+
+
+def _fetch(engine: Engine, plan: Q.Plan, fs: FeatureSet, as_of: datetime) -> tuple[dict, dict]:
+    """Both fetch streams over one consistent view of the warehouse.
+
+    PostgreSQL: two connections in two threads, the second importing the first one's
+    snapshot (REPEATABLE READ + pg_export_snapshot), so the server works on both at once.
+    SQLite: one connection, one stream after the other.
+    """
+    if engine.dialect.name != "postgresql":
+        with _reading(engine) as conn:
+            return _fetch_older(conn, plan, fs, as_of), _fetch_recent(conn, plan, as_of)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _snapshot_pair(engine) as (first, second), ThreadPoolExecutor(2) as pool:
+        older = pool.submit(_fetch_older, first, plan, fs, as_of)
+        recent = pool.submit(_fetch_recent, second, plan, as_of)
+        return older.result(), recent.result()
+
+
+def _assemble(plan: Q.Plan, fs: FeatureSet, as_of: datetime, older: dict, recent: dict
+              ) -> tuple[pd.Index, dict[str, Any]]:
+    """The population and feature name -> values (aligned with it) from the fetched parts."""
+    t_s = as_of.timestamp()
+    hist, win = older["hist"], recent["win"]
+    keys = _population_keys(plan, hist, win, recent["excluded"])
+    pop = keys.pop
     if len(pop) == 0:
         return pop, {}
-    hist = hist.reindex(pop)
     out: dict[str, Any] = {}
-    win = Q.fetch_frame(conn, Q.window_query(plan, as_of), index=False)
-    timer.lap("window")
-    _window_features(out, win, pop, plan)
-    timer.lap("window_pivot")
-    days = Q.fetch_frame(conn, Q.active_days_query(plan, as_of, dialect)).reindex(pop).fillna(0.0)
+    _history_features(out, win, hist, keys, plan, t_s)
+    days = recent["days"].reindex(pop).fillna(0.0)
     for col in days.columns:
         out[col] = days[col].to_numpy(dtype="float64")
-    timer.lap("active_days")
 
-    t_s = as_of.timestamp()
-
-    out["days_since_last_event"] = _days_since(t_s, hist["_last"])
-    out["days_since_first_event"] = _days_since(t_s, hist["_first"])
-    for k in plan.key_events:
-        out[f"days_since_{sanitize(k)}"] = _days_since(t_s, hist[f"days_since_{sanitize(k)}"])
-    furthest = np.full(len(pop), -1.0)
-    for i, s in enumerate(STAGES):
-        first, lastp = hist[f"_first:{s}"].to_numpy(float), hist[f"_last:{s}"].to_numpy(float)
-        furthest = np.where(np.isnan(first), furthest, float(i))
-        out[f"stage_{s}_days"] = (lastp - first) / _DAY_S
-    out["furthest_stage"] = furthest
-
-    renew = pd.read_sql(Q.renewal_query(plan, as_of), conn)
+    renew = older["renew"]
     rd = pd.Series(np.nan, index=pop)
     if len(renew):
         dates = pd.to_datetime(renew["renewal_date"].astype(str), utc=True, format="ISO8601", errors="coerce")
         secs = (dates - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
         rd = pd.Series(secs.to_numpy(dtype="float64"), index=renew["entity_id"].astype(str)).reindex(pop)
     out["days_to_renewal"] = (rd.to_numpy(dtype="float64") - t_s) / _DAY_S
-    timer.lap("renewal")
 
     if plan.entity == "account":
-        eng = Q.fetch_frame(conn, Q.engaged_contacts_query(plan, as_of)).reindex(pop).fillna(0.0)
+        eng = recent["engaged"].reindex(pop).fillna(0.0)
         out[f"contacts_engaged_{VALUE_DAYS}d"] = eng.iloc[:, 0].to_numpy(dtype="float64")
-        known = pd.read_sql(Q.contacts_known_query(as_of), conn)
+        known = recent["known"]
         known = pd.Series(known["contacts_known"].to_numpy(), index=known["entity_id"].astype(str))
         out["contacts_known"] = known.reindex(pop).fillna(0).to_numpy(dtype="float64")
         missing = np.zeros(len(pop))
         for r in plan.roles:
-            engaged = out[f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d"]
-            out[f"days_since_role_{sanitize(r)}"] = _days_since(t_s, hist[f"days_since_role_{sanitize(r)}"])
             if r in DECISION_ROLES:
-                missing += engaged == 0
+                missing += out[f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d"] == 0
         out["key_roles_missing"] = missing
-        timer.lap("committee")
 
-    firm = Q.fetch_frame(conn, Q.Query(Q.firmographics_query(plan.entity), {},
-                                       strings=("industry", "country", "role")))
-    firm = firm[~firm.index.duplicated()].reindex(pop)
+    firm = older["firm"].reindex(pop)
     for col in firm.columns:
         out[col] = firm[col].to_numpy()
-    timer.lap("firmographics")
 
     attr_specs = [s for s in fs.features if s.group == "attribute"]
     if attr_specs:
-        ids, recs = _attribute_records(conn, plan.entity)
+        ids, recs = older["attrs"]
         frame = pd.DataFrame.from_records(recs, index=pd.Index(ids, dtype=object),
                                           columns=sorted({s.source for s in attr_specs}))
         frame = frame[~frame.index.duplicated()].reindex(pop)
@@ -372,7 +535,6 @@ def _compute(conn: Connection, plan: Q.Plan, fs: FeatureSet, as_of: datetime, ti
                 out[s.name] = np.array([_as_number(v) for v in col], dtype="float64")
             else:
                 out[s.name] = np.array([None if _missing(v) else _attr_text(v) for v in col], dtype=object)
-        timer.lap("attributes")
     return pop, out
 
 
@@ -407,8 +569,8 @@ def population(engine: Engine, config: JourneyConfig, task_name: str, as_of: dat
     _, plan = _plan(config, task_name)
     t = _utc(as_of)
     with _reading(engine) as conn:
-        candidates = Q.fetch_frame(conn, Q.history_query(plan, t, flags_only=True)).index
-        return _population_ids(conn, plan, t, candidates)
+        candidates = Q.fetch_frame(conn, Q.population_query(plan, t)).index
+        return _final_population(candidates, _outcome_excluded(conn, plan, t))
 
 
 def discover_attributes(engine: Engine, config: JourneyConfig, task_name: str) -> dict[str, list[str] | None]:
@@ -447,14 +609,22 @@ def build_features(engine: Engine, config: JourneyConfig, task_name: str, as_of:
         raise ValueError(f"feature set {feature_set.version} is for {feature_set.entity}s, "
                          f"task {task_name!r} scores {task.entity}s")
     timer = _Timer()
-    with _reading(engine) as conn:
-        fs = feature_set or _declare(conn, config, task)
-        timer.lap("declare")
-        pop, values = _compute(conn, plan, fs, t, timer)
+    if feature_set is None:
+        with _reading(engine) as conn:
+            feature_set = _declare(conn, config, task)
+    fs = feature_set
+    timer.lap("declare")
+    older, recent = _fetch(engine, plan, fs, t)
+    timer.lap("fetch")
+    pop, values = _assemble(plan, fs, t, older, recent)
+    del older["hist"], recent["win"]
+    timer.lap("pivot")
     frame = _conform(pop, values, fs)
     timer.lap("assemble")
+    phases = {**timer.phases, **{f"fetch.{k}": v for k, v in older["phases"].items()},
+              **{f"fetch.{k}": v for k, v in recent["phases"].items()}}
     log.debug("features %s as of %s: %d x %d in %s", task_name, t.isoformat(), *frame.shape,
-              {k: round(v, 2) for k, v in timer.phases.items()}, extra={"phases": timer.phases})
+              {k: round(v, 2) for k, v in phases.items()}, extra={"phases": phases})
     return FeatureFrame(task=task_name, as_of=t, feature_set=fs, frame=frame)
 
 
