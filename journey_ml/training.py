@@ -305,8 +305,10 @@ def _log_run(registry, data: TrainingData, segment: str, scorer: XGBScorer, test
             dict(sorted(scorer.importance().items(), key=lambda kv: -kv[1])), indent=1))
         (d / "feature_set.json").write_text(json.dumps(data.feature_set.to_dict(), indent=1))
         # the drift reference rows stay in the warehouse (erasable); MLflow gets statistics only
-        (d / "reference_summary.json").write_text(json.dumps(
-            _summary(data.rows(segment).query("split == 'train'"), data.feature_set), indent=1))
+        train_rows = data.rows(segment).query("split == 'train'")
+        if len(train_rows) > 100_000:  # statistics of a seeded sample are plenty
+            train_rows = train_rows.sample(n=100_000, random_state=config.training.seed)
+        (d / "reference_summary.json").write_text(json.dumps(_summary(train_rows, data.feature_set), indent=1))
         names = data.feature_set.names()
         sample = data.rows(segment)
         sample = sample[sample["split"] == "test"]
