@@ -40,10 +40,11 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
 
     import flows  # noqa: F401  (telemetry defaults)
     from flows.features import features_flow
+    from flows.score import score_flow
     from flows.ingest import ingest_flow
     from flows.simulate import simulate_flow
     from flows.train import train_flow
-    from journey_ml.cli import ingest_table, leaderboard
+    from journey_ml.cli import ingest_table, leaderboard, top_scores_table
 
     cfg = str(config_path) if config_path else None
     t0 = time.perf_counter()
@@ -52,13 +53,13 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     console.rule("[bold]journey-ml demo")
     console.print(f"home: {home.resolve()}  (SQLite warehouse, local MLflow, Prefect ephemeral API)")
 
-    console.print("\n[bold]1/4 simulate[/] source exports (CRM, web, email, webinars, sales, support, billing, product)")
+    console.print("\n[bold]1/5 simulate[/] source exports (CRM, web, email, webinars, sales, support, billing, product)")
     sim = simulate_flow(accounts=accounts, config_path=cfg)
     summary["simulation"] = sim
     console.print(f"    {sim['accounts']:,} accounts, {sim['contacts']:,} contacts, {sim['events']:,} events "
                   f"({sim['dirty_rows']:,} deliberately bad rows) in {sim['out_dir']}")
 
-    console.print("\n[bold]2/4 ingest[/] into the warehouse (validated, de-duplicated, quarantined)")
+    console.print("\n[bold]2/5 ingest[/] into the warehouse (validated, de-duplicated, quarantined)")
     runs = ingest_flow(config_path=cfg)
     summary["ingest"] = runs
     console.print(ingest_table(runs))
@@ -68,7 +69,7 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     dupes = sum(r["rows_duplicate"] for r in runs)
     balanced = all(r["balanced"] for r in runs)
 
-    console.print("\n[bold]3/4 features[/] as of the newest event (point-in-time, segments stored per date)")
+    console.print("\n[bold]3/5 features[/] as of the newest event (point-in-time, segments stored per date)")
     snaps = features_flow(config_path=cfg)
     summary["features"] = snaps
     for s in snaps:
@@ -77,11 +78,24 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
         for name, counts in s["segments"].items():
             console.print(f"      {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
-    console.print("\n[bold]4/4 train[/] one calibrated model per segment + a pooled global model; "
+    console.print("\n[bold]4/5 train[/] one calibrated model per segment + a pooled global model; "
                   "promote only if better than production on the same holdout")
     trained = train_flow(config_path=cfg)
     summary["training"] = trained
     console.print(leaderboard(trained))
+
+    console.print("\n[bold]5/5 score[/] every prospect and customer: probability, band, reasons, next-best action")
+    scored = score_flow(config_path=cfg)
+    summary["scoring"] = scored
+    from datetime import datetime as _dt
+
+    from journey_ml.runtime import Runtime
+
+    rt = Runtime.load(config_path=cfg)
+    for r in scored:
+        modes = ", ".join(f"{k} {v}" for k, v in r["modes"].items())
+        console.print(f"    {r['task']}: {r['rows_written']:,} scores ({modes})")
+        console.print(top_scores_table(rt.engine, r["task"], _dt.fromisoformat(r["as_of"]), 5))
 
     unknown: dict[str, int] = {}
     for r in runs:

@@ -338,6 +338,57 @@ def leaderboard(outcomes) -> Table:
     return t
 
 
+@app.command()
+def score(
+    config: ConfigOpt = None,
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task (repeatable; default all).")] = None,
+    as_of: AsOfOpt = None,
+    top: Annotated[int, typer.Option(help="Show the top N scores of each task.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score every entity of each task as of a date: probability, band, reasons, next-best action."""
+    import uuid
+
+    from journey_ml.db import upgrade
+    from journey_ml.scoring import open_registry, score_summary_table, score_task
+
+    rt = _runtime(config)
+    upgrade(rt.engine)
+    t, _ = _as_of(as_of, rt.engine)
+    registry = open_registry(lambda: rt.registry)
+    run_id = str(uuid.uuid4())
+    results = []
+    for name in task or list(rt.config.tasks):
+        rt.config.task(name)
+        results.append(score_task(rt.engine, registry, rt.config, name, t, run_id=run_id, scored_at=_now()))
+    if as_json:
+        _emit_json([r.to_dict() for r in results])
+        return
+    for r in results:
+        out.print(score_summary_table(r))
+        out.print(top_scores_table(rt.engine, r.task, r.as_of, top))
+
+
+def top_scores_table(engine, task: str, as_of: datetime, n: int = 5) -> Table:
+    """The highest scores of a task as of a date, with their reasons and action."""
+    from sqlalchemy import select
+
+    from journey_ml.db.models import Score
+
+    s = Score.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(select(s).where(s.c.task == task, s.c.as_of == as_of)
+                            .order_by(s.c.probability.desc()).limit(n)).mappings().all()
+    t = Table(title=f"top {task} scores", title_justify="left", show_lines=True)
+    for col in ("entity", "p", "band", "why", "next action"):
+        t.add_column(col, justify="right" if col == "p" else "left")
+    for r in rows:
+        why = "\n".join(x.get("text", "") for x in (r["reasons"] or [])[:3])
+        action = (r["action"] or "") + (" [dim](holdout)[/]" if r["action_holdout"] else "")
+        t.add_row(r["entity_id"], f"{r['probability']:.2f}", r["band"], why, action)
+    return t
+
+
 # --- forget -----------------------------------------------------------------------------
 
 

@@ -1,0 +1,62 @@
+"""A small trained world shared by the scoring tests (built once per session)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from journey_ml.config import JourneyConfig, load_config
+from journey_ml.db import make_engine, upgrade
+from journey_ml.ingest import ingest_all
+from journey_ml.simulate import SimulationParams, simulate
+from journey_ml.training import GLOBAL, data_end, prepare_training, train_segment
+
+RECEIVED_AT = datetime(2026, 7, 1, tzinfo=UTC)
+SCORED_AT = datetime(2026, 7, 2, tzinfo=UTC)
+
+
+@dataclass
+class World:
+    root: Path
+    config: JourneyConfig
+    engine: sa.Engine
+    registry: object
+    as_of: datetime
+    outcomes: dict  # segment -> SegmentOutcome
+
+
+def small_config() -> JourneyConfig:
+    cfg, _ = load_config(None)
+    # a small world: low bar for a segment of its own; one task keeps it quick
+    return cfg.model_copy(update={
+        "tasks": {"conversion": cfg.tasks["conversion"].model_copy(update={"training_as_of_count": 5})},
+        "rules": {"conversion": cfg.rules["conversion"]},
+        "scoring": cfg.scoring.model_copy(update={
+            "playbook": [p for p in cfg.scoring.playbook if p.task == "conversion"],
+            "default_actions": {"conversion": cfg.scoring.default_actions["conversion"]}}),
+        "training": cfg.training.model_copy(update={
+            "min_segment_rows": 150, "min_segment_positives": 8,
+            "xgboost": cfg.training.xgboost.model_copy(update={"n_estimators": 60})})})
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> World:
+    """600 simulated accounts in a SQLite warehouse, conversion trained (global + segments)."""
+    root = tmp_path_factory.mktemp("scoring_world")
+    simulate(SimulationParams(accounts=600, seed=5), root / "exports")
+    cfg = small_config()
+    engine = make_engine(f"sqlite:///{root / 'warehouse.db'}")
+    upgrade(engine)
+    ingest_all(engine, cfg, data_dir=root / "exports", salt="t", received_at=RECEIVED_AT)
+    from journey_ml.registry import Registry
+
+    registry = Registry(f"sqlite:///{root / 'mlflow.db'}", engine, experiment="scoring-test",
+                        artifact_location=str(root / "artifacts"))
+    as_of = data_end(engine)
+    data = prepare_training(engine, cfg, "conversion", as_of)
+    outcomes = {s: train_segment(data, s, cfg, registry, engine) for s in [GLOBAL, *data.segments()]}
+    return World(root, cfg, engine, registry, as_of, outcomes)
