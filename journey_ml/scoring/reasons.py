@@ -47,6 +47,13 @@ def reason_text(feature: str, value: Any, contribution: float, templates: Mappin
     """The sentence of one reason, with the signed contribution appended."""
     value = _plain(value)
     label = label or feature.replace("_", " ")
+    if _missing(value):
+        # a missing value means "never happened" for recency, "none" otherwise; no template
+        # is written for it, and "nan" must never reach a seller
+        word = "never" if feature.startswith(("days_since", "stage_")) else "none"
+        return f"{label}: {word} ({contribution:+.2f})"
+    if isinstance(value, float) and not value.is_integer() and abs(value) >= 1:
+        value = round(value)
     tmpl = template_for(feature, templates) or FALLBACK_TEMPLATE
     try:
         text = tmpl.format(value=value, label=label, feature=feature)
