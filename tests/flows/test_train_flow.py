@@ -39,6 +39,7 @@ def test_features_and_train_flows(prefect_harness, pg_engine, pg_url, mlflow_pg,
     cfg["training"]["xgboost"]["n_estimators"] = 80
     cfg["tasks"] = {"conversion": cfg["tasks"]["conversion"]}
     cfg["rules"] = {"conversion": cfg["rules"]["conversion"]}
+    cfg["scoring"]["playbook"] = [r for r in cfg["scoring"]["playbook"] if r["task"] == "conversion"]
     path = tmp_path / "journey.yaml"
     path.write_text(yaml.safe_dump(cfg))
     monkeypatch.setenv("JOURNEY_DATABASE_URL", pg_url)
