@@ -3,21 +3,21 @@
 Every query attributes rows to the task's entity the same way (`_attributed`) and leaves
 opted-out contacts out. Timestamps are compared through the `UTCDateTime` column type, so
 the bound values match the stored format on both backends. The only dialect branches
-are `_utc_day` (the UTC calendar day of a timestamp) and the fetch in `fetch_frame`.
+are `_day_mask` (UTC calendar-day bit masks for active days) and the fetch in
+`fetch_frame` (COPY on PostgreSQL).
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from journey_ml.db.models import Account, Contact, Event, Outcome
-from journey_ml.features.declaration import sanitize
 from journey_ml.schemas import STAGES
 
 E = Event.__table__
@@ -54,6 +54,7 @@ class Query:
     timestamps: tuple[str, ...] = ()  # internal labels holding timestamps
     strings: tuple[str, ...] = ()  # labels holding text (every other column is numeric)
     categorical: tuple[str, ...] = ()  # text labels read as pandas Categorical (repetitive values)
+    integers: tuple[str, ...] = ()  # exact int64 labels (bit masks), never NULL
 
 
 def _attributed(entity: str, table: sa.Table = E) -> tuple[sa.FromClause, sa.ColumnElement, list]:
@@ -72,11 +73,30 @@ def _attributed(entity: str, table: sa.Table = E) -> tuple[sa.FromClause, sa.Col
     return table, ent, [ent.is_not(None), ~opted_out]
 
 
-def _utc_day(col: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
-    """The UTC calendar day of a timestamp column (the one dialect-specific expression)."""
+DAY_BITS = 63  # days per bit-mask word (bit 63 would be the sign bit)
+
+
+def _day_mask(t: sa.ColumnElement, day0: date, first: int, last: int, dialect: str) -> sa.ColumnElement:
+    """The one dialect-specific expression: per group, the OR of ``1 << (k - first)`` over
+    rows with k in [first, last], k = UTC calendar days between ``day0`` and the row's day.
+
+    PostgreSQL: date arithmetic and bit_or. SQLite: julianday differences and sum(DISTINCT)
+    (bits of distinct days are distinct powers of two, so their distinct sum is their OR).
+    The caller restricts the rows by time, so k is evaluated once per row and aggregate.
+    """
     if dialect == "postgresql":
-        return sa.cast(sa.func.timezone("UTC", col), sa.Date)
-    return sa.func.substr(col, 1, 10)  # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC)
+        k = sa.literal(day0, sa.Date) - sa.cast(sa.func.timezone("UTC", t), sa.Date)
+        agg = sa.func.bit_or
+    else:  # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff' (naive UTC)
+        k = sa.cast(sa.func.julianday(day0.isoformat()) - sa.func.julianday(sa.func.substr(t, 1, 10)), sa.Integer)
+
+        def agg(x: sa.ColumnElement) -> sa.ColumnElement:
+            return sa.func.sum(sa.distinct(x))
+
+    start = datetime(day0.year, day0.month, day0.day, tzinfo=UTC)
+    in_word = sa.and_(t >= start - last * DAY, t < start - (first - 1) * DAY)
+    bit = sa.cast(sa.literal(1), sa.BigInteger).op("<<")(k - first)
+    return sa.func.coalesce(agg(sa.case((in_word, bit))), 0)
 
 
 def _count(cond: sa.ColumnElement) -> sa.ColumnElement:
@@ -92,16 +112,19 @@ class _Cols:
         self.cols: list[sa.ColumnElement] = []
         self.names: dict[str, str] = {}
         self.timestamps: list[str] = []
+        self.integers: list[str] = []
 
-    def add(self, expr: sa.ColumnElement, name: str, timestamp: bool = False) -> None:
+    def add(self, expr: sa.ColumnElement, name: str, timestamp: bool = False, integer: bool = False) -> None:
         label = f"f{len(self.cols)}"
         self.cols.append(expr.label(label))
         self.names[label] = name
         if timestamp:
             self.timestamps.append(label)
+        if integer:
+            self.integers.append(label)
 
 
-def window_query(p: Plan, as_of: datetime) -> Query:
+def window_query(p: Plan, as_of: datetime, dialect: str) -> Query:
     """The recent part of the history, [T - span, T), per entity *and* (event_type,
     channel, stage).
 
@@ -112,6 +135,12 @@ def window_query(p: Plan, as_of: datetime) -> Query:
     population lookback), n_<w> per window, last/prev (trend halves), value (sum over the
     value window) and, for account tasks, role_<i> / role_last_<i> (events and latest
     time of contacts in the i-th key role).
+
+    Active days ride along as day bit masks: days_<j> = the UTC days (k days before T's
+    day, k in word j) with events, and edge_<w> = events in [T - w, start of day w - 1)
+    (the part of the boundary day inside a window when T is not midnight). The builder
+    ORs the masks per entity: active_days_<w> = popcount(days k < w) + (edge_<w> > 0).
+    No separate (entity, day) aggregate.
     """
     frm, ent, where = _attributed(p.entity)
     t = E.c.occurred_at
@@ -133,31 +162,24 @@ def window_query(p: Plan, as_of: datetime) -> Query:
     for i, r in enumerate(p.roles):
         q.add(_count(sa.and_(inv, C.c.role == r)), f"role_{i}")
         q.add(sa.func.max(sa.case((C.c.role == r, t))), f"role_last_{i}", True)
+    day0 = as_of.astimezone(UTC).date()
+    start = datetime(day0.year, day0.month, day0.day, tzinfo=UTC)
+    longest = max(p.windows, default=0)
+    for j in range(-(-longest // DAY_BITS)):
+        first, last = j * DAY_BITS, min((j + 1) * DAY_BITS, longest) - 1
+        q.add(_day_mask(t, day0, first, last, dialect), f"days_{j}", integer=True)
+    for w in p.windows:
+        q.add(_count(sa.and_(t >= as_of - w * DAY, t < start - (w - 1) * DAY)), f"edge_{w}")
     dims = (E.c.event_type, E.c.channel, E.c.stage)
     stmt = (sa.select(ent.label("entity_id"), *dims, *q.cols).select_from(frm)
             .where(t < as_of, t >= as_of - span * DAY, *where).group_by(ent, *dims))
-    return Query(stmt, q.names, tuple(q.timestamps), categorical=("entity_id", "event_type", "channel", "stage"))
+    return Query(stmt, q.names, tuple(q.timestamps), categorical=("entity_id", "event_type", "channel", "stage"),
+                 integers=tuple(q.integers))
 
 
 def window_span(p: Plan) -> int:
     """Days of history the window query reads: the widest window, trend or value span."""
     return max((*p.windows, 2 * p.trend_days, p.value_days))
-
-
-def active_days_query(p: Plan, as_of: datetime, dialect: str) -> Query:
-    """Distinct UTC days with events per window: per (entity, day) the day's last event
-    time, then per entity the days whose last event falls in each window (no DISTINCT)."""
-    frm, ent, where = _attributed(p.entity)
-    t = E.c.occurred_at
-    day = _utc_day(t, dialect)
-    inner = (sa.select(ent.label("entity_id"), sa.func.max(t).label("last_at")).select_from(frm)
-             .where(t < as_of, t >= as_of - max(p.windows) * DAY, *where)
-             .group_by(ent, day).subquery("days"))
-    q = _Cols()
-    for w in p.windows:
-        q.add(_count(inner.c.last_at >= as_of - w * DAY), f"active_days_{w}d")
-    stmt = sa.select(inner.c.entity_id, *q.cols).group_by(inner.c.entity_id)
-    return Query(stmt, q.names)
 
 
 def engaged_contacts_query(p: Plan, as_of: datetime) -> Query:
@@ -304,19 +326,15 @@ def fetch_frame(conn: Connection, q: Query, *, index: bool = True) -> pd.DataFra
         cols = [sa.cast(sa.extract("epoch", sub.c[n]), sa.Float).label(n) if n in q.timestamps else sub.c[n]
                 for n in labels]
         compiled = sa.select(*cols).compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-        buf = io.BytesIO()
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur, cur.copy(f"COPY ({compiled}) TO STDOUT (FORMAT csv, HEADER)",
-                                           compiled.params) as cp:
-            while block := cp.read():
-                buf.write(block)
+        buf = _copy_csv(conn.connection.driver_connection, str(compiled), compiled.params)
         if buf.tell() == 0:
-            df = pd.DataFrame({n: pd.Series(dtype=object if n in text else "float64") for n in labels})
+            df = pd.DataFrame({n: pd.Series(dtype=object if n in text else "int64" if n in q.integers
+                                            else "float64") for n in labels})
         else:
             buf.seek(0)
             dict_type = pa.dictionary(pa.int32(), pa.string())
-            types = {n: (dict_type if n in q.categorical else pa.string()) if n in text else pa.float64()
-                     for n in labels}
+            types = {n: (dict_type if n in q.categorical else pa.string()) if n in text
+                     else pa.int64() if n in q.integers else pa.float64() for n in labels}
             # NULL is an unquoted empty field, "" a quoted one
             opts = pcsv.ConvertOptions(column_types=types, strings_can_be_null=True,
                                        quoted_strings_can_be_null=False)
@@ -328,12 +346,46 @@ def fetch_frame(conn: Connection, q: Query, *, index: bool = True) -> pd.DataFra
                 df[n] = _epoch(df[n])
             elif n in q.categorical:
                 df[n] = df[n].astype("category")
+            elif n in q.integers:
+                df[n] = df[n].astype("int64")
             elif n not in text:
                 df[n] = pd.to_numeric(df[n], errors="coerce").astype("float64")
     df = df.rename(columns=q.names)
     if "entity_id" not in q.categorical:
         df["entity_id"] = df["entity_id"].astype(str)
     return df.set_index("entity_id") if index else df
+
+
+def _copy_csv(raw, sql: str, params: dict) -> io.BytesIO:
+    """``COPY (sql) TO STDOUT`` as CSV with a header, into memory.
+
+    Driven through libpq (psycopg's public `pq` layer) in a tight loop: the server sends
+    one message per row, and psycopg's `Copy.read()` costs about twice as much Python
+    time per row (seconds for millions of rows). Parameters are merged client-side, as
+    psycopg does for COPY. Raises psycopg.DatabaseError with the server's message.
+    """
+    import psycopg
+    from psycopg import pq
+
+    query = psycopg.ClientCursor(raw).mogrify(f"COPY ({sql}) TO STDOUT (FORMAT csv, HEADER)", params)
+    pgconn = raw.pgconn
+    res = pgconn.exec_(query.encode(raw.info.encoding))
+    if res.status != pq.ExecStatus.COPY_OUT:
+        raise psycopg.DatabaseError((res.error_message or b"COPY failed").decode(errors="replace"))
+    buf = io.BytesIO()
+    write, get = buf.write, pgconn.get_copy_data
+    while True:
+        n, data = get(0)
+        if n <= 0:
+            break
+        write(data)
+    error = None
+    while (res := pgconn.get_result()) is not None:
+        if res.status != pq.ExecStatus.COMMAND_OK:
+            error = (res.error_message or b"COPY failed").decode(errors="replace")
+    if n == -2 or error:
+        raise psycopg.DatabaseError(error or pgconn.error_message.decode(errors="replace"))
+    return buf
 
 
 def fetch_ids(conn: Connection, stmt: sa.Select) -> set[str]:
