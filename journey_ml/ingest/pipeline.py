@@ -106,7 +106,7 @@ def ingest_source(
     batch_rows: int = 100_000,
     incremental: bool = False,
     progress: Callable[[Progress], None] | None = None,
-    parallel_loads: int = 2,
+    parallel_loads: int = 1,
 ) -> IngestResult:
     """Ingest every file of one configured source into the warehouse.
 
@@ -147,7 +147,9 @@ def ingest_source(
         work = _work(files, src, ctx, batch_rows, applied, result.run_id if precode else None)
         # look keys up before COPY only once the source has rows (or a batch collided)
         state = {"check_existing": _source_has_rows(engine, src)}
-        # SQLite has one writer; PostgreSQL takes batches on several connections
+        # SQLite has one writer; PostgreSQL can take batches on several connections. Two
+        # loaders won ~1.5x on one clean file but lost on overlapping multi-source exports
+        # (key collisions push batches into the merge path), so one is the default.
         loaders = max(1, parallel_loads) if engine.dialect.name == "postgresql" else 1
         lock = threading.Lock()
         items = _prefetch(work, depth=2 + loaders)
