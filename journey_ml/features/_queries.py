@@ -130,7 +130,7 @@ def window_query(p: Plan, as_of: datetime, dialect: str) -> Query:
 
     Narrow on purpose: a handful of aggregates per row instead of one per (window x
     channel/stage/key event) column; the builder pivots the result into the per-channel,
-    per-stage and per-key-event columns (about 4x faster on PostgreSQL than ~100 CASE
+    per-stage and per-key-event columns (about 3x faster on PostgreSQL than ~100 CASE
     aggregates per row). Columns: first/last time, n (all rows), lb (rows in the
     population lookback), n_<w> per window, last/prev (trend halves), value (sum over the
     value window) and, for account tasks, role_<i> / role_last_<i> (events and latest

@@ -39,16 +39,16 @@ the windows, 60 days for the trend and 90 for value/committee):
 1. older history, one row per entity: first/last event, per-stage first/last, last key
    event and role times, population counts (conditional aggregation, GROUP BY entity);
 2. recent history [T - span, T), one row per (entity, event_type, channel, stage):
-   first/last time and a handful of conditional counts; pandas pivots it (bincount over
-   integer positions) into the per-window channel / stage / key-event columns and merges
-   its times into the older ones (~100 CASE aggregates per event row cost PostgreSQL 4x
-   more than this narrow aggregate plus the pivot);
-3. active days: per (entity, UTC day) the day's last time, then per entity per window;
-4. small look-ups: outcome-table exclusions, renewal dates, committee, firmographics,
+   first/last time, a handful of conditional counts and UTC-day bit masks (active
+   days). pandas pivots it per entity (bincount over integer positions, no loop over
+   rows) into the per-window channel / stage / key-event columns and merges its times
+   with the older part. (~100 CASE aggregates per event row cost PostgreSQL about 3x the
+   time of this narrow aggregate plus the pivot.)
+3. small look-ups: outcome-table exclusions, renewal dates, committee, firmographics,
    attributes.
 
-On PostgreSQL results stream through COPY into Arrow, and (1) and (2)-(4) run on two
-connections at once that share one exported snapshot (identical data, no torn reads).
+On PostgreSQL results stream through COPY into Arrow, and (1) runs on one connection
+while (2)-(3) run on another, both in one exported snapshot (identical data).
 Training and scoring share `build_features`; with a stored feature set it returns
 exactly that set's columns.
 """
@@ -135,12 +135,12 @@ def _plan(config: JourneyConfig, task_name: str) -> tuple[TaskConfig, Q.Plan]:
 
 
 def _tune(conn: Connection) -> None:
-    """PostgreSQL settings for this transaction: room for the hash aggregates over ~1M
-    entities, and JIT without LLVM optimisation/inlining (compiling ~40 aggregate
-    expressions at -O3 cost more, per parallel worker, than it saved: measured)."""
+    """PostgreSQL settings for this transaction: room for hash aggregates over ~1M
+    entities, and no parallel workers. The two fetch streams already keep two cores busy;
+    a parallel partial aggregate over ~1M groups has every worker hash nearly every group
+    and then merges them, which cost more CPU and time than it saved (measured)."""
     conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
-    conn.exec_driver_sql("SET LOCAL jit_optimize_above_cost = -1")
-    conn.exec_driver_sql("SET LOCAL jit_inline_above_cost = -1")
+    conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 @contextmanager
@@ -301,174 +301,220 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass
+class _Recent:
+    """The recent aggregate summarised per entity (``ids``); every array has one slot per
+    id plus a spare last slot (the fill value: 0 for counts, NaN for times)."""
+
+    ids: np.ndarray
+    counts: dict[str, np.ndarray]  # feature columns that are 0 without recent events
+    times: dict[str, np.ndarray]  # epoch seconds (NaN: none): first, last_at, first:<s>, ...
+    population: dict[str, np.ndarray]  # lb / cust / out sums for the population rules
+
+
+def _summarise_recent(win: pd.DataFrame, plan: Q.Plan) -> _Recent:
+    """Pivot the recent aggregate (entity x event_type x channel x stage rows) into
+    per-entity columns: windowed counts per channel / stage / key event, active days
+    (OR of the day masks), trend halves, value, role engagement, the first/last times
+    (overall, per stage, per key event, per role) and the population sums.
+
+    Sums are bincounts, minima/maxima ufunc.at, over rows sorted by entity (sequential
+    memory walks): no Python loop over rows. Runs in the fetching thread, so it overlaps
+    the older-history query on the other connection."""
+    code, ids = _codes(win["entity_id"])
+    m = len(ids)
+    code = np.where(code >= 0, code, m)  # spare slot m: rows without an entity
+    order = np.argsort(code, kind="stable")
+    code = code[order]
+
+    def col(name: str, dtype: Any = "float64") -> np.ndarray:
+        return win[name].to_numpy(dtype=dtype)[order]
+
+    chan = col("channel", object)
+    etype = win["event_type"]
+    counts: dict[str, np.ndarray] = {}
+    times: dict[str, np.ndarray] = {}
+
+    def total(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        v = np.nan_to_num(values) if mask is None else np.where(mask, np.nan_to_num(values), 0.0)
+        return np.bincount(code, weights=v, minlength=m + 1)
+
+    def by_dim(pos: np.ndarray, k: int, values: np.ndarray) -> list[np.ndarray]:
+        """Sums of values per (entity, pos): k arrays of m + 1."""
+        keep = pos >= 0
+        grid = np.bincount(pos[keep] * (m + 1) + code[keep], weights=values[keep], minlength=(m + 1) * k)
+        return [grid[i * (m + 1):(i + 1) * (m + 1)] for i in range(k)]
+
+    def extreme(ufunc: np.ufunc, pos: np.ndarray | None, k: int, values: np.ndarray) -> list[np.ndarray]:
+        """Minima (np.fmin) / maxima (np.fmax) of values per (entity, pos), NaN when none."""
+        g = np.full((m + 1) * k, np.nan)
+        if pos is None:
+            ufunc.at(g, code, values)
+        else:
+            keep = pos >= 0
+            ufunc.at(g, pos[keep] * (m + 1) + code[keep], values[keep])
+        return [g[i * (m + 1):(i + 1) * (m + 1)] for i in range(k)]
+
+    stage_pos = _positions(win["stage"], pd.Index(STAGES))[order]
+    key_pos = _positions(etype, pd.Index(plan.key_events))[order]
+    dims = [
+        (_positions(win["channel"], pd.Index(plan.channels))[order], [f"ch_{sanitize(c)}" for c in plan.channels]),
+        (stage_pos, [f"stage_{s}" for s in STAGES]),
+        (key_pos, [sanitize(k) for k in plan.key_events]),
+    ]
+    n_all = col("n")
+    for w in plan.windows:
+        v = col(f"n_{w}") if f"n_{w}" in win else n_all
+        counts[f"events_{w}d"] = total(v)
+        for pos, names in dims:
+            if names:
+                for name, sums in zip(names, by_dim(pos, len(names), v), strict=True):
+                    counts[f"{name}_{w}d"] = sums
+    # active days: OR the day masks per entity, count the days k < w, add the boundary day
+    words = []
+    for j in range(sum(1 for c in win.columns if c.startswith("days_"))):
+        acc = np.zeros(m + 1, dtype=np.int64)
+        np.bitwise_or.at(acc, code, col(f"days_{j}", np.int64))
+        words.append(acc)
+    for w in plan.windows:
+        active = np.zeros(m + 1)
+        for j, word in enumerate(words):
+            bits = min(max(w - j * Q.DAY_BITS, 0), Q.DAY_BITS)
+            if bits:
+                active += np.bitwise_count(word & np.int64((1 << bits) - 1))
+        counts[f"active_days_{w}d"] = active + (total(col(f"edge_{w}")) > 0)
+    last, prev = col("last"), col("prev")
+    product = chan == "product"
+    counts["_last"], counts["_prev"] = total(last), total(prev)
+    counts["_product_last"], counts["_product_prev"] = total(last, product), total(prev, product)
+    value = col("value")
+    counts[f"value_sum_{VALUE_DAYS}d"] = total(value)
+    counts[f"revenue_{VALUE_DAYS}d"] = total(value, chan == "billing")
+    for i in range(len(plan.roles)):
+        counts[f"_role_{i}"] = total(col(f"role_{i}"))
+
+    first_w, last_w = col("first"), col("last_at")
+    [times["first"]] = extreme(np.fmin, None, 1, first_w)
+    [times["last_at"]] = extreme(np.fmax, None, 1, last_w)
+    for s, lo in zip(STAGES, extreme(np.fmin, stage_pos, len(STAGES), first_w), strict=True):
+        times[f"first:{s}"] = lo
+    for s, hi in zip(STAGES, extreme(np.fmax, stage_pos, len(STAGES), last_w), strict=True):
+        times[f"last:{s}"] = hi
+    if plan.key_events:
+        for i, hi in enumerate(extreme(np.fmax, key_pos, len(plan.key_events), last_w)):
+            times[f"event_last_{i}"] = hi
+    for i in range(len(plan.roles)):
+        [times[f"role_last_{i}"]] = extreme(np.fmax, None, 1, col(f"role_last_{i}"))
+
+    lb = col("lb") if "lb" in win else n_all
+    is_cust = etype.isin(plan.customer_events).to_numpy()[order]
+    population = {"lb": total(lb)}
+    if plan.population == "prospects":
+        population["cust"] = total(n_all, is_cust)
+    else:
+        population["cust"] = total(lb, is_cust)
+        population["out"] = total(lb, etype.isin(plan.outcome_events).to_numpy()[order])
+    for values in counts.values():
+        values[m] = 0.0
+    for values in times.values():
+        values[m] = np.nan
+    return _Recent(ids=ids, counts=counts, times=times, population=population)
+
+
+@dataclass
 class _Keys:
-    """The population (sorted ids) and where each fetched row's entity sits in it (-1: not
-    in the population)."""
+    """The population (sorted ids) and, per member, its row in the older aggregate and its
+    slot in the recent summary (-1: none)."""
 
     pop: pd.Index
-    hist_pos: np.ndarray  # per row of the older aggregate
-    win_pos: np.ndarray  # per row of the recent aggregate
+    hist_row: np.ndarray
+    recent_slot: np.ndarray
 
 
-def _population_keys(plan: Q.Plan, hist: pd.DataFrame, win: pd.DataFrame, excluded: set[str]) -> _Keys:
+def _population_keys(plan: Q.Plan, hist: pd.DataFrame, recent: _Recent, excluded: set[str]) -> _Keys:
     """Apply the population rules to the older (``hist``, one row per entity) and recent
-    (``win``, per entity and event type) aggregates plus the outcome-row exclusions.
+    (per-entity summary) parts plus the outcome-row exclusions.
 
     Entity ids are hashed once (factorize) and sorted once (Arrow); everything after that
     works on integer positions."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    win_code, win_ids = _codes(win["entity_id"])
-    codes, universe = pd.factorize(np.concatenate([hist.index.to_numpy(object), win_ids]))
+    h = len(hist)
+    codes, universe = pd.factorize(np.concatenate([hist.index.to_numpy(object), recent.ids]))
     universe = np.asarray(universe, dtype=object)
     n = len(universe)
-    hc = codes[:len(hist)]
-    wc = np.where(win_code >= 0, codes[len(hist):][np.maximum(win_code, 0)], -1) if len(win_ids) else win_code
-    valid = wc >= 0
+    hc, rc = codes[:h], codes[h:]
 
-    def combined(col: str, recent: np.ndarray) -> np.ndarray:
+    def combined(col: str) -> np.ndarray:
         a = np.zeros(n)
         a[hc] = np.nan_to_num(hist[col].to_numpy(dtype="float64"))
-        return a + np.bincount(wc[valid], weights=recent[valid], minlength=n)
+        a[rc] += recent.population[col][:-1]
+        return a
 
-    etype = win["event_type"]
-    is_cust = etype.isin(plan.customer_events).to_numpy()
-    lb_recent = win["lb" if "lb" in win else "n"].to_numpy(dtype="float64")
-    lb = combined("lb", lb_recent)
     if plan.population == "prospects":
-        keep = (lb > 0) & (combined("cust", win["n"].to_numpy(dtype="float64") * is_cust) == 0)
+        keep = (combined("lb") > 0) & (combined("cust") == 0)
     else:
-        is_out = etype.isin(plan.outcome_events).to_numpy()
-        keep = (combined("cust", lb_recent * is_cust) > 0) & (combined("out", lb_recent * is_out) == 0)
+        keep = (combined("cust") > 0) & (combined("out") == 0)
     if excluded:
         keep &= ~pd.Index(universe).isin(list(excluded))
     kept = np.flatnonzero(keep)
-    order = pc.array_sort_indices(pa.array(universe[kept], pa.string())).to_numpy()
-    kept = kept[order]
-    to_pop = np.full(n + 1, -1, dtype=np.int64)  # slot n: rows without an entity
-    to_pop[kept] = np.arange(len(kept))
-    pop = pd.Index(universe[kept], name="entity_id", dtype=object)
-    return _Keys(pop=pop, hist_pos=to_pop[hc], win_pos=to_pop[np.where(wc >= 0, wc, n)])
+    kept = kept[pc.array_sort_indices(pa.array(universe[kept], pa.string())).to_numpy()]
+    hist_row = np.full(n, -1, dtype=np.int64)
+    hist_row[hc] = np.arange(h)
+    recent_slot = np.full(n, -1, dtype=np.int64)
+    recent_slot[rc] = np.arange(len(rc))
+    return _Keys(pop=pd.Index(universe[kept], name="entity_id", dtype=object),
+                 hist_row=hist_row[kept], recent_slot=recent_slot[kept])
 
 
-def _history_features(out: dict[str, Any], win: pd.DataFrame, hist: pd.DataFrame, keys: _Keys,
-                      plan: Q.Plan, as_of_s: float) -> None:
-    """Pivot the recent aggregate (entity x event_type x channel x stage) into the activity,
-    trend, value and role columns, and combine it with the older per-entity aggregate
-    (``hist``) into recency, stage and role-recency columns. Sums, minima and maxima per
-    entity (and dimension) are bincount / ufunc.at over integer positions: no Python loop
-    over rows. Rows outside the population go to a spare last slot that is dropped."""
-    n = len(keys.pop)
-    ent = np.where(keys.win_pos >= 0, keys.win_pos, n)
-    # entity order: every scatter below then walks memory sequentially (2-4x faster than
-    # the hash order the aggregate arrives in)
-    order = np.argsort(ent, kind="stable")
-    ent, win = ent[order], win.take(order)
-    chan = win["channel"].astype(object).to_numpy()
-    first_w = win["first"].to_numpy(dtype="float64")
-    last_w = win["last_at"].to_numpy(dtype="float64")
-    h = keys.hist_pos >= 0
-    h_cols = {c: i for i, c in enumerate(hist.columns)}
-    h_values = np.full((n + 1, len(h_cols)), np.nan)
-    h_values[keys.hist_pos[h]] = hist.to_numpy(dtype="float64")[h]
+def _combine(out: dict[str, Any], hist: pd.DataFrame, recent: _Recent, keys: _Keys, plan: Q.Plan,
+             as_of_s: float) -> None:
+    """Align both parts with the population and derive the activity, trend, value,
+    recency, stage and role columns."""
+    slot = np.where(keys.recent_slot >= 0, keys.recent_slot, len(recent.ids))  # spare slot: fill value
+    rows = keys.hist_row
 
-    def total(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        v = np.nan_to_num(values) if mask is None else np.where(mask, np.nan_to_num(values), 0.0)
-        return np.bincount(ent, weights=v, minlength=n + 1)[:n]
+    def rcount(name: str) -> np.ndarray:
+        return recent.counts[name][slot]
 
-    def counts(pos: np.ndarray, k: int, values: np.ndarray) -> list[np.ndarray]:
-        """Sums of values per (entity, pos): k contiguous arrays of n."""
-        m = pos >= 0
-        grid = np.bincount(pos[m] * (n + 1) + ent[m], weights=values[m], minlength=(n + 1) * k)
-        return [grid[i * (n + 1):i * (n + 1) + n] for i in range(k)]
-
-    def extreme(ufunc: np.ufunc, cols: list[str], pos: np.ndarray | None, values: np.ndarray) -> list[np.ndarray]:
-        """The older aggregate's times combined with the recent values at (entity, pos) by
-        ufunc (np.fmin / np.fmax: NaN means none): one contiguous array of n per column."""
-        g = np.ascontiguousarray(h_values[:, [h_cols[c] for c in cols]])
-        if pos is None:
-            ufunc.at(g.reshape(-1), ent * g.shape[1], values)
-        else:
-            m = pos >= 0
-            ufunc.at(g.reshape(-1), ent[m] * g.shape[1] + pos[m], values[m])
-        return [np.ascontiguousarray(g[:n, i]) for i in range(g.shape[1])]
-
-    stage_pos = _positions(win["stage"], pd.Index(STAGES))
-    key_pos = _positions(win["event_type"], pd.Index(plan.key_events))
-    dims = [
-        (_positions(win["channel"], pd.Index(plan.channels)), [f"ch_{sanitize(c)}" for c in plan.channels]),
-        (stage_pos, [f"stage_{s}" for s in STAGES]),
-        (key_pos, [sanitize(k) for k in plan.key_events]),
-    ]
-    # active days: OR the day masks per entity, count the days k < w, add the boundary day
-    words = []
-    for j in range(sum(1 for c in win.columns if c.startswith("days_"))):
-        acc = np.zeros(n + 1, dtype=np.int64)
-        np.bitwise_or.at(acc, ent, win[f"days_{j}"].to_numpy(dtype=np.int64))
-        words.append(acc[:n])
-    for w in plan.windows:
-        active = np.zeros(n)
-        for j, word in enumerate(words):
-            bits = min(max(w - j * Q.DAY_BITS, 0), Q.DAY_BITS)
-            if bits:
-                active += np.bitwise_count(word & np.int64((1 << bits) - 1))
-        out[f"active_days_{w}d"] = active + (total(win[f"edge_{w}"].to_numpy(dtype="float64")) > 0)
-
-    for w in plan.windows:
-        v = win[f"n_{w}" if f"n_{w}" in win else "n"].to_numpy(dtype="float64")
-        out[f"events_{w}d"] = total(v)
-        for pos, names in dims:
-            if names:
-                for name, col in zip(names, counts(pos, len(names), v), strict=True):
-                    out[f"{name}_{w}d"] = col
-    last, prev = win["last"].to_numpy(dtype="float64"), win["prev"].to_numpy(dtype="float64")
-    lt, pt = total(last), total(prev)
-    out[f"trend_{TREND_DAYS}d"] = (lt - pt) / (pt + 1.0)
-    product = chan == "product"
-    pl, pp = total(last, product), total(prev, product)
-    out[f"usage_decline_{TREND_DAYS}d"] = np.maximum(0.0, (pp - pl) / np.maximum(pp, 1.0))
-    value = win["value"].to_numpy(dtype="float64")
-    out[f"value_sum_{VALUE_DAYS}d"] = total(value)
-    out[f"revenue_{VALUE_DAYS}d"] = total(value, chan == "billing")
+    def time(name: str) -> np.ndarray:
+        """Latest/earliest of the older and the recent part: fmin for first*, else fmax."""
+        col = hist[name].to_numpy(dtype="float64")
+        old = np.where(rows >= 0, col[np.maximum(rows, 0)], np.nan)
+        new = recent.times[name][slot]
+        return np.fmin(old, new) if name.startswith("first") else np.fmax(old, new)
 
     def days_since(ts: np.ndarray) -> np.ndarray:
         return (as_of_s - ts) / _DAY_S
 
-    [first] = extreme(np.fmin, ["first"], None, first_w)
-    [last_at] = extreme(np.fmax, ["last_at"], None, last_w)
-    out["days_since_last_event"] = days_since(last_at)
-    out["days_since_first_event"] = days_since(first)
-    if plan.key_events:
-        cols = [f"event_last_{i}" for i in range(len(plan.key_events))]
-        key_last = extreme(np.fmax, cols, key_pos, last_w)
-        for i, k in enumerate(plan.key_events):
-            out[f"days_since_{sanitize(k)}"] = days_since(key_last[i])
-    s_first = extreme(np.fmin, [f"first:{s}" for s in STAGES], stage_pos, first_w)
-    s_last = extreme(np.fmax, [f"last:{s}" for s in STAGES], stage_pos, last_w)
-    furthest = np.full(n, -1.0)
+    for name in recent.counts:
+        if not name.startswith("_"):
+            out[name] = rcount(name)
+    lt, pt = rcount("_last"), rcount("_prev")
+    out[f"trend_{TREND_DAYS}d"] = (lt - pt) / (pt + 1.0)
+    pl, pp = rcount("_product_last"), rcount("_product_prev")
+    out[f"usage_decline_{TREND_DAYS}d"] = np.maximum(0.0, (pp - pl) / np.maximum(pp, 1.0))
+    out["days_since_last_event"] = days_since(time("last_at"))
+    out["days_since_first_event"] = days_since(time("first"))
+    for i, k in enumerate(plan.key_events):
+        out[f"days_since_{sanitize(k)}"] = days_since(time(f"event_last_{i}"))
+    furthest = np.full(len(keys.pop), -1.0)
     for i, s in enumerate(STAGES):
-        furthest = np.where(np.isnan(s_first[i]), furthest, float(i))
-        out[f"stage_{s}_days"] = (s_last[i] - s_first[i]) / _DAY_S
+        first = time(f"first:{s}")
+        furthest = np.where(np.isnan(first), furthest, float(i))
+        out[f"stage_{s}_days"] = (time(f"last:{s}") - first) / _DAY_S
     out["furthest_stage"] = furthest
     for i, r in enumerate(plan.roles):
-        out[f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d"] = (total(win[f"role_{i}"].to_numpy(float)) > 0) * 1.0
-        [role_last] = extreme(np.fmax, [f"role_last_{i}"], None, win[f"role_last_{i}"].to_numpy(dtype="float64"))
-        out[f"days_since_role_{sanitize(r)}"] = days_since(role_last)
+        out[f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d"] = (rcount(f"_role_{i}") > 0) * 1.0
+        out[f"days_since_role_{sanitize(r)}"] = days_since(time(f"role_last_{i}"))
 
 
 def _fetch_older(conn: Connection, plan: Q.Plan, fs: FeatureSet, as_of: datetime) -> dict[str, Any]:
-    """Stream 1: the older history aggregate, renewal dates, firmographics, attributes."""
+    """Stream 1: the older-history aggregate (the longest query) and attributes."""
     t = _Timer()
     got: dict[str, Any] = {}
     got["hist"] = Q.fetch_frame(conn, Q.history_query(plan, as_of, as_of - Q.window_span(plan) * Q.DAY))
     t.lap("history")
-    got["renew"] = pd.read_sql(Q.renewal_query(plan, as_of), conn)
-    t.lap("renewal")
-    firm = Q.fetch_frame(conn, Q.Query(Q.firmographics_query(plan.entity), {},
-                                       categorical=("industry", "country", "role")))
-    got["firm"] = firm[~firm.index.duplicated()]
-    t.lap("firmographics")
     if any(s.group == "attribute" for s in fs.features):
         got["attrs"] = _attribute_records(conn, plan.entity)
         t.lap("attributes")
@@ -477,13 +523,23 @@ def _fetch_older(conn: Connection, plan: Q.Plan, fs: FeatureSet, as_of: datetime
 
 
 def _fetch_recent(conn: Connection, plan: Q.Plan, as_of: datetime) -> dict[str, Any]:
-    """Stream 2: the recent (window) aggregate, outcome-row exclusions and, for accounts,
-    the committee look-ups."""
+    """Stream 2: the recent (window) aggregate, pivoted per entity right away, then the
+    outcome-row exclusions, renewal dates, firmographics and, for accounts, the
+    committee look-ups."""
     t = _Timer()
     got: dict[str, Any] = {}
-    got["win"] = Q.fetch_frame(conn, Q.window_query(plan, as_of, conn.dialect.name), index=False)
+    win = Q.fetch_frame(conn, Q.window_query(plan, as_of, conn.dialect.name), index=False)
     t.lap("window")
+    got["recent"] = _summarise_recent(win, plan)
+    del win
+    t.lap("recent_pivot")
     got["excluded"] = _outcome_excluded(conn, plan, as_of)
+    got["renew"] = pd.read_sql(Q.renewal_query(plan, as_of), conn)
+    t.lap("renewal")
+    firm = Q.fetch_frame(conn, Q.Query(Q.firmographics_query(plan.entity), {},
+                                       categorical=("industry", "country", "role")))
+    got["firm"] = firm[~firm.index.duplicated()]
+    t.lap("firmographics")
     if plan.entity == "account":
         got["engaged"] = Q.fetch_frame(conn, Q.engaged_contacts_query(plan, as_of))
         got["known"] = pd.read_sql(Q.contacts_known_query(as_of), conn)
@@ -514,15 +570,15 @@ def _assemble(plan: Q.Plan, fs: FeatureSet, as_of: datetime, older: dict, recent
               ) -> tuple[pd.Index, dict[str, Any]]:
     """The population and feature name -> values (aligned with it) from the fetched parts."""
     t_s = as_of.timestamp()
-    hist, win = older["hist"], recent["win"]
-    keys = _population_keys(plan, hist, win, recent["excluded"])
+    hist = older["hist"]
+    keys = _population_keys(plan, hist, recent["recent"], recent["excluded"])
     pop = keys.pop
     if len(pop) == 0:
         return pop, {}
     out: dict[str, Any] = {}
-    _history_features(out, win, hist, keys, plan, t_s)
+    _combine(out, hist, recent["recent"], keys, plan, t_s)
 
-    renew = older["renew"]
+    renew = recent["renew"]
     rd = pd.Series(np.nan, index=pop)
     if len(renew):
         dates = pd.to_datetime(renew["renewal_date"].astype(str), utc=True, format="ISO8601", errors="coerce")
@@ -542,7 +598,7 @@ def _assemble(plan: Q.Plan, fs: FeatureSet, as_of: datetime, older: dict, recent
                 missing += out[f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d"] == 0
         out["key_roles_missing"] = missing
 
-    firm = older["firm"].reindex(pop)
+    firm = recent["firm"].reindex(pop)
     for col in firm.columns:
         out[col] = firm[col].to_numpy()
 
@@ -645,8 +701,8 @@ def build_features(engine: Engine, config: JourneyConfig, task_name: str, as_of:
     older, recent = _fetch(engine, plan, fs, t)
     timer.lap("fetch")
     pop, values = _assemble(plan, fs, t, older, recent)
-    del older["hist"], recent["win"]
-    timer.lap("pivot")
+    del older["hist"], recent["recent"]
+    timer.lap("combine")
     frame = _conform(pop, values, fs)
     timer.lap("assemble")
     phases = {**timer.phases, **{f"fetch.{k}": v for k, v in older["phases"].items()},
