@@ -40,8 +40,8 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
 
     import flows  # noqa: F401  (telemetry defaults)
     from flows.features import features_flow
-    from flows.score import score_flow
     from flows.ingest import ingest_flow
+    from flows.score import score_flow
     from flows.simulate import simulate_flow
     from flows.train import train_flow
     from journey_ml.cli import ingest_table, leaderboard, top_scores_table

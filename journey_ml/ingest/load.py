@@ -51,21 +51,13 @@ def apply_batch(conn: Connection, kind: Kind, prepared: PreparedBatch, *, run_id
     Raises sqlalchemy.exc.IntegrityError if the batch was already applied concurrently
     (the caller's transaction must then roll back).
     """
-    table = TABLES[kind]
     inserted = 0
     collided = False
     if len(prepared.rows) and conn.dialect.name == "postgresql" and kind in (Kind.events, Kind.outcomes):
         inserted, collided = _copy_new_rows(conn, kind, prepared.rows, source, run_id, payload,
                                             check_existing)
     elif len(prepared.rows):
-        stage = _stage_table(table)
-        # SQLite's driver auto-commits DDL, so a rolled-back batch can leave it behind
-        stage.drop(conn, checkfirst=True)
-        stage.create(conn)
-        _fill_stage(conn, stage, prepared.rows)
-        inserted = conn.execute(text(_merge_sql(conn, kind)), {"run_id": run_id}).rowcount
-        # on failure the rollback removes it (PostgreSQL) or the next batch does (SQLite)
-        stage.drop(conn)
+        inserted = _merge_via_stage(conn, kind, prepared.rows, run_id)
     if len(prepared.rejects):
         recs = [
             {"run_id": run_id, "source": source, "file": file, "created_at": applied_at,
@@ -131,14 +123,22 @@ def _copy_new_rows(conn: Connection, kind: Kind, rows: pd.DataFrame, source: str
             cp.write(data)
     except psycopg.errors.UniqueViolation:
         savepoint.rollback()
-        stage = _stage_table(table)
-        stage.create(conn)
-        _fill_stage(conn, stage, fresh.drop(columns=["ingest_run_id"]))
-        n = conn.execute(text(_merge_sql(conn, kind)), {"run_id": run_id}).rowcount
-        stage.drop(conn)
-        return n, True
+        return _merge_via_stage(conn, kind, fresh.drop(columns=["ingest_run_id"]), run_id), True
     savepoint.commit()
     return len(fresh), False
+
+
+def _merge_via_stage(conn: Connection, kind: Kind, rows: pd.DataFrame, run_id: str) -> int:
+    """Stage ``rows`` in a temporary table, then one INSERT ... SELECT ... ON CONFLICT."""
+    stage = _stage_table(TABLES[kind])
+    # SQLite's driver auto-commits DDL, so a rolled-back batch can leave it behind
+    stage.drop(conn, checkfirst=True)
+    stage.create(conn)
+    _fill_stage(conn, stage, rows)
+    inserted = conn.execute(text(_merge_sql(conn, kind)), {"run_id": run_id}).rowcount
+    # on failure the rollback removes it (PostgreSQL) or the next batch does (SQLite)
+    stage.drop(conn)
+    return inserted
 
 
 def _csv_bytes(frame: pd.DataFrame) -> memoryview:

@@ -173,7 +173,7 @@ def ingest_source(
             nonlocal done_bytes
             if item.prepared is None:
                 with lock:
-                    _count_skipped(result, item.raw)
+                    _count_skipped(result, item.raw.rows_read)
             else:
                 _apply(engine, result, src, item, received_at, unknown, state, lock)
             with lock:
@@ -324,9 +324,10 @@ def _prefetch(items: Iterator[_Item], depth: int = 2) -> Iterator[_Item]:
         t.join(timeout=5)
 
 
-def _count_skipped(result: IngestResult, raw: RawBatch) -> None:
-    result.rows_read += raw.rows_read
-    result.rows_duplicate += raw.rows_read
+def _count_skipped(result: IngestResult, rows_read: int) -> None:
+    """A batch applied before (by an earlier or a concurrent run): all its rows are duplicates."""
+    result.rows_read += rows_read
+    result.rows_duplicate += rows_read
     result.batches_skipped += 1
 
 
@@ -366,9 +367,7 @@ def _apply(engine: Engine, result: IngestResult, src: SourceConfig, item: _Item,
                     raise
             # another run applied this very batch in the meantime: exactly once still holds
             with lock:
-                result.rows_read += prepared.rows_read
-                result.rows_duplicate += prepared.rows_read
-                result.batches_skipped += 1
+                _count_skipped(result, prepared.rows_read)
             return
     with lock:
         _count_applied(result, src, prepared, outcome, unknown)

@@ -181,7 +181,7 @@ def _csv_batches(path: Path, batch_rows: int, null_values: list[str]) -> Iterato
     )
     done = 0
     for rb in reader:
-        frame, bad = _decode_utf8(rb, done)
+        frame, bad = _decode_utf8(rb)
         n = rb.num_rows
         numbers = np.arange(done + 1, done + n + 1, dtype=np.int64)
         done += n
@@ -207,7 +207,7 @@ def _text(v: bytes | None) -> str | None:
     return None if v is None else v.decode("utf-8", errors="replace")
 
 
-def _decode_utf8(rb: pa.RecordBatch, offset: int) -> tuple[pd.DataFrame, dict[int, str]]:
+def _decode_utf8(rb: pa.RecordBatch) -> tuple[pd.DataFrame, dict[int, str]]:
     """Binary columns to str; rows with invalid UTF-8 reported as {row index: column}."""
     cols: dict[str, object] = {}
     bad: dict[int, str] = {}
