@@ -3,9 +3,11 @@ that never goes dark; buying-committee views of accounts."""
 
 from journey_ml.scoring.actions import choose_action, in_holdout
 from journey_ml.scoring.batch import (
+           ScoreBatch,
            ScoreRunResult,
            SegmentRun,
            band_of,
+           compute_scores,
            score_summary_table,
            score_task,
 )
@@ -13,6 +15,6 @@ from journey_ml.scoring.committee import CommitteeView, committee_view
 from journey_ml.scoring.ladder import MODES, ModelCache, clear_model_cache, open_registry
 from journey_ml.scoring.reasons import build_reasons, reason_text
 
-__all__ = ["score_task", "score_summary_table", "ScoreRunResult", "SegmentRun", "band_of",
+__all__ = ["score_task", "compute_scores", "ScoreBatch", "score_summary_table", "ScoreRunResult", "SegmentRun", "band_of",
            "committee_view", "CommitteeView", "choose_action", "in_holdout", "build_reasons",
            "reason_text", "MODES", "ModelCache", "clear_model_cache", "open_registry"]

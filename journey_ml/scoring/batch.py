@@ -170,20 +170,41 @@ def _write(engine: Engine, task_name: str, as_of: datetime, rows: list[dict[str,
     return len(rows)
 
 
-def score_task(engine: Engine, registry, config: JourneyConfig, task_name: str, as_of: datetime, *,
-               run_id: str | None = None, scored_at: datetime, cache: ModelCache | None = None,
-               build: Callable[..., Any] = build_features) -> ScoreRunResult:
-    """Score the population of ``task_name`` as of ``as_of`` into ``scores`` (a re-run
-    replaces the (task, as_of) rows). ``registry`` may be None or unreachable: built-in
-    rules then score everyone. ``build`` is the feature builder (build_features).
+@dataclass
+class ScoreBatch:
+    """The score records of one task as of T, computed but not yet written.
 
-    Raises ConfigError for an unknown task, ValueError for a naive datetime.
+    ``records()`` gives one JSON-ready dict per entity (the ``scores`` row without
+    ``run_id``/``scored_at`` bookkeeping filled by the caller); the batch flow writes them,
+    the HTTP API returns them. Both go through `compute_scores`, so they cannot disagree.
     """
-    t0 = time.perf_counter()
+
+    task: str
+    as_of: datetime
+    entity_kind: str
+    feature_set_version: str | None
+    rows: list[dict[str, Any]]
+    results: list[SegmentScores]
+    notes: list[str]
+    entities: int
+
+    def records(self) -> list[dict[str, Any]]:
+        return self.rows
+
+
+def compute_scores(engine: Engine, registry, config: JourneyConfig, task_name: str, as_of: datetime, *,
+                   run_id: str | None = None, scored_at: datetime, cache: ModelCache | None = None,
+                   build: Callable[..., Any] = build_features) -> ScoreBatch:
+    """Score the population of ``task_name`` as of ``as_of`` without writing anything.
+
+    ``engine`` is any warehouse holding the entities' data (the real one for batch
+    scoring, a per-request in-memory one for the API). ``registry`` may be None or
+    unreachable: built-in rules then score everyone. Raises ConfigError for an unknown
+    task, ValueError for a naive datetime.
+    """
     task = config.task(task_name)
     t = _utc(as_of, "as_of")
     scored = _utc(scored_at, "scored_at")
-    run_id = run_id or str(uuid.uuid4())
     cache = cache or MODEL_CACHE
     reader = _RegistryReader(registry)
     notes: list[str] = []
@@ -217,9 +238,6 @@ def score_task(engine: Engine, registry, config: JourneyConfig, task_name: str, 
         results.append(score_segment(reader, config, task_name, seg, rows, frame_for, cache, rh, k))
 
     out_rows: list[dict[str, Any]] = []
-    modes: Counter[str] = Counter()
-    bands: Counter[str] = Counter()
-    holdouts = 0
     for r in results:
         feats = r.frame.to_dict(orient="index")
         main_feats = main.loc[r.index].to_dict(orient="index") if r.frame is not main else feats
@@ -231,9 +249,6 @@ def score_task(engine: Engine, registry, config: JourneyConfig, task_name: str, 
             action = choose_action(config, task_name, band=band, segment=r.segment,
                                    reason_features=[x["feature"] for x in reasons], features=row)
             hold = in_holdout(str(eid), action, sc.holdout_seed, sc.holdout_share)
-            holdouts += hold
-            modes[r.mode] += 1
-            bands[band] += 1
             out_rows.append({
                 "task": task_name, "entity_id": str(eid), "as_of": t, "entity_kind": task.entity,
                 "probability": p, "band": band, "segment": r.segment, "model_name": r.model_name,
@@ -243,16 +258,37 @@ def score_task(engine: Engine, registry, config: JourneyConfig, task_name: str, 
             })
     if len(out_rows) != len(main):  # pragma: no cover - the ladder always produces a score
         raise AssertionError(f"{len(main)} entities but {len(out_rows)} scores")
-    written = _write(engine, task_name, t, out_rows)
+    return ScoreBatch(task=task_name, as_of=t, entity_kind=task.entity, feature_set_version=ff.feature_set.version,
+                      rows=out_rows, results=results, notes=notes, entities=len(main))
+
+
+def score_task(engine: Engine, registry, config: JourneyConfig, task_name: str, as_of: datetime, *,
+               run_id: str | None = None, scored_at: datetime, cache: ModelCache | None = None,
+               build: Callable[..., Any] = build_features) -> ScoreRunResult:
+    """Score the population of ``task_name`` as of ``as_of`` into ``scores`` (a re-run
+    replaces the (task, as_of) rows in one transaction). See `compute_scores`.
+
+    Raises ConfigError for an unknown task, ValueError for a naive datetime.
+    """
+    t0 = time.perf_counter()
+    run_id = run_id or str(uuid.uuid4())
+    batch = compute_scores(engine, registry, config, task_name, as_of, run_id=run_id, scored_at=scored_at,
+                           cache=cache, build=build)
+    written = _write(engine, task_name, batch.as_of, batch.rows)
+    modes = Counter(r["mode"] for r in batch.rows)
+    bands = Counter(r["band"] for r in batch.rows)
+    holdouts = sum(1 for r in batch.rows if r["action_holdout"])
+    results = batch.results
     fallbacks = [f"{r.segment}: {s}" for r in results for s in r.skipped]
     result = ScoreRunResult(
-        task=task_name, as_of=t, run_id=run_id, scored_at=scored, entities=len(main), rows_written=written,
-        seconds=time.perf_counter() - t0, feature_set_version=ff.feature_set.version,
+        task=task_name, as_of=batch.as_of, run_id=run_id, scored_at=_utc(scored_at, "scored_at"),
+        entities=batch.entities, rows_written=written, seconds=time.perf_counter() - t0,
+        feature_set_version=batch.feature_set_version,
         modes={m: modes[m] for m in MODES if modes[m]}, bands=dict(sorted(bands.items())),
         segments=[SegmentRun(r.segment, len(r.index), r.mode, r.model_name, r.model_version, r.mode_reason,
                              list(r.skipped)) for r in results],
-        fallbacks=fallbacks, holdout=holdouts, notes=notes)
-    log.info("scored %s as of %s: %d entities in %.1fs (%s)", task_name, t.isoformat(), result.entities,
+        fallbacks=fallbacks, holdout=holdouts, notes=batch.notes)
+    log.info("scored %s as of %s: %d entities in %.1fs (%s)", task_name, batch.as_of.isoformat(), result.entities,
              result.seconds, result.modes)
     if modes.get(BUILTIN_RULES):
         log.warning("%s: %d entities scored by built-in rules", task_name, modes[BUILTIN_RULES])
@@ -276,4 +312,4 @@ def score_summary_table(result: ScoreRunResult):
     return table
 
 
-__all__ = ["ScoreRunResult", "SegmentRun", "score_task", "score_summary_table", "band_of", "rules_hash"]
+__all__ = ["ScoreRunResult", "SegmentRun", "ScoreBatch", "compute_scores", "score_task", "score_summary_table", "band_of", "rules_hash"]
