@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from tests.bench.common import ROOT
 
-SECTIONS = ("ingest", "features", "training")
+SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift")
 
 
 def _machine() -> str:
@@ -54,6 +54,11 @@ def main() -> None:
     p.add_argument("--feature-contacts", type=int, default=1_000_000, help="features: contacts")
     p.add_argument("--quality-accounts", type=int, default=4000, help="training quality: accounts")
     p.add_argument("--train-rows", type=int, default=1_000_000, help="training speed: rows")
+    p.add_argument("--score-entities", type=int, default=1_000_000, help="scoring: entities")
+    p.add_argument("--api-seconds", type=float, default=20.0, help="api: seconds of load per rate")
+    p.add_argument("--api-rate", type=float, default=200.0, help="api: requests per second")
+    p.add_argument("--drift-rows", type=int, default=1_000_000, help="drift: rows")
+    p.add_argument("--drift-features", type=int, default=60, help="drift: features")
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     a = p.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -75,6 +80,19 @@ def main() -> None:
 
             parts.append(training.markdown(training.quality(a.quality_accounts),
                                            training.speed(a.train_rows)))
+        elif section == "scoring":
+            from tests.bench import scoring
+
+            parts.append(scoring.markdown(scoring.run(entities=a.score_entities, repeat=a.repeat)))
+        elif section == "api":
+            from tests.bench import api
+
+            parts.append(api.markdown(api.run(rate=a.api_rate, seconds=a.api_seconds)))
+        elif section == "drift":
+            from tests.bench import drift
+
+            parts.append(drift.markdown(drift.run(rows=a.drift_rows, features=a.drift_features,
+                                                  repeat=a.repeat)))
     sections = _existing_sections(a.out)
     for part in parts:
         sections[part.splitlines()[0]] = part
