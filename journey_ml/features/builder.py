@@ -480,6 +480,8 @@ def _combine(out: dict[str, Any], hist: pd.DataFrame, recent: _Recent, keys: _Ke
     def time(name: str) -> np.ndarray:
         """Latest/earliest of the older and the recent part: fmin for first*, else fmax."""
         col = hist[name].to_numpy(dtype="float64")
+        if not len(col):  # no history older than the recent span (e.g. T early in the data)
+            col = np.full(1, np.nan)
         old = np.where(rows >= 0, col[np.maximum(rows, 0)], np.nan)
         new = recent.times[name][slot]
         return np.fmin(old, new) if name.startswith("first") else np.fmax(old, new)

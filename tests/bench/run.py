@@ -31,7 +31,8 @@ def _machine() -> str:
 def _existing_sections(path: str) -> dict[str, str]:
     """The `## ...` sections of an existing BENCHMARKS.md, by heading, in order."""
     try:
-        text = open(path).read()
+        with open(path) as f:
+            text = f.read()
     except FileNotFoundError:
         return {}
     out: dict[str, str] = {}
