@@ -102,16 +102,19 @@ class RulesScorer(BaseEstimator):
             return np.zeros(0)
         return self.calibrator_.predict_proba(score.reshape(-1, 1))[:, 1]
 
+    def explain_matrix(self, X: pd.DataFrame, top_k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """Column-wise `explain`: (rule index or -1, points), (n, top_k) each."""
+        from journey_ml.scoring.reasons import fired_top_k
+
+        names = self.feature_names
+        return fired_top_k(self._fired(X), [float(self.points[n]) for n in names], names, top_k)
+
     def explain(self, X: pd.DataFrame, top_k: int = 3) -> list[list[tuple[str, float]]]:
         """Per row: the rules that fired with their points, largest first (top_k of them)."""
-        fired = self._fired(X)
+        idx, val = self.explain_matrix(X, top_k)
         names = self.feature_names
-        pts = [float(self.points[n]) for n in names]
-        order = sorted(range(len(names)), key=lambda j: (-abs(pts[j]), names[j]))
-        out = []
-        for row in fired:
-            out.append([(names[j], pts[j]) for j in order if row[j]][:max(top_k, 0)])
-        return out
+        return [[(names[j], float(v)) for j, v in zip(i, c, strict=True) if j >= 0]
+                for i, c in zip(idx.tolist(), val.tolist(), strict=True)]
 
 
 __all__ = ["RulesScorer"]

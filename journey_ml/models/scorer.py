@@ -92,19 +92,23 @@ def check_input(scorer, X: pd.DataFrame) -> pd.DataFrame:
     missing = [s.name for s in specs if s.name not in X.columns]
     wrong: dict[str, str] = {}
     converted: dict[str, pd.Series] = {}
+    duplicated = set(X.columns[X.columns.duplicated()])
+    dtypes = dict(zip(X.columns, X.dtypes, strict=True))  # a duplicated name is caught before use
     for spec in specs:
         if spec.name in missing:
             continue
-        col = X[spec.name]
-        if isinstance(col, pd.DataFrame):  # duplicated column name
+        if spec.name in duplicated:
             wrong[spec.name] = "a duplicated column"
             continue
+        # the common case first, without touching the values (one-row API requests)
+        dt = dtypes[spec.name]
+        if spec.kind == NUMERIC and (ptypes.is_bool_dtype(dt) or (ptypes.is_numeric_dtype(dt)
+                                                                   and not ptypes.is_complex_dtype(dt))):
+            continue
+        col = X[spec.name]
         if col.isna().all():
             continue
         if spec.kind == NUMERIC:
-            if ptypes.is_bool_dtype(col) or (ptypes.is_numeric_dtype(col)
-                                             and not ptypes.is_complex_dtype(col)):
-                continue
             if ptypes.is_object_dtype(col) or ptypes.is_string_dtype(col):
                 try:
                     converted[spec.name] = pd.to_numeric(col, errors="raise")

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from journey_ml.config import JourneyConfig
+from journey_ml.scoring.reasons import fired_top_k
 
 INTERCEPT = -2.5
 SLOPE = 0.5
@@ -57,12 +58,16 @@ class BuiltinRulesScorer:
         z = self.intercept + self.slope * self.rule_score(X)
         return 1.0 / (1.0 + np.exp(-z))
 
-    def explain(self, X: pd.DataFrame, top_k: int = 3) -> list[list[tuple[str, float]]]:
-        fired = self._fired(X)
+    def explain_matrix(self, X: pd.DataFrame, top_k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """(rule index or -1, points) of the fired rules, (n, top_k) each."""
         names = self.feature_names
-        pts = [float(self.points[n]) for n in names]
-        order = sorted(range(len(names)), key=lambda j: (-abs(pts[j]), names[j]))
-        return [[(names[j], pts[j]) for j in order if row[j]][:max(top_k, 0)] for row in fired]
+        return fired_top_k(self._fired(X), [float(self.points[n]) for n in names], names, top_k)
+
+    def explain(self, X: pd.DataFrame, top_k: int = 3) -> list[list[tuple[str, float]]]:
+        idx, val = self.explain_matrix(X, top_k)
+        names = self.feature_names
+        return [[(names[j], float(v)) for j, v in zip(i, c, strict=True) if j >= 0]
+                for i, c in zip(idx.tolist(), val.tolist(), strict=True)]
 
 
 class ConstantScorer:
@@ -76,6 +81,9 @@ class ConstantScorer:
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return np.full(len(X), self.p)
+
+    def explain_matrix(self, X: pd.DataFrame, top_k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        return np.full((len(X), 0), -1, dtype=np.int32), np.zeros((len(X), 0))
 
     def explain(self, X: pd.DataFrame, top_k: int = 3) -> list[list[tuple[str, float]]]:
         return [[] for _ in range(len(X))]

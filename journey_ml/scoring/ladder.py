@@ -107,13 +107,25 @@ def clear_model_cache() -> None:
 
 
 @dataclass
+class Explained:
+    """Probabilities and top contributions of n rows, column-wise."""
+
+    probability: np.ndarray  # (n,)
+    names: list[str]  # feature names indexed by ``idx``
+    idx: np.ndarray  # (n, k) int, -1 = empty slot (e.g. fewer rules fired)
+    val: np.ndarray  # (n, k) signed contribution (SHAP value or rule points)
+
+
+@dataclass
 class SegmentScores:
     """The scores of one segment's rows and how they were produced."""
 
     segment: str
     index: pd.Index
     probability: np.ndarray
-    explanations: list[list[tuple[str, float]]]
+    names: list[str]  # feature names indexed by ``idx``
+    idx: np.ndarray  # (n, k) the top reasons' feature indices, -1 = none
+    val: np.ndarray  # (n, k) their signed contributions
     frame: pd.DataFrame  # the feature values the scorer saw (for reason values)
     labels: dict[str, str]
     mode: str
@@ -121,6 +133,40 @@ class SegmentScores:
     model_version: int | None
     mode_reason: str
     skipped: list[str] = field(default_factory=list)  # reason of every step not taken
+
+    @property
+    def explanations(self) -> list[list[tuple[str, float]]]:
+        """Per row: [(feature, contribution), ...] (the list form of ``idx``/``val``)."""
+        return [[(self.names[j], float(v)) for j, v in zip(i, c, strict=True) if j >= 0]
+                for i, c in zip(self.idx.tolist(), self.val.tolist(), strict=True)]
+
+
+def score_and_explain(scorer, X: pd.DataFrame, top_k: int, *, approx: bool = False) -> Explained:
+    """P(outcome) and the top-``top_k`` contributions of every row, from any Scorer.
+
+    Uses the scorer's one-pass ``score_explain`` or column-wise ``explain_matrix`` when it
+    has them, else ``predict_proba`` + ``explain``. ``approx`` (XGBoost only) asks for
+    Saabas attributions instead of exact TreeSHAP.
+    """
+    from journey_ml.scoring.reasons import order_reasons
+
+    if hasattr(scorer, "score_explain"):
+        p, idx, val = scorer.score_explain(X, top_k, approx=approx)
+        return Explained(np.asarray(p, dtype=float), list(scorer.feature_names), idx, val)
+    p = np.asarray(scorer.predict_proba(X), dtype=float)
+    if hasattr(scorer, "explain_matrix"):
+        idx, val = scorer.explain_matrix(X, top_k)
+        return Explained(p, list(scorer.feature_names), idx, val)
+    expl = scorer.explain(X, top_k=top_k)
+    names = list(dict.fromkeys([*getattr(scorer, "feature_names", []), *(f for r in expl for f, _ in r)]))
+    pos = {n: i for i, n in enumerate(names)}
+    idx = np.full((len(expl), top_k), -1, dtype=np.int32)
+    val = np.zeros((len(expl), top_k))
+    for i, r in enumerate(expl):
+        for s, (f, c) in enumerate(r[:top_k]):
+            idx[i, s], val[i, s] = pos[f], float(c)
+    idx, val = order_reasons(idx, val)
+    return Explained(p, names, idx, val)
 
 
 class _RegistryReader:
@@ -171,26 +217,35 @@ def open_registry(factory: Callable[[], Any]):
 FrameFor = Callable[[dict | None], tuple[pd.DataFrame, dict[str, str]]]
 
 
-def _try(model: Model, rows: pd.Index, frame_for: FrameFor, top_k: int):
+def _rows(frame: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
+    if len(rows) == len(frame) and rows.equals(frame.index):
+        return frame
+    return frame.loc[rows]
+
+
+def _try(model: Model, rows: pd.Index, frame_for: FrameFor, top_k: int, approx: bool):
     frame, labels = frame_for(model.feature_set)
-    X = check_input(model.scorer, frame.loc[rows])
-    p = np.asarray(model.scorer.predict_proba(X), dtype=float)
+    sub = _rows(frame, rows)
+    X = check_input(model.scorer, sub)
+    e = score_and_explain(model.scorer, X, top_k, approx=approx)
+    p = e.probability
     if p.shape != (len(rows),) or not np.isfinite(p).all():
         raise ValueError(f"scorer returned {p.shape} values (non-finite: {int((~np.isfinite(p)).sum())}) "
                          f"for {len(rows)} rows")
-    expl = model.scorer.explain(X, top_k=top_k)
-    return np.clip(p, 0.0, 1.0), expl, frame.loc[rows], labels
+    e.probability = np.clip(p, 0.0, 1.0)
+    return e, sub, labels
 
 
 def score_segment(reader: _RegistryReader, config: JourneyConfig, task: str, segment: str, rows: pd.Index,
-                  frame_for: FrameFor, cache: ModelCache, rules_hash: str | None, top_k: int) -> SegmentScores:
+                  frame_for: FrameFor, cache: ModelCache, rules_hash: str | None, top_k: int, *,
+                  approx: bool = False) -> SegmentScores:
     """Walk the ladder for one segment's rows; never raises for a model problem."""
     skipped: list[str] = []
 
     def done(model: Model, mode: str, why: str, result) -> SegmentScores:
-        p, expl, frame, labels = result
-        return SegmentScores(segment, rows, p, expl, frame, labels, mode, model.name, model.version,
-                             why, skipped)
+        e, frame, labels = result
+        return SegmentScores(segment, rows, e.probability, e.names, e.idx, e.val, frame, labels, mode, model.name,
+                             model.version, why, skipped)
 
     def attempt(seg: str, version: int, kind: str | None, what: str):
         """(model, result) or None with the reason appended to ``skipped``."""
@@ -203,7 +258,7 @@ def score_segment(reader: _RegistryReader, config: JourneyConfig, task: str, seg
             skipped.append(f"{what} {name} v{version} failed to load ({one_line(e)})")
             return None
         try:
-            return model, _try(model, rows, frame_for, top_k)
+            return model, _try(model, rows, frame_for, top_k, approx)
         except Exception as e:  # noqa: BLE001 - SchemaMismatch or a failing scorer
             skipped.append(f"{what} {name} v{version} cannot score these features ({one_line(e)})")
             return None
@@ -254,13 +309,12 @@ def score_segment(reader: _RegistryReader, config: JourneyConfig, task: str, seg
     # 4: built-in rules, no registry
     scorer, what = builtin_scorer(config, task)
     frame, labels = frame_for(None)
-    X = frame.loc[rows]
-    p = np.asarray(scorer.predict_proba(X), dtype=float)
-    expl = scorer.explain(X, top_k=top_k)
-    return SegmentScores(segment, rows, p, expl, X, labels, BUILTIN_RULES, None, None,
+    X = _rows(frame, rows)
+    e = score_and_explain(scorer, X, top_k)
+    return SegmentScores(segment, rows, e.probability, e.names, e.idx, e.val, X, labels, BUILTIN_RULES, None, None,
                          "; ".join([*skipped, f"scored by {what}"]), skipped)
 
 
 __all__ = ["MODES", "SEGMENT_MODEL", "GLOBAL_MODEL", "RULES_MODEL", "BUILTIN_RULES", "RULES_ENGAGED",
-           "ModelCache", "MODEL_CACHE", "clear_model_cache", "SegmentScores", "RegistryUnreachable",
+           "ModelCache", "MODEL_CACHE", "clear_model_cache", "SegmentScores", "Explained", "score_and_explain", "RegistryUnreachable",
            "score_segment", "one_line", "open_registry", "UnreachableRegistry"]

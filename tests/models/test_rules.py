@@ -121,6 +121,9 @@ def test_check_input_names_missing_and_wrong_kind_columns():
     assert out["pricing"].tolist()[0] == 1
     with pytest.raises(SchemaMismatch, match="DataFrame"):
         check_input(r, np.zeros((2, 4)))
+    dup = pd.DataFrame([[1, 2, 3, 4, 5]], columns=["webinar", "demo", "trial", "pricing", "demo"])
+    with pytest.raises(SchemaMismatch, match="demo \\(a duplicated column\\)"):
+        check_input(r, dup)
 
 
 def test_pyfunc_round_trip_serves_the_scorer(tmp_path):

@@ -100,3 +100,49 @@ def test_metrics_by_hand():
         {"bin": "0.0-0.1", "mean_predicted": 0.05, "observed": 0.0, "n": 1},
         {"bin": "0.9-1.0", "mean_predicted": 0.95, "observed": 1.0, "n": 1}]
     assert better("roc_auc", 0.8, 0.7) > 0 and better("log_loss", 0.3, 0.4) > 0
+
+
+def test_isotonic_falls_back_to_platt_on_few_validation_positives():
+    X, y = _data(3000, 8)
+    Xv, yv = _data(1500, 9)
+    few = np.zeros_like(yv)
+    few[np.flatnonzero(yv)[:12]] = 1  # 12 positives: isotonic would step to the top
+    m = XGBScorer(COLS, n_estimators=60, random_state=2).fit(X, y, Xv, few)
+    assert m.calibration_ == "sigmoid"
+    p = m.predict_proba(Xv)
+    assert p.max() < 0.99 and np.all(np.isfinite(p))
+    # enough positives: isotonic as configured
+    assert XGBScorer(COLS, n_estimators=20, random_state=2).fit(X, y, Xv, yv).calibration_ == "isotonic"
+    assert XGBScorer(COLS, n_estimators=20, min_isotonic_positives=0).fit(X, y, Xv, few).calibration_ == "isotonic"
+
+
+def test_score_explain_matches_predict_and_contributions(fitted):
+    from journey_ml.scoring.reasons import top_contributions
+
+    Xt, _ = _data(120, 10)
+    p, idx, val = fitted.score_explain(Xt, top_k=2, chunk_rows=50)  # several chunks
+    assert np.allclose(p, fitted.predict_proba(Xt))
+    c = fitted.contributions(Xt)
+    for i in range(len(Xt)):
+        ref = top_contributions(list(zip(c.columns, c.iloc[i].astype(float), strict=True)), 2)
+        got = [(fitted.feature_names[j], float(v)) for j, v in zip(idx[i], val[i], strict=True)]
+        assert [f for f, _ in got] == [f for f, _ in ref] or sorted(abs(v) for _, v in got) == \
+            pytest.approx(sorted(abs(v) for _, v in ref))
+    approx = fitted.contributions(Xt, approx=True)
+    assert approx.shape == c.shape and not np.allclose(approx.to_numpy(), c.to_numpy())
+
+
+def test_array_path_equals_the_categorical_frame_path(fitted):
+    """Scoring builds the DMatrix from one float32 array; it must equal the frame path
+    training uses, for known, unseen and missing categories and text numbers."""
+    Xt, _ = _data(400, 5)
+    Xt.loc[Xt.index[:5], "cat"] = ["zzz", None, "c", np.nan, "a"]  # unseen, missing, "c" is outside a/b
+    Xt["x1"] = Xt["x1"].astype(object)  # numbers arriving as objects convert the same way
+    Xt.loc[Xt.index[5], "x1"] = "3"
+    b = fitted.booster_
+    frame = b.predict(fitted._dmatrix(Xt), pred_contribs=True)
+    array = b.predict(fitted._predict_dmatrix(Xt), pred_contribs=True)
+    assert np.array_equal(frame, array)
+    assert np.array_equal(b.predict(fitted._dmatrix(Xt)), b.predict(fitted._predict_dmatrix(Xt)))
+    codes = fitted._array(Xt.iloc[:5])[:, 2]
+    assert codes[0] == codes[2] == 2 and np.isnan(codes[1]) and np.isnan(codes[3]) and codes[4] == 0  # a, b, other

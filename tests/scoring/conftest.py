@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,3 +62,26 @@ def world(tmp_path_factory) -> World:
     data = prepare_training(engine, cfg, "conversion", as_of)
     outcomes = {s: train_segment(data, s, cfg, registry, engine) for s in [GLOBAL, *data.segments()]}
     return World(root, cfg, engine, registry, as_of, outcomes)
+
+
+@pytest.fixture(scope="session")
+def pg_world(world) -> Iterator[World]:
+    """The same exports ingested into a fresh PostgreSQL warehouse (its own database, so
+    other tests' truncations cannot touch it); models from the SQLite world's registry."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import PG_ADMIN_URL, _admin_conninfo
+
+    name = f"journey_scoring_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    engine = make_engine(make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
+    try:
+        upgrade(engine)
+        ingest_all(engine, world.config, data_dir=world.root / "exports", salt="t", received_at=RECEIVED_AT)
+        yield World(world.root, world.config, engine, world.registry, data_end(engine), world.outcomes)
+    finally:
+        engine.dispose()
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

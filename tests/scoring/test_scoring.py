@@ -229,3 +229,17 @@ def test_holdout_share_and_determinism(world):
     share = a["action_holdout"].astype(bool).mean()
     assert abs(share - world.config.scoring.holdout_share) <= 0.05, share
     assert a.loc[a["action_holdout"].astype(bool), "action"].notna().all()  # text kept
+
+
+def test_playbook_gives_varied_actions(world):
+    """Value conditions spread the plays: the default is not what most entities get."""
+    run(world)
+    df = rows(world.engine)
+    share = df["action"].value_counts(normalize=True)
+    default = world.config.scoring.default_actions[TASK]
+    assert len(share) >= 4, share
+    assert share.get(default, 0.0) < 0.5, share
+    # value rules hold on the values: everyone told to chase a proposal received one
+    feats = build_features(world.engine, world.config, TASK, world.as_of).frame
+    chased = df.loc[df["action"] == "chase the proposal: book the decision call", "entity_id"]
+    assert (feats.loc[chased, "proposal_sent_90d"] >= 1).all()
