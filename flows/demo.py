@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -20,13 +21,38 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
+    # a busy machine can take longer than the default 20 s to start the ephemeral API
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     for name in ("prefect", "httpx", "uvicorn", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _print_monitoring(console: Console, r: dict) -> None:
+    """One line per segment (drift, performance) and each decision with its reasons."""
+    console.print(f"    [bold]{r['task']}[/] as of {r['as_of'][:10]}:")
+    for s in r["segments"]:
+        d = s.get("drift") or {}
+        drift = (f"{len(d.get('drifted_columns') or [])}/{d.get('tested_columns', '?')} columns drifted"
+                 + (" [red](drift)[/]" if d.get("detected") else "")) if d else "no drift check (rules mode)"
+        p = (s.get("performance") or {}).get("production") or {}
+        perf = (f"AUC {p['roc_auc']:.3f} on {p['n']} matured labels" if p.get("roc_auc") is not None
+                else (p.get("reason") or "no matured labels yet"))
+        console.print(f"      {s['segment']} (v{s['model_version']}): {drift}; {perf}")
+        for dec in s["decisions"]:
+            if dec["kind"] == "ok":
+                continue
+            color = "yellow" if dec["kind"] == "alert" else "magenta"
+            why = "; ".join(dec["reasons"])
+            console.print(f"        [{color}]{dec['kind']}[/]: {why if len(why) < 220 else why[:217] + '...'}"
+                          + (f"\n          -> {dec['outcome'][:240]}" if dec["outcome"] and dec["kind"] != "alert" else ""),
+                          highlight=False)
+
+
 def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh: bool = True,
              console: Console | None = None) -> dict:
-    """Simulate, ingest (and, as the platform grows, train, score, monitor); print a summary."""
+    """Simulate (with a behaviour drift), ingest, then two periods: train and score as of a first
+    date, score and monitor a second period (drift detected, alerts, the policy acting); print
+    the summary and each segment's timeline."""
     console = console or Console()
     from journey_ml.settings import Settings
 
@@ -41,6 +67,7 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     import flows  # noqa: F401  (telemetry defaults)
     from flows.features import features_flow
     from flows.ingest import ingest_flow
+    from flows.monitor import monitor_flow
     from flows.score import score_flow
     from flows.simulate import simulate_flow
     from flows.train import train_flow
@@ -53,13 +80,19 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     console.rule("[bold]journey-ml demo")
     console.print(f"home: {home.resolve()}  (SQLite warehouse, local MLflow, Prefect ephemeral API)")
 
-    console.print("\n[bold]1/5 simulate[/] source exports (CRM, web, email, webinars, sales, support, billing, product)")
-    sim = simulate_flow(accounts=accounts, config_path=cfg)
+    from journey_ml.config import load_config as _load
+
+    sim_cfg = _load(cfg)[0].simulation
+    sim_end = date.fromisoformat(sim_cfg.end)
+    drift_from = sim_cfg.drift_from or (sim_end - timedelta(days=107)).isoformat()
+    console.print("\n[bold]1/7 simulate[/] source exports (CRM, web, email, webinars, sales, support, billing, "
+                  f"product), behaviour drift injected from {drift_from}")
+    sim = simulate_flow(accounts=accounts, config_path=cfg, drift_from=drift_from)
     summary["simulation"] = sim
     console.print(f"    {sim['accounts']:,} accounts, {sim['contacts']:,} contacts, {sim['events']:,} events "
                   f"({sim['dirty_rows']:,} deliberately bad rows) in {sim['out_dir']}")
 
-    console.print("\n[bold]2/5 ingest[/] into the warehouse (validated, de-duplicated, quarantined)")
+    console.print("\n[bold]2/7 ingest[/] into the warehouse (validated, de-duplicated, quarantined)")
     runs = ingest_flow(config_path=cfg)
     summary["ingest"] = runs
     console.print(ingest_table(runs))
@@ -69,8 +102,16 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     dupes = sum(r["rows_duplicate"] for r in runs)
     balanced = all(r["balanced"] for r in runs)
 
-    console.print("\n[bold]3/5 features[/] as of the newest event (point-in-time, segments stored per date)")
-    snaps = features_flow(config_path=cfg)
+    from journey_ml.runtime import Runtime
+    from journey_ml.training import data_end
+
+    rt = Runtime.load(config_path=cfg)
+    end = data_end(rt.engine)
+    # period 1 ends 120 days before the data does: its scores have matured by the end
+    p1 = (end - timedelta(days=120)).replace(hour=0, minute=0, second=0, microsecond=0)
+    mid = p1 + timedelta(days=60)
+    console.print(f"\n[bold]3/7 features[/] as of {p1:%Y-%m-%d} (period 1; point-in-time, segments stored per date)")
+    snaps = features_flow(config_path=cfg, as_of=p1)
     summary["features"] = snaps
     for s in snaps:
         console.print(f"    {s['task']}: {s['entities']:,} entities x {s['features']} features"
@@ -78,24 +119,48 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
         for name, counts in s["segments"].items():
             console.print(f"      {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
-    console.print("\n[bold]4/5 train[/] one calibrated model per segment + a pooled global model; "
-                  "promote only if better than production on the same holdout")
-    trained = train_flow(config_path=cfg)
+    console.print(f"\n[bold]4/7 train[/] as of {p1:%Y-%m-%d}: one calibrated model per segment + a pooled "
+                  "global model; promote only if better than production on the same holdout")
+    trained = train_flow(config_path=cfg, as_of=p1)
     summary["training"] = trained
     console.print(leaderboard(trained))
 
-    console.print("\n[bold]5/5 score[/] every prospect and customer: probability, band, reasons, next-best action")
-    scored = score_flow(config_path=cfg)
+    console.print(f"\n[bold]5/7 score[/] as of {p1:%Y-%m-%d} every prospect and customer: probability, band, "
+                  "reasons, next-best action")
+    scored = score_flow(config_path=cfg, as_of=p1)
     summary["scoring"] = scored
     from datetime import datetime as _dt
 
-    from journey_ml.runtime import Runtime
-
-    rt = Runtime.load(config_path=cfg)
     for r in scored:
         modes = ", ".join(f"{k} {v}" for k, v in r["modes"].items())
         console.print(f"    {r['task']}: {r['rows_written']:,} scores ({modes})")
         console.print(top_scores_table(rt.engine, r["task"], _dt.fromisoformat(r["as_of"]), 5))
+
+    console.print(f"\n[bold]6/7 second period[/] (behaviour drift from {drift_from}): monitor as of {mid:%Y-%m-%d} "
+                  f"and {end:%Y-%m-%d}: drift (features, scores, SHAP ranking), performance on matured labels, "
+                  "the policy's decisions, alerts, retraining")
+    summary["monitoring"] = []
+    for when in (mid, end):
+        monitored = monitor_flow(config_path=cfg, as_of=when)
+        summary["monitoring"].extend(monitored)
+        for r in monitored:
+            _print_monitoring(console, r)
+    rescored = score_flow(config_path=cfg, as_of=end)
+    for r in rescored:
+        modes = ", ".join(f"{k} {v}" for k, v in r["modes"].items())
+        console.print(f"    rescored {r['task']} as of {end:%Y-%m-%d}: {r['rows_written']:,} scores ({modes})")
+
+    console.print("\n[bold]7/7 timeline[/] per segment: alias moves, monitoring runs, decisions")
+    from journey_ml.monitoring.store import timeline
+
+    by_segment: dict[str, list] = {}
+    for e in timeline(rt.engine):
+        by_segment.setdefault(f"{e.task}/{e.segment}", []).append(e)
+    for seg, entries in sorted(by_segment.items()):
+        console.print(f"    [bold]{seg}[/] (newest first)")
+        for e in entries[:8]:
+            detail = e.detail if len(e.detail) < 150 else e.detail[:147] + "..."
+            console.print(f"      {e.at:%H:%M:%S} {e.source:<8} {e.event:<18} {e.version:<9} {detail}", highlight=False)
 
     unknown: dict[str, int] = {}
     for r in runs:
@@ -119,6 +184,11 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     if pooled:
         console.print(f"too small for their own model (scored by the global model): {', '.join(pooled)}")
     console.print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}")
-    console.print("alias ledger: .venv/bin/journey-ml models history")
+    decided = [(f"{r['task']}/{s['segment']}", d["kind"]) for r in summary["monitoring"] for s in r["segments"]
+               for d in s["decisions"] if d["kind"] not in ("ok", "alert")]
+    console.print("monitoring actions: " + (", ".join(f"{k} {seg}" for seg, k in decided) or "none"))
+    alerts = rt.config.monitoring.alert_urls(home)
+    console.print(f"alerts sent to: {', '.join(alerts) or 'none'}")
+    console.print("timeline: .venv/bin/journey-ml models history; reports: .venv/bin/journey-ml reports list")
     console.print(f"finished in {elapsed:.0f} s")
     return summary

@@ -36,6 +36,24 @@ def _mount_models() -> None:
 
 _mount_models()
 
+
+def _mount_monitor() -> None:
+    from journey_ml.cli_monitor import register
+
+    register(app)
+
+
+_mount_monitor()
+
+
+def _mount_serve() -> None:
+    from journey_ml.cli_serve import serve
+
+    app.command("serve")(serve)
+
+
+_mount_serve()
+
 # soft_wrap: an error line stays one line, whatever the terminal width
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)

@@ -107,6 +107,24 @@ def history_table(moves) -> Table:
     return t
 
 
+def timeline_tables(entries, limit: int | None = None) -> list[Table]:
+    """One table per task/segment: alias moves, monitoring runs and decisions, newest first."""
+    groups: dict[tuple, list] = {}
+    for e in entries:
+        groups.setdefault((e.task, e.segment), []).append(e)
+    tables = []
+    style = {"ledger": "bold cyan", "decision": "magenta", "monitor": ""}
+    for (task, segment), rows in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        t = Table(title=f"{task}/{segment}: timeline (newest first, times UTC)", title_justify="left")
+        for col in ("at", "source", "event", "version", "detail"):
+            t.add_column(col, no_wrap=col in ("at", "version"), overflow="fold")
+        for e in rows[:limit]:
+            s = style[e.source]
+            t.add_row(_when(e.at), e.source, f"[{s}]{e.event}[/]" if s else e.event, e.version, e.detail)
+        tables.append(t)
+    return tables
+
+
 def _print_move(m) -> None:
     out.print(f"[bold]{m.model_name}@{m.alias}[/]: {_v(m.from_version)} -> {_v(m.to_version)} "
               f"({m.action}: {m.reason})", highlight=False)
@@ -136,18 +154,28 @@ def history(
     limit: Annotated[int | None, typer.Option(help="At most this many moves.", min=1)] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The alias ledger: every promotion, rollback, fallback and staging, newest first."""
+    """Alias moves (promotions, rollbacks, fallbacks, restores) with monitoring runs and their
+    decisions (drift, alerts, retraining) on one timeline per segment, newest first."""
 
     def body():
-        moves = _registry(config).history(task, segment)
+        from journey_ml.monitoring.store import timeline
+
+        reg = _registry(config)
+        moves = reg.history(task, segment)
+        entries = [e for e in timeline(reg.engine, task, segment) if e.source != "ledger"]
         if limit is not None:
             moves = moves[:limit]
         if as_json:
-            _emit_json({"moves": [m.to_dict() for m in moves]})
-        elif not moves:
+            _emit_json({"moves": [m.to_dict() for m in moves]}
+                       | ({"timeline": [e.to_dict() for e in timeline(reg.engine, task, segment)[:limit]]}
+                          if entries else {}))
+        elif not moves and not entries:
             out.print("no alias moves recorded")
-        else:
+        elif not entries:
             out.print(history_table(moves))
+        else:
+            for t in timeline_tables(timeline(reg.engine, task, segment), limit):
+                out.print(t)
 
     _run(body)
 

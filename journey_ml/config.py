@@ -219,7 +219,8 @@ class PlayRule(_Strict):
 
     Conditions left empty always hold. ``reasons`` matches when any of the score's top
     reasons is one of these features; ``missing_roles`` when any of these committee roles
-    has not engaged (account scores); ``min_features`` when every feature is >= its value.
+    has not engaged (account scores); ``min_features`` when every feature is >= its value,
+    ``max_features`` when every feature is <= its value (a missing value fails both).
     """
 
     task: str
@@ -230,6 +231,7 @@ class PlayRule(_Strict):
     reasons: list[str] = Field(default_factory=list)
     missing_roles: list[str] = Field(default_factory=list)
     min_features: dict[str, float] = Field(default_factory=dict)
+    max_features: dict[str, float] = Field(default_factory=dict)
 
 
 class ScoringConfig(_Strict):
@@ -250,6 +252,146 @@ class ScoringConfig(_Strict):
         if not self.bands or min(b.min for b in self.bands) != 0:
             raise ValueError("bands must include one starting at min: 0")
         return self
+
+
+class PolicyRules(_Strict):
+    """Monitoring thresholds and actions of a task or a segment (every field optional).
+
+    Unset fields inherit: segment override -> task policy -> ``monitoring.defaults``.
+    """
+
+    # data drift: share of feature columns drifted that counts as dataset drift
+    drift_share: float | None = Field(None, gt=0, le=1)
+    # columns whose drift alone counts as dataset drift
+    critical_columns: list[str] | None = None
+    # also judge the score distribution and the ranking of mean |SHAP| per feature
+    prediction_drift: bool | None = None
+    explanation_drift: bool | None = None
+    # explanation drift: Spearman rank correlation of mean |SHAP| below this is drift
+    min_rank_correlation: float | None = Field(None, ge=-1, le=1)
+    explanation_top_k: int | None = Field(None, gt=0)
+    # performance on matured labels: below either floor -> fall back to rules and retrain
+    accuracy_floor: float | None = Field(None, ge=0, le=1)
+    auc_floor: float | None = Field(None, ge=0, le=1)
+    # minimum samples: rows for drift, matured labels and positives for performance
+    min_drift_rows: int | None = Field(None, gt=0)
+    min_labels: int | None = Field(None, gt=0)
+    min_positives: int | None = Field(None, gt=0)
+    # days between automatic actions (retrain, fallback) of one segment
+    cooldown_days: float | None = Field(None, ge=0)
+    # hysteresis: drift must be seen in this many consecutive runs before a retrain
+    drift_persistence_runs: int | None = Field(None, ge=1)
+    # hysteresis: the fallback is released only by a model whose holdout AUC is at least
+    # auc_floor + recovery_margin (and that beats the rules model on the same holdout)
+    recovery_margin: float | None = Field(None, ge=0, le=1)
+    # a version promoted within this many days is compared with its predecessor on the
+    # matured labels; worse by more than rollback_margin (AUC) -> roll back
+    rollback_window_days: float | None = Field(None, ge=0)
+    rollback_margin: float | None = Field(None, ge=0, le=1)
+
+
+class TaskPolicy(PolicyRules):
+    """A task's monitoring policy, with per-segment overrides."""
+
+    segments: dict[str, PolicyRules] = Field(default_factory=dict)
+
+
+_POLICY_DEFAULTS = {
+    "drift_share": 0.3, "critical_columns": [], "prediction_drift": True, "explanation_drift": True,
+    "min_rank_correlation": 0.6, "explanation_top_k": 10, "accuracy_floor": 0.6, "auc_floor": 0.6,
+    "min_drift_rows": 100, "min_labels": 200, "min_positives": 10, "cooldown_days": 7.0,
+    "drift_persistence_runs": 2, "recovery_margin": 0.05, "rollback_window_days": 120.0,
+    "rollback_margin": 0.02,
+}
+
+
+class SegmentPolicy(_Strict):
+    """The fully resolved policy of one task's segment (what `monitoring.policy.decide` reads)."""
+
+    drift_share: float
+    critical_columns: list[str]
+    prediction_drift: bool
+    explanation_drift: bool
+    min_rank_correlation: float
+    explanation_top_k: int
+    accuracy_floor: float
+    auc_floor: float
+    min_drift_rows: int
+    min_labels: int
+    min_positives: int
+    cooldown_days: float
+    drift_persistence_runs: int
+    recovery_margin: float
+    rollback_window_days: float
+    rollback_margin: float
+
+
+class MonitoringConfig(_Strict):
+    """Monitoring: drift and performance reports, the policy that acts on them, alerts."""
+
+    # where HTML/JSON reports are written ({home} is JOURNEY_HOME)
+    reports_dir: str = "{home}/reports"
+    # Apprise URLs (slack://, msteams://, mailto://, json://...); file:///path.jsonl appends
+    # one JSON line per alert (the default, for the demo and tests)
+    alerts: list[str] = Field(default_factory=lambda: ["file://{home}/alerts.jsonl"])
+    # retraining requested by a decision: run it inside the monitoring run ("inline"), or
+    # only emit the event for a deployment triggered by it ("event"; needs a Prefect server)
+    retrain: Literal["inline", "event"] = "inline"
+    # rows sampled (seeded) from reference and current for the drift tests
+    sample_rows: int = Field(20_000, gt=0)
+    seed: int = 7
+    defaults: PolicyRules = Field(default_factory=lambda: PolicyRules(**_POLICY_DEFAULTS))
+    tasks: dict[str, TaskPolicy] = Field(default_factory=dict)
+
+    def policy(self, task: str, segment: str) -> SegmentPolicy:
+        """The resolved policy of ``task``'s ``segment``: segment override, task, defaults."""
+        layers = [PolicyRules(**_POLICY_DEFAULTS), self.defaults]
+        tp = self.tasks.get(task)
+        if tp is not None:
+            layers.append(tp)
+            if segment in tp.segments:
+                layers.append(tp.segments[segment])
+        values: dict[str, Any] = {}
+        for layer in layers:
+            values.update({k: getattr(layer, k) for k in PolicyRules.model_fields
+                           if getattr(layer, k) is not None})
+        return SegmentPolicy(**values)
+
+    def resolve_dir(self, home: Path) -> Path:
+        """The reports folder with ``{home}`` filled in."""
+        return Path(self.reports_dir.format(home=str(home)))
+
+    def alert_urls(self, home: Path) -> list[str]:
+        """The alert URLs with ``{home}`` filled in (file URLs made absolute)."""
+        out = []
+        for url in self.alerts:
+            url = url.replace("{home}", str(home.resolve()) if url.startswith("file://") else str(home))
+            out.append(url)
+        return out
+
+
+_CRON = re.compile(r"^\S+(\s+\S+){4,5}$")
+
+
+class FlowSchedule(_Strict):
+    """When `python -m flows.serve` runs one flow (``cron`` None: deployed, run on demand)."""
+
+    cron: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None and not _CRON.match(v.strip()):
+            raise ValueError(f"{v!r} is not a cron expression (5 fields: minute hour day month weekday)")
+        return v
+
+
+class SchedulesConfig(_Strict):
+    """Schedules of the Prefect deployments (flow name -> cron), in ``timezone``."""
+
+    timezone: str = "UTC"
+    flows: dict[str, FlowSchedule] = Field(default_factory=dict)
 
 
 class JourneyConfig(_Strict):
@@ -273,6 +415,8 @@ class JourneyConfig(_Strict):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     rules: dict[str, RulesConfig] = Field(default_factory=dict)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
 
     @model_validator(mode="after")
     def _unique_sources(self) -> JourneyConfig:
@@ -302,6 +446,10 @@ class JourneyConfig(_Strict):
         for i, rule in enumerate(self.scoring.playbook):
             if rule.task not in self.tasks:
                 raise ValueError(f"scoring.playbook.{i}: unknown task {rule.task!r}")
+        for name in self.monitoring.tasks:
+            if name not in self.tasks:
+                raise ValueError(f"monitoring.tasks.{name}: unknown task {name!r} "
+                                 f"(configured: {', '.join(self.tasks) or 'none'})")
         return self
 
     def task(self, name: str) -> TaskConfig:

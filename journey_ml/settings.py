@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     )
     api_token: SecretStr | None = Field(None, description="Bearer token for the HTTP API.")
     ingest_batch_rows: int = Field(100_000, gt=0, description="Rows per ingestion batch.")
+    api_max_body_bytes: int = Field(2_000_000, gt=0, description="Largest request body the API reads (413 above).")
+    api_max_events: int = Field(5_000, gt=0, description="Most events one POST /v1/score may carry (422 above).")
+    api_registry_poll_seconds: float = Field(
+        30.0, ge=0, description="How often the API re-reads @production from the registry (0: never).")
+    api_no_auth: bool = Field(
+        False, description="Serve /v1/* without a token (set by `journey-ml serve --no-auth`).")
+    api_max_inflight: int = Field(
+        32, ge=0, description="Most POST /v1/score in progress per API process; more get 503 at once (0: no limit).")
+    api_scratch_databases: int = Field(
+        4, gt=0, description="In-memory scratch warehouses per API process (concurrent scorings).")
 
     @field_validator("home")
     @classmethod

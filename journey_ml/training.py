@@ -79,6 +79,7 @@ class SegmentOutcome:
     production_version: int | None = None
     production_metrics: dict[str, float] | None = None
     seconds: float = 0.0
+    gate_passed: bool | None = None  # whether the candidate passed the promotion gate
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -150,12 +151,16 @@ def _columns(fs: FeatureSet) -> list[Column]:
 
 
 def train_segment(data: TrainingData, segment: str, config: JourneyConfig, registry, engine: Engine,
-                  *, actor: str = "journey-ml") -> SegmentOutcome:
+                  *, actor: str = "journey-ml", promote: bool = True,
+                  gate_against_rules: bool = False) -> SegmentOutcome:
     """Train, log, register and gate the model of one segment (or ``global``).
 
     A segment below the configured size (rows or positives in any split) is ``pooled``: it
     is scored by the global model and gets no model of its own. Never raises for a
-    segment-level problem; the outcome says what happened.
+    segment-level problem; the outcome says what happened. With ``promote=False`` a
+    candidate that passes the gate stays ``staging`` (tags journey.gate, journey.gate_passed)
+    for the caller to promote; with ``gate_against_rules`` a rules production version is
+    evaluated on the holdout too (instead of counting as no production model).
     """
     t0 = time.perf_counter()
     tcfg = config.training
@@ -197,7 +202,7 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
     metric = config.registry.promotion_metric
     prod = registry.production(data.task, segment)
     prod_value = None
-    if prod is not None and prod.kind != "rules":
+    if prod is not None and (prod.kind != "rules" or gate_against_rules):
         try:
             loaded = registry.load(data.task, segment, "production")
             pm = evaluate(test_y, loaded.scorer.predict_proba(test_X[loaded.scorer.feature_names]))
@@ -221,7 +226,12 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
 
     gate = registry.evaluate_gate(getattr(cand, metric), prod_value, metric, config.registry.promotion_margin)
     out.reason += gate.reason
-    if gate.promote:
+    out.gate_passed = gate.promote
+    if not promote:
+        out.status = "staged"
+        registry.tag_version(info.name, info.version, {"journey.gate": gate.reason,
+                                                       "journey.gate_passed": str(gate.promote).lower()})
+    elif gate.promote:
         registry.promote(data.task, segment, info.version, reason=gate.reason, run_id=run_id)
         out.status = "promoted"
     else:

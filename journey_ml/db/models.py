@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -333,6 +334,53 @@ class Score(Base):
     __table_args__ = (Index("ix_scores_entity", "entity_id"),)
 
 
+class MonitorRun(Base):
+    """One monitoring run of a task's segment as of T: typed results as JSON, report paths."""
+
+    __tablename__ = "monitor_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    run_key: Mapped[str] = mapped_column(String(36))  # groups the segments of one monitoring run
+    task: Mapped[str] = mapped_column(String(64))
+    segment: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    model_name: Mapped[str | None] = mapped_column(String(256))
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    model_kind: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # ok | error
+    drift_detected: Mapped[bool] = mapped_column(Boolean, default=False)
+    matured_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    contract: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    drift: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    performance: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    reports: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_monitor_runs_task_segment_as_of", "task", "segment", "as_of"),)
+
+
+class MonitorDecision(Base):
+    """A decision of the monitoring policy, its reasons, and what executing it did."""
+
+    __tablename__ = "monitor_decisions"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    monitor_run_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("monitor_runs.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(64))
+    segment: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    # ok | alert | retrain | fallback | rollback | restore | error
+    kind: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[Any]] = mapped_column(JSONType)
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    executed: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str | None] = mapped_column(Text)  # what executing it did (or why not)
+    alias_move_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 __all__ = [
     "Base",
     "Account",
@@ -349,6 +397,8 @@ __all__ = [
     "AliasMove",
     "ReferenceSample",
     "Score",
+    "MonitorRun",
+    "MonitorDecision",
     "UTCDateTime",
     "JSONType",
 ]

@@ -367,6 +367,22 @@ class Registry:
         for k, v in tags.items():
             self._retry(self.client.set_model_version_tag, name, str(int(version)), k, str(v)[:_TAG_MAX])
 
+    def log_version_artifacts(self, name: str, version: int, local_dir: str | Path,
+                              artifact_path: str) -> str | None:
+        """Log the files of ``local_dir`` under ``artifact_path`` of a version's run.
+
+        Returns the run id, or None when the version has no run. Raises ModelNotFound.
+        """
+        mv = self._version(name, version)
+        if not mv.run_id:
+            return None
+        self._retry(self.client.log_artifacts, mv.run_id, str(local_dir), artifact_path)
+        return mv.run_id
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of each metric of an MLflow run."""
+        return dict(self._retry(self.client.get_run, run_id).data.metrics)
+
     def history(self, task: str | None = None, segment: str | None = None) -> list[AliasMoveInfo]:
         """Alias moves from the ledger, newest first (all models, a task's, a segment's, or one)."""
         if task is not None and segment is not None:

@@ -1,0 +1,71 @@
+"""Serve the flows as Prefect deployments with the schedules of the configuration.
+
+``python -m flows.serve`` (the compose worker) runs until stopped: Prefect's ``serve``
+polls for scheduled and on-demand runs of every deployment and executes them in this
+process. `deployments` builds the list without starting anything (tested on its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from prefect import serve
+from prefect.schedules import Cron
+
+from flows.features import features_flow
+from flows.ingest import ingest_flow
+from flows.score import score_flow
+from flows.train import train_flow
+from journey_ml.config import ConfigError, JourneyConfig
+from journey_ml.runtime import Runtime
+
+TAGS = ["journey-ml"]
+
+
+def flows() -> dict[str, Any]:
+    """Flow name (the key of ``schedules.flows``) -> Prefect flow."""
+    out: dict[str, Any] = {"ingest": ingest_flow, "features": features_flow, "train": train_flow,
+                           "score": score_flow}
+    try:
+        from flows.monitor import monitor_flow
+    except ImportError:  # pragma: no cover - monitoring not installed in this tree
+        return out
+    return {**out, "monitor": monitor_flow}
+
+
+def deployments(config: JourneyConfig, config_path: str | None = None) -> list:
+    """One RunnerDeployment per flow, named ``journey-<flow>``, with its cron schedule.
+
+    ``config_path`` is passed to every run so workers read the same configuration. Raises
+    ConfigError naming a scheduled flow that does not exist.
+    """
+    known = flows()
+    unknown = sorted(set(config.schedules.flows) - set(known))
+    if unknown:
+        raise ConfigError(f"schedules.flows: unknown flow(s) {', '.join(unknown)} "
+                          f"(known: {', '.join(sorted(known))})")
+    out = []
+    for name, fl in known.items():
+        sched = config.schedules.flows.get(name)
+        params = dict(sched.parameters) if sched else {}
+        if config_path:
+            params.setdefault("config_path", config_path)
+        crons = [Cron(sched.cron, timezone=config.schedules.timezone)] if sched and sched.cron else None
+        out.append(fl.to_deployment(name=f"journey-{name}", schedules=crons, parameters=params, tags=TAGS,
+                                    description=(fl.description or "").strip().splitlines()[0] or None))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__.splitlines()[0])
+    p.add_argument("--config", "-c", help="YAML configuration (default: JOURNEY_CONFIG_PATH or the packaged one)")
+    p.add_argument("--limit", type=int, default=None, help="most flow runs at the same time")
+    a = p.parse_args(argv)
+    rt = Runtime.load(config_path=a.config)
+    path = a.config or (str(rt.settings.config_path) if rt.settings.config_path else None)
+    serve(*deployments(rt.config, path), limit=a.limit)
+
+
+if __name__ == "__main__":
+    main()

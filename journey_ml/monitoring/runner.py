@@ -1,0 +1,629 @@
+"""The monitoring run of a task as of T: measure, decide, act, alert, record.
+
+Per segment with a ``production`` version, `monitor_task`:
+
+1. compares the version's drift reference (``reference_samples``, written at training) with
+   the segment's features as of T (built like scoring: the version's feature set, segments
+   assigned by the task's segmentation; the pooled ``global`` model sees everyone): the data
+   contract, feature drift, the score distribution (the stored scores of T when this
+   version produced them, else its predictions) and the ranking of mean |SHAP| per feature;
+2. judges performance on matured labels: the newest scoring date T' whose horizon closed
+   by T, its scores joined to the outcomes of (T', T' + horizon]. The production version's
+   figures are its served scores when it produced them, else its predictions on the
+   features of T' ("replayed"); a recently promoted version's predecessor is replayed on
+   the same rows, for the rollback check;
+3. writes Evidently HTML + JSON reports and logs them as MLflow artifacts of the version's run;
+4. asks the pure `policy.decide` and executes: alias moves through the registry (and so the
+   alias ledger), retraining through ``retrain`` (default: `journey_ml.training`, gated);
+   after a retrain in rules mode the candidate is restored when it passes the hysteresis;
+5. stores the run and its decisions, sends alerts, and returns the events a flow emits.
+
+Nothing here reads the clock: ``as_of`` and ``now`` are parameters. Ledger rows carry the
+wall-clock time of the move (the registry's), decisions the given ``now``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from journey_ml.config import JourneyConfig, SegmentPolicy
+from journey_ml.db.models import ReferenceSample, Score
+from journey_ml.features import FeatureSet, build_features, feature_set_for, labels
+from journey_ml.monitoring import alerts as alerting
+from journey_ml.monitoring import store
+from journey_ml.monitoring.policy import (
+    Candidate,
+    Decision,
+    DriftSummary,
+    MonitorResult,
+    PerfSummary,
+    SegmentState,
+    decide,
+    drift_detected,
+    restore_decision,
+)
+from journey_ml.registry import PRODUCTION, ModelNotFound
+from journey_ml.registry import ledger as ledger_mod
+
+log = logging.getLogger(__name__)
+GLOBAL = "global"
+RULES_HASH_TAG = "journey.rules_hash"
+
+# decision kind -> Prefect event name (emitted by flows/monitor.py)
+EVENTS = {"retrain": "journey.retrain.requested", "fallback": "journey.fallback.engaged",
+          "rollback": "journey.rollback", "restore": "journey.model.restored"}
+DRIFT_EVENT = "journey.drift.detected"
+
+
+class MonitorError(RuntimeError):
+    """The monitoring run cannot start (unknown task, naive time...); the message says why."""
+
+
+@dataclass
+class RetrainOutcome:
+    """What a retraining did for one segment."""
+
+    status: str  # promoted | staged | pooled | failed | requested
+    reason: str
+    version: int | None = None
+    roc_auc: float | None = None  # candidate's holdout AUC
+    gate_passed: bool | None = None
+    alias_move_id: int | None = None
+
+
+Retrain = Callable[[str, str, datetime, bool], RetrainOutcome]
+
+
+@dataclass
+class ExecutedDecision:
+    """A decision with what executing it did."""
+
+    kind: str
+    reasons: list[str]
+    figures: dict[str, Any]
+    executed: bool
+    outcome: str
+    alias_move_id: int | None = None
+    id: int | None = None
+
+
+@dataclass
+class SegmentMonitorResult:
+    """One segment's monitoring: the figures, the reports, the decisions."""
+
+    task: str
+    segment: str
+    as_of: datetime
+    model_name: str | None
+    model_version: int | None
+    model_kind: str | None
+    monitor_run_id: int | None
+    result: MonitorResult
+    drift: dict[str, Any] | None
+    performance: dict[str, Any] | None
+    reports: dict[str, str]
+    decisions: list[ExecutedDecision]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kinds(self) -> list[str]:
+        return [d.kind for d in self.decisions]
+
+    def to_dict(self) -> dict[str, Any]:
+        return store.jsonable({
+            "task": self.task, "segment": self.segment, "as_of": self.as_of, "model_name": self.model_name,
+            "model_version": self.model_version, "model_kind": self.model_kind,
+            "monitor_run_id": self.monitor_run_id, "drift_detected": bool(self.drift and self.drift.get("detected")),
+            "drift": self.drift, "performance": self.performance, "reports": self.reports,
+            "decisions": [asdict(d) for d in self.decisions], "notes": self.notes})
+
+
+@dataclass
+class MonitorRunResult:
+    """A monitoring run of one task: per segment results, events to emit, alert deliveries."""
+
+    task: str
+    as_of: datetime
+    run_key: str
+    segments: list[SegmentMonitorResult]
+    events: list[dict[str, Any]]
+    deliveries: list[dict[str, Any]]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def decisions(self) -> list[tuple[str, ExecutedDecision]]:
+        return [(s.segment, d) for s in self.segments for d in s.decisions]
+
+    def to_dict(self) -> dict[str, Any]:
+        return store.jsonable({"task": self.task, "as_of": self.as_of, "run_key": self.run_key,
+                               "segments": [s.to_dict() for s in self.segments], "events": self.events,
+                               "deliveries": self.deliveries, "seconds": self.seconds, "notes": self.notes})
+
+
+# --- reading what there is --------------------------------------------------------------------
+
+def _utc(t: datetime, what: str) -> datetime:
+    if not isinstance(t, datetime) or t.tzinfo is None or t.utcoffset() is None:
+        raise MonitorError(f"{what} must be a timezone-aware (UTC) datetime, got {t!r}")
+    return t.astimezone(UTC)
+
+
+def candidate_segments(config: JourneyConfig, task: str) -> list[str]:
+    """``global`` and every segment the task's segmentation can assign."""
+    t = config.task(task)
+    out = [GLOBAL]
+    if t.segment_by:
+        seg = config.segments[t.segment_by]
+        out += [r.name for r in seg.rules] + ([seg.default] if seg.kind == "rules" else [])
+    return list(dict.fromkeys(out))
+
+
+def load_reference(engine: Engine, name: str, version: int, fs: FeatureSet) -> tuple[pd.DataFrame, np.ndarray]:
+    """A version's drift reference rows (features in declaration order) and their predictions."""
+    t = ReferenceSample.__table__
+    q = sa.select(t.c.features, t.c.prediction).where(t.c.model_name == name, t.c.version == version) \
+        .order_by(t.c.row_id)
+    with engine.connect() as conn:
+        rows = conn.execute(q).all()
+    frame = pd.DataFrame([r[0] for r in rows], columns=fs.names())
+    for f in fs.features:
+        if f.kind == "numeric":
+            frame[f.name] = pd.to_numeric(frame[f.name], errors="coerce").astype("float64")
+        else:
+            frame[f.name] = frame[f.name].astype(object)
+    preds = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=float)
+    return frame, preds
+
+
+def _scores(engine: Engine, task: str, as_of: datetime) -> pd.DataFrame:
+    t = Score.__table__
+    q = sa.select(t.c.entity_id, t.c.probability, t.c.segment, t.c.model_name, t.c.model_version) \
+        .where(t.c.task == task, t.c.as_of == as_of)
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(q).all(), columns=["entity_id", "probability", "segment", "model_name",
+                                                             "model_version"]).set_index("entity_id")
+
+
+def matured_as_of(engine: Engine, config: JourneyConfig, task: str, as_of: datetime) -> datetime | None:
+    """The newest scoring date of ``task`` whose label horizon closed by ``as_of``."""
+    horizon = timedelta(days=config.task(task).horizon_days)
+    t = Score.__table__
+    with engine.connect() as conn:
+        dates = [d for (d,) in conn.execute(sa.select(t.c.as_of).where(t.c.task == task).distinct())]
+    dates = [d if isinstance(d, datetime) else datetime.fromisoformat(str(d)) for d in dates]
+    dates = [d.replace(tzinfo=UTC) if d.tzinfo is None else d for d in dates]
+    ok = [d for d in dates if d + horizon <= as_of]
+    return max(ok) if ok else None
+
+
+def _segments_of(frame: pd.DataFrame, config: JourneyConfig, task: str) -> pd.Series:
+    """Each entity's segment, assigned like scoring (``global`` when unsegmented)."""
+    from journey_ml.segments import assign_segments
+
+    t = config.task(task)
+    if not t.segment_by or frame.empty:
+        return pd.Series(GLOBAL, index=frame.index, dtype=object)
+    seg = assign_segments(frame, config.segments[t.segment_by], random_state=config.training.seed)
+    return seg.reindex(frame.index).fillna(GLOBAL).astype(str)
+
+
+def _kind(kind: str | None) -> str:
+    return "rules" if kind == "rules" else "model"
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+class _Context:
+    """Per-run caches: feature frames per (date, feature set), loaded models, training data."""
+
+    def __init__(self, engine: Engine, registry, config: JourneyConfig, task: str):
+        from journey_ml.scoring.ladder import ModelCache
+
+        self.engine, self.registry, self.config, self.task = engine, registry, config, task
+        self.models = ModelCache()
+        self._frames: dict[tuple, tuple[pd.DataFrame, pd.Series]] = {}
+
+    def model(self, segment: str, info):
+        return self.models.get(self.registry, self.task, segment, info.version, info.kind)
+
+    def features(self, as_of: datetime, fs: FeatureSet) -> tuple[pd.DataFrame, pd.Series]:
+        key = (as_of, json.dumps(fs.to_dict(), sort_keys=True, default=str))
+        if key not in self._frames:
+            frame = build_features(self.engine, self.config, self.task, as_of, feature_set=fs).frame
+            self._frames[key] = (frame, _segments_of(frame, self.config, self.task))
+        return self._frames[key]
+
+    def rows(self, as_of: datetime, fs: FeatureSet, segment: str) -> pd.DataFrame:
+        frame, segs = self.features(as_of, fs)
+        return frame if segment == GLOBAL else frame[segs.to_numpy() == segment]
+
+
+def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    return frame.sample(n=n, random_state=seed) if len(frame) > n else frame
+
+
+def _perf(probability, label, config: JourneyConfig, policy: SegmentPolicy):
+    from journey_ml.monitoring.performance import performance
+
+    bands = [(b.name, b.min) for b in config.scoring.bands]
+    return performance(np.asarray(probability, dtype=float), np.asarray(label, dtype=int), bands=bands,
+                       min_labels=policy.min_labels, min_positives=policy.min_positives)
+
+
+def _state(ctx: _Context, segment: str, info, policy: SegmentPolicy, as_of: datetime, now: datetime) -> SegmentState:
+    reg, engine, name = ctx.registry, ctx.engine, info.name
+    move = ledger_mod.last_move_to(engine, name, PRODUCTION, info.version)
+    pred_v = move.from_version if move is not None and move.action != "rollback" else None
+    pred_kind = None
+    if pred_v is not None:
+        try:
+            pred_kind = _kind(reg.version(ctx.task, segment, pred_v).kind)
+        except ModelNotFound:
+            pred_v = None
+    metrics = {}
+    if info.run_id and info.kind != "rules":
+        try:
+            metrics = {k[5:]: v for k, v in reg.run_metrics(info.run_id).items() if k.startswith("test_")}
+        except Exception as e:  # noqa: BLE001 - figures for the reasons only
+            log.warning("metrics of %s v%s unavailable: %s", name, info.version, e)
+    versions = reg.versions(ctx.task, segment)
+    from journey_ml.scoring.batch import rules_hash
+
+    rh = rules_hash(ctx.config, ctx.task)
+    rules = [v for v in versions if v.kind == "rules"]
+    rules_v = next((v.version for v in rules if rh and v.tags.get(RULES_HASH_TAG) == rh),
+                   rules[0].version if rules else None)
+    candidate = None
+    if info.kind == "rules":
+        since = move.at if move is not None else None  # when the fallback was engaged
+        for v in versions:  # newest first: the newest model gated against the rules since then
+            if since is not None and v.created_at < since:
+                break
+            passed = v.tags.get("journey.gate_passed")
+            if v.kind == "rules" or passed is None:
+                continue
+            auc = None
+            if v.run_id:
+                try:
+                    auc = reg.run_metrics(v.run_id).get("test_roc_auc")
+                except Exception:  # noqa: BLE001
+                    auc = None
+            candidate = Candidate(v.version, auc, passed == "true", _gate_text(v.tags.get("journey.gate", ""), "staged"))
+            break
+    return SegmentState(
+        production_version=info.version, production_kind=_kind(info.kind), production_metrics=metrics,
+        promoted_at=move.at if move is not None else None, predecessor_version=pred_v, predecessor_kind=pred_kind,
+        rules_version=rules_v, last_action_at=store.last_action_at(engine, ctx.task, segment, now),
+        drift_runs=store.drift_streak(engine, ctx.task, segment, name, info.version, as_of), candidate=candidate)
+
+
+def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: SegmentPolicy, as_of: datetime,
+             out_dir: Path, notes: list[str]):
+    """Drift and performance of one segment's production version; writes the reports."""
+    from journey_ml.monitoring.drift import DriftOptions, check_drift
+    from journey_ml.monitoring.reports import classification_report, drift_report
+
+    cfg, mcfg = ctx.config, ctx.config.monitoring
+    model = ctx.model(segment, info)
+    fs = FeatureSet.from_dict(model.feature_set) if model.feature_set else feature_set_for(ctx.engine, cfg, ctx.task)
+    reports: dict[str, str] = {}
+    drift = drift_dict = None
+    error = None
+    if info.kind == "rules":
+        notes.append(f"rules mode: production is the rules version v{info.version}; drift is judged for models")
+    else:
+        ref, ref_pred = load_reference(ctx.engine, info.name, info.version, fs)
+        if ref.empty:
+            error = f"no drift reference sample for {info.name} v{info.version} in reference_samples"
+        else:
+            cur = ctx.rows(as_of, fs, segment)
+            cur_s = _sample(cur, mcfg.sample_rows, mcfg.seed)
+            served = _scores(ctx.engine, ctx.task, as_of).reindex(cur_s.index)
+            mine = ((served["model_name"] == info.name) & (served["model_version"] == info.version)).to_numpy()
+            cur_pred = np.array([], dtype=float)
+            if len(cur_s):  # the served score where this version produced it, else its prediction
+                cur_pred = model.scorer.predict_proba(cur_s[model.scorer.feature_names])
+                cur_pred = np.where(mine, served["probability"].to_numpy(dtype=float), cur_pred)
+            ref_shap = cur_shap = None
+            if policy.explanation_drift and hasattr(model.scorer, "contributions") and len(cur_s) and len(ref):
+                ref_shap = model.scorer.contributions(_sample(ref, mcfg.sample_rows, mcfg.seed)[model.scorer.feature_names])
+                cur_shap = model.scorer.contributions(cur_s[model.scorer.feature_names])
+            opts = DriftOptions(sample_rows=mcfg.sample_rows, seed=mcfg.seed, share_threshold=policy.drift_share,
+                                critical_columns=list(policy.critical_columns),
+                                min_rank_correlation=policy.min_rank_correlation, top_k=policy.explanation_top_k)
+            dr = check_drift(ref, cur_s, fs, reference_scores=ref_pred if policy.prediction_drift else None,
+                             current_scores=cur_pred if policy.prediction_drift else None,
+                             reference_shap=ref_shap, current_shap=cur_shap, options=opts,
+                             contract_kwargs={"min_rows": policy.min_drift_rows})
+            drift = DriftSummary.from_result(dr)
+            drift_dict = dr.to_dict()
+            try:
+                rf = drift_report(ref, cur_s, fs, out_dir, columns=dr.contract.usable_columns,
+                                  sample_rows=mcfg.sample_rows, seed=mcfg.seed, drift_share=policy.drift_share,
+                                  title=f"{info.name} v{info.version}: drift as of {as_of:%Y-%m-%d}")
+                reports["drift_html"], reports["drift_json"] = str(rf.html), str(rf.json)
+            except Exception as e:  # noqa: BLE001 - the figures stand without the page
+                notes.append(f"drift report not written ({type(e).__name__}: {e})")
+
+    perf = pred_perf = None
+    perf_dict: dict[str, Any] | None = None
+    t_mat = matured_as_of(ctx.engine, cfg, ctx.task, as_of)
+    if t_mat is None:
+        notes.append(f"no scores old enough to have matured labels (horizon {cfg.task(ctx.task).horizon_days} days)")
+    else:
+        served = _scores(ctx.engine, ctx.task, t_mat)
+        if segment != GLOBAL:
+            served = served[served["segment"] == segment]
+        y = labels(ctx.engine, cfg, ctx.task, t_mat, served.index)
+        mine = (served["model_name"] == info.name) & (served["model_version"] == info.version)
+        source = "served"
+        if len(served) and mine.all():
+            p = served["probability"].to_numpy(dtype=float)
+        elif info.kind == "rules":
+            p, source = None, None
+            notes.append(f"matured scores of {t_mat:%Y-%m-%d} were not produced by the rules version: "
+                         "performance not judged in rules mode")
+        else:
+            frame = ctx.rows(t_mat, fs, GLOBAL).reindex(served.index)
+            p = model.scorer.predict_proba(frame[model.scorer.feature_names]) if len(frame) else np.array([])
+            source = "replayed"
+        if p is not None:
+            pr = _perf(p, y.to_numpy(), cfg, policy)
+            perf = PerfSummary.from_result(pr)
+            perf_dict = {"matured_as_of": t_mat, "source": source, "production": pr.to_dict()}
+            recent = state.promoted_at is not None and \
+                as_of - state.promoted_at <= timedelta(days=policy.rollback_window_days)
+            if (info.kind != "rules" and state.predecessor_kind == "model" and recent and len(served)):
+                try:
+                    old = ctx.models.get(ctx.registry, ctx.task, segment, state.predecessor_version, None)
+                    frame = ctx.rows(t_mat, fs, GLOBAL).reindex(served.index)
+                    ofs = FeatureSet.from_dict(old.feature_set) if old.feature_set else fs
+                    if ofs.to_dict() != fs.to_dict():
+                        frame = ctx.rows(t_mat, ofs, GLOBAL).reindex(served.index)
+                    pp = _perf(old.scorer.predict_proba(frame[old.scorer.feature_names]), y.to_numpy(), cfg, policy)
+                    pred_perf = PerfSummary.from_result(pp)
+                    perf_dict["predecessor"] = {"version": state.predecessor_version, **pp.to_dict()}
+                except Exception as e:  # noqa: BLE001 - no comparison, no rollback
+                    notes.append(f"predecessor v{state.predecessor_version} not evaluated "
+                                 f"({type(e).__name__}: {e})")
+            try:
+                rf = classification_report(pd.DataFrame({"probability": p, "label": y.to_numpy()}), out_dir,
+                                           title=f"{info.name} v{info.version}: matured labels of "
+                                                 f"{t_mat:%Y-%m-%d} ({source})")
+                reports["performance_html"], reports["performance_json"] = str(rf.html), str(rf.json)
+            except Exception as e:  # noqa: BLE001
+                notes.append(f"performance report not written ({type(e).__name__}: {e})")
+    result = MonitorResult(task=ctx.task, segment=segment, as_of=as_of, model_name=info.name,
+                           model_version=info.version, drift=drift, performance=perf,
+                           predecessor_performance=pred_perf, matured_as_of=t_mat, error=error)
+    return result, drift_dict, perf_dict, reports
+
+
+def default_retrain(engine: Engine, registry, config: JourneyConfig) -> Retrain:
+    """Retrain a segment with `journey_ml.training` as of T; the promotion gate decides.
+
+    In rules mode the candidate is gated against the rules version and left ``staging``
+    (the policy restores it when it also clears the hysteresis). The task's training frame
+    is prepared once per (task, T).
+    """
+    from journey_ml.training import TrainingError, prepare_training, train_segment
+
+    prepared: dict[tuple[str, datetime], Any] = {}
+
+    def retrain(task: str, segment: str, as_of: datetime, in_fallback: bool) -> RetrainOutcome:
+        try:
+            if (task, as_of) not in prepared:
+                prepared[(task, as_of)] = prepare_training(engine, config, task, as_of)
+            data = prepared[(task, as_of)]
+        except TrainingError as e:
+            return RetrainOutcome("failed", str(e))
+        out = train_segment(data, segment, config, registry, engine, actor="journey-ml monitor",
+                            promote=not in_fallback, gate_against_rules=True)
+        move_id = None
+        if out.status == "promoted" and out.model_name:
+            m = ledger_mod.last_move_to(engine, out.model_name, PRODUCTION, out.version)
+            move_id = m.id if m is not None else None
+        return RetrainOutcome(out.status, _gate_text(out.reason, out.status), out.version,
+                              out.metrics.get("roc_auc"), out.gate_passed, move_id)
+
+    return retrain
+
+
+def _gate_text(reason: str, status: str) -> str:
+    """The gate's reason for a candidate left staging for the policy: "gate passed: ..."."""
+    if status == "staged" and reason.startswith("promoted: "):
+        return "gate passed: " + reason[len("promoted: "):]
+    return reason
+
+
+_DEFAULT = object()
+
+
+def monitor_task(engine: Engine, registry, config: JourneyConfig, task: str, as_of: datetime, *,
+                 reports_dir: Path, now: datetime, retrain: Retrain | None | object = _DEFAULT,
+                 alert_urls: list[str] | None = None, segments: list[str] | None = None,
+                 run_key: str | None = None) -> MonitorRunResult:
+    """Monitor every segment of ``task`` that has a production version, as of ``as_of``.
+
+    ``retrain``: called for each retraining decision (default: `default_retrain`); None
+    only records the request (the flow's event can trigger a deployment). ``alert_urls``:
+    Apprise / file URLs (default: none). Raises MonitorError for a naive time, ConfigError
+    for an unknown task; a segment-level failure is recorded as that segment's error.
+    """
+    t0 = time.perf_counter()
+    config.task(task)
+    t, now = _utc(as_of, "as_of"), _utc(now, "now")
+    run_key = run_key or str(uuid.uuid4())
+    if retrain is _DEFAULT:
+        retrain = default_retrain(engine, registry, config)
+    ctx = _Context(engine, registry, config, task)
+    results: list[SegmentMonitorResult] = []
+    events: list[dict[str, Any]] = []
+    deliveries: list[dict[str, Any]] = []
+    run_notes: list[str] = []
+    for seg in segments or candidate_segments(config, task):
+        info = registry.production(task, seg)
+        if info is None:
+            if segments:
+                run_notes.append(f"{task}/{seg}: no production version, not monitored")
+            continue
+        r = _monitor_segment(ctx, seg, info, t, now, Path(reports_dir), retrain, run_key)
+        results.append(r)
+        events.extend(_events(r))
+        for d in r.decisions:
+            if d.kind == "ok":
+                continue
+            alert = alerting.Alert(task=task, segment=seg, as_of=t, decision=d.kind, reasons=d.reasons,
+                                   figures={k: v for k, v in d.figures.items() if not isinstance(v, list | dict)},
+                                   model=f"{r.model_name} v{r.model_version}",
+                                   report=r.reports.get("drift_html") or r.reports.get("performance_html"),
+                                   outcome=d.outcome)
+            for dl in alerting.send(alert_urls or [], alert):
+                deliveries.append({"segment": seg, "decision": d.kind, **asdict(dl)})
+                if not dl.ok:
+                    log.warning("alert to %s failed: %s", dl.url, dl.error)
+    return MonitorRunResult(task=task, as_of=t, run_key=run_key, segments=results, events=events,
+                            deliveries=deliveries, seconds=time.perf_counter() - t0, notes=run_notes)
+
+
+def _monitor_segment(ctx: _Context, seg: str, info, t: datetime, now: datetime, reports_dir: Path,
+                     retrain: Retrain | None, run_key: str) -> SegmentMonitorResult:
+    cfg, task = ctx.config, ctx.task
+    policy = cfg.monitoring.policy(task, seg)
+    notes: list[str] = []
+    out_dir = reports_dir / task / seg / f"{t:%Y-%m-%d}"
+    state = _state(ctx, seg, info, policy, t, now)
+    try:
+        result, drift_dict, perf_dict, reports = _measure(ctx, seg, info, state, policy, t, out_dir, notes)
+    except Exception as e:  # noqa: BLE001 - one segment's failure is its own error decision
+        log.exception("monitoring %s/%s failed", task, seg)
+        result = MonitorResult(task=task, segment=seg, as_of=t, model_name=info.name, model_version=info.version,
+                               error=f"monitoring failed: {type(e).__name__}: {e}")
+        drift_dict, perf_dict, reports = None, None, {}
+    detected = drift_detected(result, policy)
+    if drift_dict is not None:
+        drift_dict = {"detected": detected, **drift_dict}
+    if reports and info.run_id:
+        try:
+            ctx.registry.log_version_artifacts(info.name, info.version, out_dir, f"monitoring/{t:%Y-%m-%d}")
+            reports["mlflow_run_id"] = info.run_id
+        except Exception as e:  # noqa: BLE001 - the reports are on disk either way
+            notes.append(f"reports not logged to MLflow ({type(e).__name__}: {e})")
+    run_id = store.save_run(ctx.engine, run_key=run_key, task=task, segment=seg, as_of=t, model_name=info.name,
+                            model_version=info.version, model_kind=_kind(info.kind),
+                            status="error" if result.error else "ok", drift_detected=detected,
+                            matured_as_of=result.matured_as_of,
+                            contract=(drift_dict or {}).get("contract"), drift=drift_dict, performance=perf_dict,
+                            reports=reports, error=result.error, created_at=now)
+    executed: list[ExecutedDecision] = []
+    for d in decide(result, state, policy, now):
+        executed.extend(_execute(ctx, seg, info, d, state, policy, t, now, retrain, run_id))
+    return SegmentMonitorResult(task=task, segment=seg, as_of=t, model_name=info.name, model_version=info.version,
+                                model_kind=_kind(info.kind), monitor_run_id=run_id, result=result,
+                                drift=drift_dict, performance=perf_dict, reports=reports, decisions=executed,
+                                notes=notes)
+
+
+def _execute(ctx: _Context, seg: str, info, d: Decision, state: SegmentState, policy: SegmentPolicy,
+             t: datetime, now: datetime, retrain: Retrain | None, run_id: int) -> list[ExecutedDecision]:
+    """Store a decision, carry it out, record what happened (a restore may follow a retrain)."""
+    reg, engine, task = ctx.registry, ctx.engine, ctx.task
+    did = store.save_decision(engine, monitor_run_id=run_id, task=task, segment=seg, as_of=t, kind=d.kind,
+                              reasons=d.reasons, figures=d.figures, decided_at=now)
+    reason = "; ".join(d.reasons)
+    executed, outcome, move_id = False, "", None
+    follow: list[ExecutedDecision] = []
+    try:
+        if d.kind in ("fallback", "restore"):
+            m = reg.promote(task, seg, d.target_version, reason=f"monitor: {reason}"[:2000], action=d.kind,
+                            actor="journey-ml monitor")
+            executed, move_id = True, m.id
+            outcome = f"production v{m.from_version} -> v{m.to_version} ({d.kind})"
+        elif d.kind == "rollback":
+            m = reg.rollback(task, seg, to_version=d.target_version, reason=f"monitor: {reason}"[:2000],
+                             actor="journey-ml monitor")
+            executed, move_id = True, m.id
+            outcome = f"production v{m.from_version} -> v{m.to_version} (rollback)"
+        elif d.kind == "retrain":
+            now_rules = reg.production(task, seg)
+            in_fallback = now_rules is not None and now_rules.kind == "rules"
+            if retrain is None:
+                outcome = "retraining requested (event emitted; no inline retraining configured)"
+            else:
+                r = retrain(task, seg, t, in_fallback)
+                executed, move_id = r.status not in ("failed",), r.alias_move_id
+                outcome = f"retrained: {r.status}" + (f" v{r.version}" if r.version else "") + f" ({r.reason})"
+                if in_fallback and r.version is not None and r.gate_passed is not None:
+                    after = replace(state, production_version=now_rules.version, production_kind="rules",
+                                    candidate=Candidate(r.version, r.roc_auc, bool(r.gate_passed), r.reason))
+                    nxt = restore_decision(after, policy)
+                    if nxt is not None:
+                        follow = _execute(ctx, seg, info, nxt, after, policy, t, now, retrain, run_id)
+        else:
+            outcome = "" if d.kind == "ok" else "alerted"
+    except Exception as e:  # noqa: BLE001 - recorded on the decision; the run goes on
+        log.exception("executing %s for %s/%s failed", d.kind, task, seg)
+        outcome = f"failed: {type(e).__name__}: {e}"
+    store.mark_executed(engine, did, executed=executed, outcome=outcome, alias_move_id=move_id)
+    return [ExecutedDecision(d.kind, d.reasons, store.jsonable(d.figures), executed, outcome, move_id, did), *follow]
+
+
+def _events(r: SegmentMonitorResult) -> list[dict[str, Any]]:
+    """The Prefect events of a segment's run (the flow emits them)."""
+    resource = {"prefect.resource.id": f"journey.segment.{r.task}.{r.segment}",
+                "prefect.resource.name": f"{r.task}/{r.segment}",
+                "journey.model": f"{r.model_name}", "journey.version": str(r.model_version)}
+    base = {"task": r.task, "segment": r.segment, "as_of": r.as_of.isoformat(),
+            "monitor_run_id": r.monitor_run_id, "report": r.reports.get("drift_html")}
+    out = []
+    if r.drift and r.drift.get("detected"):
+        out.append({"event": DRIFT_EVENT, "resource": resource,
+                    "payload": {**base, "share_drifted": r.drift.get("share_drifted"),
+                                "drifted_columns": r.drift.get("drifted_columns")}})
+    for d in r.decisions:
+        if d.kind in EVENTS and (d.executed or d.kind == "retrain"):
+            out.append({"event": EVENTS[d.kind], "resource": resource,
+                        "payload": {**base, "reasons": d.reasons, "outcome": d.outcome}})
+    return store.jsonable(out)
+
+
+def summary_markdown(result: MonitorRunResult) -> str:
+    """A markdown summary of a run: one row per segment, then each decision with its reasons."""
+    lines = [f"# Monitoring `{result.task}` as of {result.as_of:%Y-%m-%d %H:%M} UTC", "",
+             "| segment | model | drift | performance | decisions | reports |", "|---|---|---|---|---|---|"]
+    for s in result.segments:
+        d = s.drift or {}
+        drift = (f"{len(d.get('drifted_columns') or [])} cols ({(d.get('share_drifted') or 0):.0%})"
+                 + (" **drift**" if d.get("detected") else "")) if d else "-"
+        p = ((s.performance or {}).get("production") or {})
+        perf = f"AUC {p['roc_auc']:.3f} on {p['n']}" if p.get("roc_auc") is not None else "-"
+        links = " ".join(f"[{k.split('_')[0]}]({Path(v).as_uri()})" for k, v in s.reports.items()
+                         if k.endswith("_html"))
+        lines.append(f"| {s.segment} | {s.model_name} v{s.model_version} ({s.model_kind}) | {drift} | {perf} | "
+                     f"{', '.join(s.kinds)} | {links} |")
+    lines.append("")
+    for s in result.segments:
+        for dec in s.decisions:
+            if dec.kind == "ok":
+                continue
+            lines.append(f"- **{s.segment}: {dec.kind}** — {'; '.join(dec.reasons)}"
+                         + (f" → {dec.outcome}" if dec.outcome else ""))
+    return "\n".join(lines)
+
+
+__all__ = ["monitor_task", "default_retrain", "summary_markdown", "candidate_segments", "load_reference",
+           "matured_as_of", "MonitorRunResult", "SegmentMonitorResult", "ExecutedDecision", "RetrainOutcome",
+           "MonitorError", "EVENTS", "DRIFT_EVENT"]

@@ -1,0 +1,45 @@
+"""flows/serve.py: the deployment list (names, schedules, parameters), built without a server."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.serve import deployments, flows
+from journey_ml.config import ConfigError, load_config, parse_config
+
+
+def _crons(dep) -> list[tuple[str, str]]:
+    return [(s.schedule.cron, s.schedule.timezone) for s in dep.schedules or []]
+
+
+def test_default_schedules():
+    cfg, _ = load_config(None)
+    deps = {d.name: d for d in deployments(cfg, "/etc/journey.yaml")}
+    assert {"journey-ingest", "journey-features", "journey-train", "journey-score"} <= set(deps)
+    assert set(deps) == {f"journey-{n}" for n in flows()}
+    assert _crons(deps["journey-ingest"]) == [("15 * * * *", "UTC")]
+    assert _crons(deps["journey-train"]) == [("0 3 * * 0", "UTC")]
+    assert deps["journey-ingest"].parameters == {"incremental": True, "config_path": "/etc/journey.yaml"}
+    assert deps["journey-score"].parameters == {"config_path": "/etc/journey.yaml"}
+    assert all("journey-ml" in d.tags for d in deps.values())
+
+
+def test_schedules_from_config_and_on_demand_flows():
+    cfg = parse_config({"schedules": {"timezone": "Europe/Paris",
+                                      "flows": {"score": {"cron": "*/10 * * * *", "parameters": {"tasks": ["churn"]}}}}},
+                       "my.yaml")
+    deps = {d.name: d for d in deployments(cfg)}
+    assert _crons(deps["journey-score"]) == [("*/10 * * * *", "Europe/Paris")]
+    assert deps["journey-score"].parameters == {"tasks": ["churn"]}
+    assert _crons(deps["journey-train"]) == []  # deployed, run on demand
+
+
+def test_unknown_flow_is_named():
+    cfg = parse_config({"schedules": {"flows": {"retrain_everything": {"cron": "0 1 * * *"}}}}, "my.yaml")
+    with pytest.raises(ConfigError, match="unknown flow.*retrain_everything"):
+        deployments(cfg)
+
+
+def test_bad_cron_names_the_key():
+    with pytest.raises(ConfigError, match=r"my.yaml: schedules.flows.score.cron.*'daily'"):
+        parse_config({"schedules": {"flows": {"score": {"cron": "daily"}}}}, "my.yaml")
