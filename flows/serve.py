@@ -11,13 +11,16 @@ import argparse
 from typing import Any
 
 from prefect import serve
+from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron
 
 from flows.features import features_flow
 from flows.ingest import ingest_flow
+from flows.monitor import monitor_flow
 from flows.score import score_flow
 from flows.train import train_flow
 from journey_ml.config import ConfigError, JourneyConfig
+from journey_ml.monitoring.runner import EVENTS
 from journey_ml.runtime import Runtime
 
 TAGS = ["journey-ml"]
@@ -25,13 +28,17 @@ TAGS = ["journey-ml"]
 
 def flows() -> dict[str, Any]:
     """Flow name (the key of ``schedules.flows``) -> Prefect flow."""
-    out: dict[str, Any] = {"ingest": ingest_flow, "features": features_flow, "train": train_flow,
-                           "score": score_flow}
-    try:
-        from flows.monitor import monitor_flow
-    except ImportError:  # pragma: no cover - monitoring not installed in this tree
-        return out
-    return {**out, "monitor": monitor_flow}
+    return {"ingest": ingest_flow, "features": features_flow, "train": train_flow, "score": score_flow,
+            "monitor": monitor_flow}
+
+
+def _triggers(name: str) -> list | None:
+    """``journey-train`` also runs on ``journey.retrain.requested`` (monitoring with
+    ``monitoring.retrain: event``); the promotion gate decides what reaches production."""
+    if name != "train":
+        return None
+    return [DeploymentEventTrigger(name="retrain on monitoring request", expect={EVENTS["retrain"]},
+                                   match={"prefect.resource.id": "journey.segment.*"})]
 
 
 def deployments(config: JourneyConfig, config_path: str | None = None) -> list:
@@ -53,6 +60,7 @@ def deployments(config: JourneyConfig, config_path: str | None = None) -> list:
             params.setdefault("config_path", config_path)
         crons = [Cron(sched.cron, timezone=config.schedules.timezone)] if sched and sched.cron else None
         out.append(fl.to_deployment(name=f"journey-{name}", schedules=crons, parameters=params, tags=TAGS,
+                                    triggers=_triggers(name),
                                     description=(fl.description or "").strip().splitlines()[0] or None))
     return out
 

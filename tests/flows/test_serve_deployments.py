@@ -22,6 +22,11 @@ def test_default_schedules():
     assert deps["journey-ingest"].parameters == {"incremental": True, "config_path": "/etc/journey.yaml"}
     assert deps["journey-score"].parameters == {"config_path": "/etc/journey.yaml"}
     assert all("journey-ml" in d.tags for d in deps.values())
+    assert _crons(deps["journey-monitor"]) == [("0 6 * * *", "UTC")]
+    # monitoring's retrain requests run the training deployment (with a Prefect server)
+    (trigger,) = deps["journey-train"].triggers
+    assert trigger.expect == {"journey.retrain.requested"}
+    assert not deps["journey-score"].triggers
 
 
 def test_schedules_from_config_and_on_demand_flows():
