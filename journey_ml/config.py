@@ -358,8 +358,8 @@ class MonitoringConfig(_Strict):
         return SegmentPolicy(**values)
 
     def resolve_dir(self, home: Path) -> Path:
-        """The reports folder with ``{home}`` filled in."""
-        return Path(self.reports_dir.format(home=str(home)))
+        """The reports folder with ``{home}`` filled in, absolute (reports are linked as file URIs)."""
+        return Path(self.reports_dir.format(home=str(home))).resolve()
 
     def alert_urls(self, home: Path) -> list[str]:
         """The alert URLs with ``{home}`` filled in (file URLs made absolute)."""

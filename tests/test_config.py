@@ -74,3 +74,11 @@ def test_bad_setting_is_named(monkeypatch):
     monkeypatch.setenv("JOURNEY_INGEST_BATCH_ROWS", "-3")
     with pytest.raises(Exception, match="ingest_batch_rows"):
         Settings(_env_file=None)
+
+
+def test_monitoring_paths_are_absolute_for_a_relative_home():
+    """The default home is relative (.journey); report links are file URIs, which need absolute paths."""
+    cfg, _ = load_config(None)
+    d = cfg.monitoring.resolve_dir(Path(".journey"))
+    assert d.is_absolute() and d == (Path(".journey") / "reports").resolve()
+    assert all(u.startswith("file:///") for u in cfg.monitoring.alert_urls(Path(".journey")) if u.startswith("file:"))

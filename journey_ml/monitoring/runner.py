@@ -610,7 +610,7 @@ def summary_markdown(result: MonitorRunResult) -> str:
                  + (" **drift**" if d.get("detected") else "")) if d else "-"
         p = ((s.performance or {}).get("production") or {})
         perf = f"AUC {p['roc_auc']:.3f} on {p['n']}" if p.get("roc_auc") is not None else "-"
-        links = " ".join(f"[{k.split('_')[0]}]({Path(v).as_uri()})" for k, v in s.reports.items()
+        links = " ".join(f"[{k.split('_')[0]}]({Path(v).resolve().as_uri()})" for k, v in s.reports.items()
                          if k.endswith("_html"))
         lines.append(f"| {s.segment} | {s.model_name} v{s.model_version} ({s.model_kind}) | {drift} | {perf} | "
                      f"{', '.join(s.kinds)} | {links} |")
