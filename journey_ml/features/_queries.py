@@ -10,9 +10,12 @@ are `_day_mask` (UTC calendar-day bit masks for active days) and the fetch in
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -25,6 +28,65 @@ C = Contact.__table__
 A = Account.__table__
 O = Outcome.__table__  # noqa: E741
 DAY = timedelta(days=1)
+
+
+def _clock_value(kind: str, days: int, as_of: datetime) -> Any:
+    if kind == "t":
+        return as_of - days * DAY
+    day0 = as_of.astimezone(UTC).date()
+    if kind == "d":
+        return datetime(day0.year, day0.month, day0.day, tzinfo=UTC) - days * DAY
+    return day0 if kind == "date" else day0.isoformat()
+
+
+class Clock:
+    """The T-derived values of a statement as named bind parameters, so one statement
+    (built and compiled once per plan and dialect, see `prepare`) serves every T.
+
+    ``before(d)`` = T - d days, ``day_start(d)`` = T's UTC midnight - d days, ``day0()``
+    = T's UTC date (``day0(text=True)``: as ISO text). The SQL is the one the same
+    expressions with literal datetimes give, only the parameter names differ.
+    """
+
+    def __init__(self, as_of: datetime) -> None:
+        self.as_of = as_of
+        self.specs: dict[str, tuple[str, int]] = {}
+        self._binds: dict[str, sa.BindParameter] = {}
+
+    def _bind(self, kind: str, days: int, type_: Any) -> sa.BindParameter:
+        name = f"jm_{kind}_{days}".replace("-", "m")
+        b = self._binds.get(name)
+        if b is None:
+            self.specs[name] = (kind, days)
+            b = self._binds[name] = sa.bindparam(name, _clock_value(kind, days, self.as_of), type_=type_)
+        return b
+
+    def before(self, days: int) -> sa.BindParameter:
+        return self._bind("t", days, E.c.occurred_at.type)
+
+    def day_start(self, days: int) -> sa.BindParameter:
+        return self._bind("d", days, E.c.occurred_at.type)
+
+    def day0(self, text: bool = False) -> sa.BindParameter:
+        return self._bind("datestr", 0, sa.String()) if text else self._bind("date", 0, sa.Date())
+
+    def values(self, as_of: datetime) -> dict[str, Any]:
+        return {n: _clock_value(k, d, as_of) for n, (k, d) in self.specs.items()}
+
+
+When = datetime | Clock  # T itself (literal binds) or a Clock (named binds)
+
+
+def _before(as_of: When, days: int) -> Any:
+    """T - days (a datetime, or the clock's bind parameter)."""
+    return as_of.before(days) if isinstance(as_of, Clock) else as_of - days * DAY
+
+
+def _day_start(as_of: When, days: int) -> Any:
+    """T's UTC midnight - days."""
+    if isinstance(as_of, Clock):
+        return as_of.day_start(days)
+    return _clock_value("d", days, as_of)
 
 
 @dataclass(frozen=True)
@@ -76,25 +138,28 @@ def _attributed(entity: str, table: sa.Table = E) -> tuple[sa.FromClause, sa.Col
 DAY_BITS = 63  # days per bit-mask word (bit 63 would be the sign bit)
 
 
-def _day_mask(t: sa.ColumnElement, day0: date, first: int, last: int, dialect: str) -> sa.ColumnElement:
+def _day_mask(t: sa.ColumnElement, as_of: When, first: int, last: int, dialect: str) -> sa.ColumnElement:
     """The one dialect-specific expression: per group, the OR of ``1 << (k - first)`` over
-    rows with k in [first, last], k = UTC calendar days between ``day0`` and the row's day.
+    rows with k in [first, last], k = UTC calendar days between T's UTC day (day0) and the
+    row's day.
 
     PostgreSQL: date arithmetic and bit_or. SQLite: julianday differences and sum(DISTINCT)
     (bits of distinct days are distinct powers of two, so their distinct sum is their OR).
     The caller restricts the rows by time, so k is evaluated once per row and aggregate.
     """
+    clock = isinstance(as_of, Clock)
     if dialect == "postgresql":
-        k = sa.literal(day0, sa.Date) - sa.cast(sa.func.timezone("UTC", t), sa.Date)
+        day0 = as_of.day0() if clock else sa.literal(as_of.astimezone(UTC).date(), sa.Date)
+        k = day0 - sa.cast(sa.func.timezone("UTC", t), sa.Date)
         agg = sa.func.bit_or
     else:  # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff' (naive UTC)
-        k = sa.cast(sa.func.julianday(day0.isoformat()) - sa.func.julianday(sa.func.substr(t, 1, 10)), sa.Integer)
+        day0 = as_of.day0(text=True) if clock else as_of.astimezone(UTC).date().isoformat()
+        k = sa.cast(sa.func.julianday(day0) - sa.func.julianday(sa.func.substr(t, 1, 10)), sa.Integer)
 
         def agg(x: sa.ColumnElement) -> sa.ColumnElement:
             return sa.func.sum(sa.distinct(x))
 
-    start = datetime(day0.year, day0.month, day0.day, tzinfo=UTC)
-    in_word = sa.and_(t >= start - last * DAY, t < start - (first - 1) * DAY)
+    in_word = sa.and_(t >= _day_start(as_of, last), t < _day_start(as_of, first - 1))
     bit = sa.cast(sa.literal(1), sa.BigInteger).op("<<")(k - first)
     return sa.func.coalesce(agg(sa.case((in_word, bit))), 0)
 
@@ -124,7 +189,7 @@ class _Cols:
             self.integers.append(label)
 
 
-def window_query(p: Plan, as_of: datetime, dialect: str) -> Query:
+def window_query(p: Plan, as_of: When, dialect: str) -> Query:
     """The recent part of the history, [T - span, T), per entity *and* (event_type,
     channel, stage).
 
@@ -151,28 +216,26 @@ def window_query(p: Plan, as_of: datetime, dialect: str) -> Query:
     q.add(sa.func.count(), "n")
     # windows as wide as the span are `n` (the builder aliases them): fewer columns to ship
     if p.lookback_days < span:
-        q.add(_count(t >= as_of - p.lookback_days * DAY), "lb")
+        q.add(_count(t >= _before(as_of, p.lookback_days)), "lb")
     for w in p.windows:
         if w < span:
-            q.add(_count(t >= as_of - w * DAY), f"n_{w}")
-    q.add(_count(t >= as_of - p.trend_days * DAY), "last")
-    q.add(_count(sa.and_(t < as_of - p.trend_days * DAY, t >= as_of - 2 * p.trend_days * DAY)), "prev")
-    inv = t >= as_of - p.value_days * DAY
+            q.add(_count(t >= _before(as_of, w)), f"n_{w}")
+    q.add(_count(t >= _before(as_of, p.trend_days)), "last")
+    q.add(_count(sa.and_(t < _before(as_of, p.trend_days), t >= _before(as_of, 2 * p.trend_days))), "prev")
+    inv = t >= _before(as_of, p.value_days)
     q.add(sa.func.sum(sa.case((inv, E.c.value))), "value")
     for i, r in enumerate(p.roles):
         q.add(_count(sa.and_(inv, C.c.role == r)), f"role_{i}")
         q.add(sa.func.max(sa.case((C.c.role == r, t))), f"role_last_{i}", True)
-    day0 = as_of.astimezone(UTC).date()
-    start = datetime(day0.year, day0.month, day0.day, tzinfo=UTC)
     longest = max(p.windows, default=0)
     for j in range(-(-longest // DAY_BITS)):
         first, last = j * DAY_BITS, min((j + 1) * DAY_BITS, longest) - 1
-        q.add(_day_mask(t, day0, first, last, dialect), f"days_{j}", integer=True)
+        q.add(_day_mask(t, as_of, first, last, dialect), f"days_{j}", integer=True)
     for w in p.windows:
-        q.add(_count(sa.and_(t >= as_of - w * DAY, t < start - (w - 1) * DAY)), f"edge_{w}")
+        q.add(_count(sa.and_(t >= _before(as_of, w), t < _day_start(as_of, w - 1))), f"edge_{w}")
     dims = (E.c.event_type, E.c.channel, E.c.stage)
     stmt = (sa.select(ent.label("entity_id"), *dims, *q.cols).select_from(frm)
-            .where(t < as_of, t >= as_of - span * DAY, *where).group_by(ent, *dims))
+            .where(t < _before(as_of, 0), t >= _before(as_of, span), *where).group_by(ent, *dims))
     return Query(stmt, q.names, tuple(q.timestamps), categorical=("entity_id", "event_type", "channel", "stage"),
                  integers=tuple(q.integers))
 
@@ -182,23 +245,23 @@ def window_span(p: Plan) -> int:
     return max((*p.windows, 2 * p.trend_days, p.value_days))
 
 
-def engaged_contacts_query(p: Plan, as_of: datetime) -> Query:
+def engaged_contacts_query(p: Plan, as_of: When) -> Query:
     """Account tasks: distinct contacts with events in the value window."""
     frm, ent, where = _attributed("account")
     t = E.c.occurred_at
     stmt = (sa.select(ent.label("entity_id"), sa.func.count(sa.distinct(E.c.contact_id)).label("f0"))
             .select_from(frm)
-            .where(t < as_of, t >= as_of - p.value_days * DAY, E.c.contact_id.is_not(None), *where)
+            .where(t < _before(as_of, 0), t >= _before(as_of, p.value_days), E.c.contact_id.is_not(None), *where)
             .group_by(ent))
     return Query(stmt, {"f0": f"contacts_engaged_{p.value_days}d"})
 
 
-def _population_counts(p: Plan, as_of: datetime) -> dict[str, sa.ColumnElement]:
+def _population_counts(p: Plan, as_of: When) -> dict[str, sa.ColumnElement]:
     """Counts behind the population rules: lb = rows in the lookback; cust = customer rows
     (ever for prospects, in the lookback for customers); out = outcome rows in the
     lookback (customers only)."""
     t = E.c.occurred_at
-    in_lb = t >= as_of - p.lookback_days * DAY
+    in_lb = t >= _before(as_of, p.lookback_days)
     cust = E.c.event_type.in_(p.customer_events)
     if p.population == "prospects":
         return {"lb": _count(in_lb), "cust": _count(cust)}
@@ -217,7 +280,7 @@ def population_query(p: Plan, as_of: datetime) -> Query:
     return Query(stmt, {})
 
 
-def history_query(p: Plan, as_of: datetime, before: datetime) -> Query:
+def history_query(p: Plan, as_of: When, before: datetime | sa.BindParameter) -> Query:
     """The older part of the history, before ``before`` (= T - window span), per entity:
     first/last event, per-stage first/last, last key event and last role engagement
     times, and the population counts (combined with the window part by the builder)."""
@@ -240,7 +303,7 @@ def history_query(p: Plan, as_of: datetime, before: datetime) -> Query:
     return Query(stmt, q.names, tuple(q.timestamps))
 
 
-def outcome_rows_query(p: Plan, lo: datetime | None, hi: datetime, *, include_lo: bool,
+def outcome_rows_query(p: Plan, lo: Any, hi: Any, *, include_lo: bool,
                        include_hi: bool) -> sa.Select:
     """Entities with a row of the task's outcome in the outcomes table between lo and hi
     (lo None: since the beginning)."""
@@ -261,7 +324,7 @@ def outcome_events_query(p: Plan, lo: datetime, hi: datetime) -> sa.Select:
             .where(t > lo, t <= hi, E.c.event_type.in_(p.outcome_events), *where).distinct())
 
 
-def renewal_query(p: Plan, as_of: datetime) -> sa.Select:
+def renewal_query(p: Plan, as_of: When) -> sa.Select:
     """The `renewal_date` property of each entity's latest event before T that has one."""
     frm, ent, where = _attributed(p.entity)
     t = E.c.occurred_at
@@ -269,16 +332,16 @@ def renewal_query(p: Plan, as_of: datetime) -> sa.Select:
     ranked = (sa.select(ent.label("entity_id"), rd.label("renewal_date"),
                         sa.func.row_number().over(partition_by=ent, order_by=(t.desc(), E.c.source.desc(),
                                                                               E.c.event_id.desc())).label("rn"))
-              .select_from(frm).where(t < as_of, E.c.properties.is_not(None), rd.is_not(None), *where)
+              .select_from(frm).where(t < _before(as_of, 0), E.c.properties.is_not(None), rd.is_not(None), *where)
               .subquery("ranked"))
     return sa.select(ranked.c.entity_id, ranked.c.renewal_date).where(ranked.c.rn == 1)
 
 
-def contacts_known_query(as_of: datetime) -> sa.Select:
+def contacts_known_query(as_of: When) -> sa.Select:
     """Contacts per account (not opted out, created before T or undated)."""
     return (sa.select(C.c.account_id.label("entity_id"), sa.func.count().label("contacts_known"))
             .where(C.c.account_id.is_not(None), C.c.opted_out.is_not(sa.true()),
-                   sa.or_(C.c.created_at.is_(None), C.c.created_at < as_of))
+                   sa.or_(C.c.created_at.is_(None), C.c.created_at < _before(as_of, 0)))
             .group_by(C.c.account_id))
 
 
@@ -307,26 +370,91 @@ def top_values_query(column: sa.Column, limit: int, *where: sa.ColumnElement) ->
             .order_by(n.desc(), column).limit(limit))
 
 
-def fetch_frame(conn: Connection, q: Query, *, index: bool = True) -> pd.DataFrame:
+@dataclass
+class Prepared:
+    """A statement compiled once for a dialect (see `prepare`); `params` binds a T."""
+
+    query: Query | None  # None: a plain select (rows only)
+    labels: list[str]
+    sql: str
+    positions: tuple[str, ...] | None  # positional paramstyles: parameter names in order
+    fixed: dict[str, Any]  # the parameters that do not depend on T (bind-processed)
+    fixed_raw: dict[str, Any]  # the same, as given (COPY merges them client-side)
+    clock: Clock
+    procs: dict[str, Callable[[Any], Any] | None]  # bind processors of the clock parameters
+
+    def params(self, as_of: datetime, *, processed: bool = True) -> Any:
+        values = self.clock.values(as_of)
+        if processed:
+            values = {n: (f(v) if (f := self.procs.get(n)) else v) for n, v in values.items()}
+            values = {**self.fixed, **values}
+        else:
+            values = {**self.fixed_raw, **values}
+        if self.positions is None:
+            return values
+        return tuple(values[n] for n in self.positions)
+
+
+def prepare(stmt: Query | sa.Select, clock: Clock, dialect: sa.Dialect) -> Prepared:
+    """Compile a query built over ``clock`` once: the SQL text, the constant parameters
+    and how to bind the clock's values for any T. On PostgreSQL a `Query` is wrapped as
+    `fetch_frame` streams it (timestamps as epoch seconds, through COPY)."""
+    q = stmt if isinstance(stmt, Query) else None
+    sel = q.stmt if q is not None else stmt
+    labels = [c.name for c in sel.selected_columns]
+    copy = q is not None and dialect.name == "postgresql"
+    if copy:
+        sub = sel.subquery("agg")
+        sel = sa.select(*[sa.cast(sa.extract("epoch", sub.c[n]), sa.Float).label(n) if n in q.timestamps
+                          else sub.c[n] for n in labels])
+    compiled = sel.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    raw = dict(compiled.params)
+    procs: dict[str, Callable[[Any], Any] | None] = {}
+    for bind, name in compiled.bind_names.items():
+        procs[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
+    fixed = {n: (f(v) if (f := procs.get(n)) else v) for n, v in raw.items() if n not in clock.specs}
+    positions = None if copy or not dialect.positional else tuple(compiled.positiontup or ())
+    return Prepared(q, labels, str(compiled), positions, fixed,
+                    {n: v for n, v in raw.items() if n not in clock.specs}, clock,
+                    {n: procs.get(n) for n in clock.specs})
+
+
+def fetch_rows(conn: Connection, p: Prepared, as_of: datetime) -> list[tuple]:
+    """The rows of a prepared statement as of T, as the driver returns them."""
+    return conn.exec_driver_sql(p.sql, p.params(as_of)).fetchall()
+
+
+def fetch_frame(conn: Connection, q: Query | Prepared, *, index: bool = True,
+                as_of: datetime | None = None) -> pd.DataFrame:
     """Run an aggregate query into a DataFrame: entity_id plus the named columns.
 
     Timestamp columns come back as float seconds since the epoch (NaN when NULL), other
     non-text columns as float64, ``q.categorical`` columns as pandas Categorical. With
     ``index`` the result is indexed by entity_id (str). On PostgreSQL the result streams
     through `COPY (...) TO STDOUT` and is parsed by Arrow (millions of rows in seconds);
-    on SQLite it is read with pandas.
+    on SQLite it is read through the cursor into columns. ``q`` may be `prepare`d (then
+    ``as_of`` gives T).
     """
-    labels = [c.name for c in q.stmt.selected_columns]
+    if isinstance(q, Prepared):
+        prep, q = q, q.query
+        labels = prep.labels
+    else:
+        prep = None
+        labels = [c.name for c in q.stmt.selected_columns]
     text = {"entity_id", *q.strings, *q.categorical}
     if conn.dialect.name == "postgresql":
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
-        sub = q.stmt.subquery("agg")
-        cols = [sa.cast(sa.extract("epoch", sub.c[n]), sa.Float).label(n) if n in q.timestamps else sub.c[n]
-                for n in labels]
-        compiled = sa.select(*cols).compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-        buf = _copy_csv(conn.connection.driver_connection, str(compiled), compiled.params)
+        if prep is not None:
+            sql, params = prep.sql, prep.params(as_of, processed=False)
+        else:
+            sub = q.stmt.subquery("agg")
+            cols = [sa.cast(sa.extract("epoch", sub.c[n]), sa.Float).label(n) if n in q.timestamps else sub.c[n]
+                    for n in labels]
+            compiled = sa.select(*cols).compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+            sql, params = str(compiled), compiled.params
+        buf = _copy_csv(conn.connection.driver_connection, sql, params)
         if buf.tell() == 0:
             df = pd.DataFrame({n: pd.Series(dtype=object if n in text else "int64" if n in q.integers
                                             else "float64") for n in labels})
@@ -340,20 +468,60 @@ def fetch_frame(conn: Connection, q: Query, *, index: bool = True) -> pd.DataFra
                                        quoted_strings_can_be_null=False)
             df = pcsv.read_csv(buf, convert_options=opts).to_pandas()
     else:
-        df = pd.read_sql(q.stmt, conn)
-        for n in labels:
-            if n in q.timestamps:
-                df[n] = _epoch(df[n])
-            elif n in q.categorical:
-                df[n] = df[n].astype("category")
-            elif n in q.integers:
-                df[n] = df[n].astype("int64")
-            elif n not in text:
-                df[n] = pd.to_numeric(df[n], errors="coerce").astype("float64")
+        rows = fetch_rows(conn, prep, as_of) if prep is not None else conn.execute(q.stmt).fetchall()
+        return _frame(rows, labels, q, text, index)
     df = df.rename(columns=q.names)
     if "entity_id" not in q.categorical:
         df["entity_id"] = df["entity_id"].astype(str)
     return df.set_index("entity_id") if index else df
+
+
+def _numbers(values: tuple) -> np.ndarray:
+    """A numeric column as float64 (as pd.to_numeric(errors="coerce") gives it)."""
+    if all(v is None or (type(v) in (int, float)) for v in values):
+        return np.array([np.nan if v is None else v for v in values], dtype="float64")
+    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").astype("float64").to_numpy()
+
+
+def _frame(rows: list, labels: list[str], q: Query, text: set[str], index: bool) -> pd.DataFrame:
+    """Result rows as `fetch_frame` returns them, built cheaply for small results: the
+    float columns (timestamps parsed in one pass, numbers) as one 2-D block, the others
+    inserted at their places; columns renamed and entity_id made the (str) index as the
+    generic path does."""
+    n = len(rows)
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(labels)
+    names = [q.names.get(lab, lab) for lab in labels]
+    stamps = [i for i, lab in enumerate(labels) if lab in q.timestamps]
+    floats = [i for i, lab in enumerate(labels) if lab not in text and lab not in q.integers]
+    block = np.empty((n, len(floats)))
+    stamp_at: dict[int, np.ndarray] = {}
+    if stamps:
+        secs = _epoch_values([v for i in stamps for v in cols[i]])
+        stamp_at = {i: secs[j * n:(j + 1) * n] for j, i in enumerate(stamps)}
+    for j, i in enumerate(floats):
+        block[:, j] = stamp_at[i] if i in stamp_at else _numbers(cols[i])
+    ent = labels.index("entity_id")
+    idx = None
+    if index:
+        if "entity_id" in q.categorical:
+            idx = pd.Index(pd.Series(cols[ent], dtype=object).astype("category"), name="entity_id")
+        else:
+            idx = pd.Index(np.array([str(v) for v in cols[ent]], dtype=object), name="entity_id", dtype=object)
+    df = pd.DataFrame(block, columns=[names[i] for i in floats], index=idx)
+    fl = set(floats)
+    for i, lab in enumerate(labels):
+        if i in fl or (index and i == ent):
+            continue
+        if lab in q.categorical:
+            v = pd.Series(cols[i], dtype=object).astype("category").array
+        elif lab in q.integers:
+            v = np.array(cols[i], dtype="int64")
+        elif lab == "entity_id":
+            v = np.array([str(x) for x in cols[i]], dtype=object)
+        else:
+            v = np.array(cols[i], dtype=object)
+        df.insert(i - (1 if index and i > ent else 0), names[i], v)
+    return df
 
 
 def _copy_csv(raw, sql: str, params: dict) -> io.BytesIO:
@@ -391,6 +559,26 @@ def _copy_csv(raw, sql: str, params: dict) -> io.BytesIO:
 def fetch_ids(conn: Connection, stmt: sa.Select) -> set[str]:
     """The entity_id column of a small query, as a set of strings."""
     return {str(r[0]) for r in conn.execute(stmt)}
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _epoch_values(values: list) -> np.ndarray:
+    """`_epoch` of a few values as float64: SQLite's own text form ('YYYY-MM-DD
+    HH:MM:SS.ffffff', naive UTC) converted in Python exactly as pandas does it (integer
+    nanoseconds, then / 1e9 in floating point); anything else through `_epoch`."""
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
+        if v is None:
+            out[i] = np.nan
+        elif type(v) is str and len(v) == 26 and v[10] == " " and v[19] == ".":
+            d = datetime.fromisoformat(v)
+            secs = (d.toordinal() - _EPOCH_ORDINAL) * 86_400 + d.hour * 3_600 + d.minute * 60 + d.second
+            out[i] = float(secs * 1_000_000_000 + d.microsecond * 1_000) / 1e9
+        else:
+            return _epoch(pd.Series(values, dtype=object)).to_numpy(dtype="float64")
+    return out
 
 
 def _epoch(s: pd.Series) -> pd.Series:

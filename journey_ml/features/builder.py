@@ -59,7 +59,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -88,6 +88,7 @@ from journey_ml.schemas import STAGES
 log = logging.getLogger(__name__)
 _DAY_S = 86_400.0
 _SNAPSHOT_BATCH = 2_000
+_SMALL = 256  # up to this many rows, columns are handled as one float block (cheaper)
 
 
 @dataclass
@@ -179,14 +180,35 @@ class _Timer:
         self.t = now
 
 
+_PREPARED: dict[tuple, Q.Prepared] = {}
+
+
+def _prepared(conn: Connection, what: str, plan: Q.Plan | str, build: Callable[[Q.Clock], Any]) -> Q.Prepared:
+    """The statement ``build`` makes over a `Q.Clock`, compiled once per (statement, plan,
+    dialect): later calls only bind T (statement construction and compilation cost more
+    than the whole query on a small warehouse)."""
+    d = conn.dialect
+    key = (what, plan, type(d), d.paramstyle, getattr(d, "server_version_info", None))
+    got = _PREPARED.get(key)
+    if got is None:
+        clock = Q.Clock(datetime(2000, 1, 1, tzinfo=UTC))
+        got = _PREPARED[key] = Q.prepare(build(clock), clock, d)
+    return got
+
+
+def _outcome_rows(plan: Q.Plan, as_of: Q.When) -> sa.Select:
+    if plan.population == "customers":
+        lo, incl = Q._before(as_of, plan.lookback_days), True
+    else:
+        lo, incl = None, False
+    return Q.outcome_rows_query(plan, lo, Q._before(as_of, 0), include_lo=incl, include_hi=False)
+
+
 def _outcome_excluded(conn: Connection, plan: Q.Plan, as_of: datetime) -> set[str]:
     """Entities the outcome table takes out of the population: prospects with an outcome
     row before T, customers with one in the lookback."""
-    if plan.population == "customers":
-        lo, incl = as_of - plan.lookback_days * Q.DAY, True
-    else:
-        lo, incl = None, False
-    return Q.fetch_ids(conn, Q.outcome_rows_query(plan, lo, as_of, include_lo=incl, include_hi=False))
+    prep = _prepared(conn, "outcome_rows", plan, lambda c: _outcome_rows(plan, c))
+    return {str(r[0]) for r in Q.fetch_rows(conn, prep, as_of)}
 
 
 def _final_population(candidates: pd.Index, excluded: set[str]) -> pd.Index:
@@ -473,13 +495,16 @@ def _combine(out: dict[str, Any], hist: pd.DataFrame, recent: _Recent, keys: _Ke
     recency, stage and role columns."""
     slot = np.where(keys.recent_slot >= 0, keys.recent_slot, len(recent.ids))  # spare slot: fill value
     rows = keys.hist_row
+    # a few rows: every (float64) column in one array, not one DataFrame look-up per column
+    block = hist.to_numpy(dtype="float64") if len(hist) <= _SMALL else None
+    where = {c: i for i, c in enumerate(hist.columns)}
 
     def rcount(name: str) -> np.ndarray:
         return recent.counts[name][slot]
 
     def time(name: str) -> np.ndarray:
         """Latest/earliest of the older and the recent part: fmin for first*, else fmax."""
-        col = hist[name].to_numpy(dtype="float64")
+        col = block[:, where[name]] if block is not None else hist[name].to_numpy(dtype="float64")
         if not len(col):  # no history older than the recent span (e.g. T early in the data)
             col = np.full(1, np.nan)
         old = np.where(rows >= 0, col[np.maximum(rows, 0)], np.nan)
@@ -515,7 +540,9 @@ def _fetch_older(conn: Connection, plan: Q.Plan, fs: FeatureSet, as_of: datetime
     """Stream 1: the older-history aggregate (the longest query) and attributes."""
     t = _Timer()
     got: dict[str, Any] = {}
-    got["hist"] = Q.fetch_frame(conn, Q.history_query(plan, as_of, as_of - Q.window_span(plan) * Q.DAY))
+    prep = _prepared(conn, "history", plan,
+                     lambda c: Q.history_query(plan, c, c.before(Q.window_span(plan))))
+    got["hist"] = Q.fetch_frame(conn, prep, as_of=as_of)
     t.lap("history")
     if any(s.group == "attribute" for s in fs.features):
         got["attrs"] = _attribute_records(conn, plan.entity)
@@ -530,24 +557,48 @@ def _fetch_recent(conn: Connection, plan: Q.Plan, as_of: datetime) -> dict[str, 
     committee look-ups."""
     t = _Timer()
     got: dict[str, Any] = {}
-    win = Q.fetch_frame(conn, Q.window_query(plan, as_of, conn.dialect.name), index=False)
+    dialect = conn.dialect.name
+    win = Q.fetch_frame(conn, _prepared(conn, "window", plan, lambda c: Q.window_query(plan, c, dialect)),
+                        index=False, as_of=as_of)
     t.lap("window")
     got["recent"] = _summarise_recent(win, plan)
     del win
     t.lap("recent_pivot")
     got["excluded"] = _outcome_excluded(conn, plan, as_of)
-    got["renew"] = pd.read_sql(Q.renewal_query(plan, as_of), conn)
+    got["renew"] = _renewals(conn, plan, as_of)
     t.lap("renewal")
-    firm = Q.fetch_frame(conn, Q.Query(Q.firmographics_query(plan.entity), {},
-                                       categorical=("industry", "country", "role")))
+    firm = Q.fetch_frame(conn, _prepared(conn, "firmographics", plan.entity, lambda c: Q.Query(
+        Q.firmographics_query(plan.entity), {}, categorical=("industry", "country", "role"))), as_of=as_of)
     got["firm"] = firm[~firm.index.duplicated()]
     t.lap("firmographics")
     if plan.entity == "account":
-        got["engaged"] = Q.fetch_frame(conn, Q.engaged_contacts_query(plan, as_of))
-        got["known"] = pd.read_sql(Q.contacts_known_query(as_of), conn)
+        got["engaged"] = Q.fetch_frame(conn, _prepared(conn, "engaged", plan,
+                                                       lambda c: Q.engaged_contacts_query(plan, c)), as_of=as_of)
+        got["known"] = _contacts_known(conn, as_of)
         t.lap("committee")
     got["phases"] = t.phases
     return got
+
+
+def _renewals(conn: Connection, plan: Q.Plan, as_of: datetime) -> pd.DataFrame:
+    """entity_id, renewal_date (as pd.read_sql gives them) of the renewal query."""
+    prep = _prepared(conn, "renewal", plan, lambda c: Q.renewal_query(plan, c))
+    if conn.dialect.name == "postgresql":
+        return pd.read_sql(Q.renewal_query(plan, as_of), conn)
+    rows = Q.fetch_rows(conn, prep, as_of)
+    if not all(isinstance(r[0], str) and isinstance(r[1], str) for r in rows):
+        return pd.read_sql(Q.renewal_query(plan, as_of), conn)  # numbers in the JSON: pandas' own typing
+    return pd.DataFrame({"entity_id": np.array([r[0] for r in rows], dtype=object),
+                         "renewal_date": np.array([r[1] for r in rows], dtype=object)})
+
+
+def _contacts_known(conn: Connection, as_of: datetime) -> pd.DataFrame:
+    """entity_id, contacts_known of the contacts-known query."""
+    if conn.dialect.name == "postgresql":
+        return pd.read_sql(Q.contacts_known_query(as_of), conn)
+    rows = Q.fetch_rows(conn, _prepared(conn, "known", "account", Q.contacts_known_query), as_of)
+    return pd.DataFrame({"entity_id": np.array([r[0] for r in rows], dtype=object),
+                         "contacts_known": np.array([r[1] for r in rows], dtype="int64")})
 
 
 def _fetch(engine: Engine, plan: Q.Plan, fs: FeatureSet, as_of: datetime) -> tuple[dict, dict]:
@@ -619,19 +670,23 @@ def _assemble(plan: Q.Plan, fs: FeatureSet, as_of: datetime, older: dict, recent
     return pop, out
 
 
+def _category(v: Any, known: set[str]) -> Any:
+    """One categorical value as `_conform` gives it: None when missing, "other" when unknown."""
+    if pd.isna(v):
+        return None
+    return v if v in known else "other"
+
+
 def _conform(pop: pd.Index, values: dict[str, Any], fs: FeatureSet) -> pd.DataFrame:
     """Exactly the feature set's columns: missing ones NaN/None, unknown categories "other"."""
     n = len(pop)
+    if n <= _SMALL:
+        return _conform_small(pop, values, fs)
     cols: dict[str, Any] = {}
     for spec in fs.features:
         v = values.get(spec.name)
         if spec.kind == "numeric":
-            if v is None:
-                cols[spec.name] = np.full(n, np.nan)
-            elif isinstance(v, np.ndarray) and v.dtype == np.float64:
-                cols[spec.name] = v
-            else:
-                cols[spec.name] = pd.to_numeric(pd.Series(v), errors="coerce").to_numpy(dtype="float64")
+            cols[spec.name] = _numeric_column(v, n)
         else:
             s = pd.Series([None] * n if v is None else v, dtype=object)
             present = s.notna()
@@ -641,6 +696,36 @@ def _conform(pop: pd.Index, values: dict[str, Any], fs: FeatureSet) -> pd.DataFr
             cols[spec.name] = s.astype(object).to_numpy()
     # copy=False: one block per column, no 1 GB consolidation copy for a million rows
     frame = pd.DataFrame(cols, index=pop, columns=fs.names(), copy=False)
+    frame.index.name = "entity_id"
+    return frame
+
+
+def _numeric_column(v: Any, n: int) -> np.ndarray:
+    if v is None:
+        return np.full(n, np.nan)
+    if isinstance(v, np.ndarray) and v.dtype == np.float64:
+        return v
+    return pd.to_numeric(pd.Series(v), errors="coerce").to_numpy(dtype="float64")
+
+
+def _conform_small(pop: pd.Index, values: dict[str, Any], fs: FeatureSet) -> pd.DataFrame:
+    """`_conform` for a few rows: the numeric columns as one 2-D float block (one
+    DataFrame construction instead of one per column), the categorical ones inserted at
+    their places, each value mapped as the vectorised path maps it."""
+    n = len(pop)
+    numeric = [s for s in fs.features if s.kind == "numeric"]
+    block = np.empty((n, len(numeric)))
+    for j, spec in enumerate(numeric):
+        block[:, j] = _numeric_column(values.get(spec.name), n)
+    frame = pd.DataFrame(block, index=pop, columns=[s.name for s in numeric])
+    for i, spec in enumerate(fs.features):
+        if spec.kind == "numeric":
+            continue
+        v = values.get(spec.name)
+        known = set(spec.categories)
+        col = np.empty(n, dtype=object)
+        col[:] = [None] * n if v is None else [_category(x, known) for x in v]
+        frame.insert(i, spec.name, col)
     frame.index.name = "entity_id"
     return frame
 

@@ -18,6 +18,7 @@ cost; ``approx_contributions=True`` is the documented, opt-in faster alternative
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -151,6 +152,22 @@ def _main_feature_set(reader: _RegistryReader, cache: ModelCache, engine: Engine
         notes.append(str(e))
     notes.append("no production model with a stored feature set: features declared from the configuration")
     return feature_set_for(engine, config, task_name)
+
+
+def _feature_set_json(fs: FeatureSet) -> str:
+    return json.dumps(fs.to_dict(), sort_keys=True, default=str)
+
+
+_feature_set_json_cached = functools.lru_cache(maxsize=64)(_feature_set_json)
+
+
+def _feature_set_key(fs: FeatureSet) -> str:
+    """The JSON text of a feature set: the key `compute_scores` files frames under. Frozen
+    sets compare by value, so it is computed once per distinct set, not once per request."""
+    try:
+        return _feature_set_json_cached(fs)
+    except TypeError:  # an unhashable field (e.g. categories given as a list)
+        return _feature_set_json(fs)
 
 
 def _assert_no_opted_out(engine: Engine, ids: pd.Index) -> None:
@@ -366,7 +383,7 @@ def compute_scores(engine: Engine, registry, config: JourneyConfig, task_name: s
     if task.entity == "contact":
         _assert_no_opted_out(engine, main.index)
     labels = {f.name: f.label for f in ff.feature_set.features}
-    main_key = json.dumps(ff.feature_set.to_dict(), sort_keys=True, default=str)
+    main_key = _feature_set_key(ff.feature_set)
     frames: dict[str, tuple[pd.DataFrame, dict[str, str]]] = {main_key: (main, labels)}
 
     def frame_for(fs_dict: dict | None) -> tuple[pd.DataFrame, dict[str, str]]:
