@@ -17,6 +17,20 @@ from sqlalchemy import Engine, delete
 from journey_ml.config import SegmentationConfig
 from journey_ml.db.models import SegmentMembership
 
+GLOBAL = "global"  # the pooled segment: its model scores entities of segments without one
+
+
+def candidate_segments(config, task_name: str) -> list[str]:
+    """``global`` and every segment the task's segmentation can assign (rules and their
+    default), in order. Raises ConfigError for an unknown task."""
+    task = config.task(task_name)
+    out = [GLOBAL]
+    if task.segment_by:
+        seg = config.segments[task.segment_by]
+        out += [r.name for r in seg.rules] + ([seg.default] if seg.kind == "rules" else [])
+    return list(dict.fromkeys(out))
+
+
 # behavioural features clustered by default (present in every feature set)
 DEFAULT_CLUSTER_FEATURES = [
     "events_30d", "active_days_30d", "ch_web_30d", "ch_email_30d", "ch_webinar_90d",

@@ -35,9 +35,7 @@ from journey_ml.features import (
 )
 from journey_ml.models.metrics import Metrics, better, evaluate
 from journey_ml.models.xgb import Column, XGBScorer
-from journey_ml.segments import assign_segments
-
-GLOBAL = "global"
+from journey_ml.segments import GLOBAL, assign_segments
 
 
 class TrainingError(RuntimeError):

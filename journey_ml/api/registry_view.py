@@ -24,7 +24,8 @@ from typing import Any
 
 from journey_ml.config import JourneyConfig
 from journey_ml.registry._types import model_name
-from journey_ml.scoring.ladder import GLOBAL, RULES_HASH_TAG, ModelCache, one_line
+from journey_ml.scoring.ladder import RULES_HASH_TAG, ModelCache, one_line
+from journey_ml.segments import candidate_segments
 
 log = logging.getLogger(__name__)
 _MISS = object()
@@ -44,16 +45,6 @@ class ViewStatus:
     failures: int
     production: dict[str, int | None] = field(default_factory=dict)  # model name -> version
     kinds: dict[str, str | None] = field(default_factory=dict)
-
-
-def candidate_segments(config: JourneyConfig, task_name: str) -> list[str]:
-    """Every segment the ladder may ask about for a task: global plus the configured ones."""
-    task = config.task(task_name)
-    out = [GLOBAL]
-    if task.segment_by:
-        seg = config.segments[task.segment_by]
-        out += [r.name for r in seg.rules] + ([seg.default] if seg.kind == "rules" else [])
-    return list(dict.fromkeys(out))
 
 
 class RegistryView:

@@ -57,9 +57,9 @@ from journey_ml.monitoring.policy import (
 )
 from journey_ml.registry import PRODUCTION, ModelNotFound
 from journey_ml.registry import ledger as ledger_mod
+from journey_ml.segments import GLOBAL, candidate_segments
 
 log = logging.getLogger(__name__)
-GLOBAL = "global"
 RULES_HASH_TAG = "journey.rules_hash"
 
 # decision kind -> Prefect event name (emitted by flows/monitor.py)
@@ -159,16 +159,6 @@ def _utc(t: datetime, what: str) -> datetime:
     if not isinstance(t, datetime) or t.tzinfo is None or t.utcoffset() is None:
         raise MonitorError(f"{what} must be a timezone-aware (UTC) datetime, got {t!r}")
     return t.astimezone(UTC)
-
-
-def candidate_segments(config: JourneyConfig, task: str) -> list[str]:
-    """``global`` and every segment the task's segmentation can assign."""
-    t = config.task(task)
-    out = [GLOBAL]
-    if t.segment_by:
-        seg = config.segments[t.segment_by]
-        out += [r.name for r in seg.rules] + ([seg.default] if seg.kind == "rules" else [])
-    return list(dict.fromkeys(out))
 
 
 def load_reference(engine: Engine, name: str, version: int, fs: FeatureSet) -> tuple[pd.DataFrame, np.ndarray]:

@@ -54,7 +54,7 @@ from journey_ml.scoring.ladder import (
     score_segment,
 )
 from journey_ml.scoring.reasons import ReasonColumns, concat_reasons, reason_columns
-from journey_ml.segments import assign_segments
+from journey_ml.segments import assign_segments, candidate_segments
 
 log = logging.getLogger(__name__)
 _BATCH = 2_000
@@ -125,20 +125,11 @@ def band_of(p: float, config: JourneyConfig) -> str:
     return min(config.scoring.bands, key=lambda b: b.min).name
 
 
-def _candidate_segments(config: JourneyConfig, task_name: str) -> list[str]:
-    task = config.task(task_name)
-    out = [GLOBAL]
-    if task.segment_by:
-        seg = config.segments[task.segment_by]
-        out += [r.name for r in seg.rules] + ([seg.default] if seg.kind == "rules" else [])
-    return list(dict.fromkeys(out))
-
-
 def _main_feature_set(reader: _RegistryReader, cache: ModelCache, engine: Engine, config: JourneyConfig,
                       task_name: str, notes: list[str]) -> FeatureSet:
     """The production models' stored feature set (global first); declared when none has one."""
     try:
-        for seg in _candidate_segments(config, task_name):
+        for seg in candidate_segments(config, task_name):
             info = reader.call("production", task_name, seg)
             if info is None or info.kind == "rules":
                 continue

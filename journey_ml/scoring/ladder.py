@@ -33,10 +33,10 @@ from journey_ml.config import JourneyConfig
 from journey_ml.models.scorer import check_input
 from journey_ml.registry._types import model_name
 from journey_ml.scoring.builtin_rules import builtin_scorer
+from journey_ml.segments import GLOBAL
 
 log = logging.getLogger(__name__)
 
-GLOBAL = "global"  # journey_ml.training.GLOBAL (not imported: training pulls in MLflow plots)
 RULES_HASH_TAG = "journey.rules_hash"
 SEGMENT_MODEL, GLOBAL_MODEL, RULES_MODEL, BUILTIN_RULES = "segment_model", "global_model", "rules_model", "builtin_rules"
 MODES = (SEGMENT_MODEL, GLOBAL_MODEL, RULES_MODEL, BUILTIN_RULES)
