@@ -43,7 +43,7 @@ bench: install ## Benchmarks side by side with the peers; writes BENCHMARKS.md
 lint: install ## Ruff
 	$(BIN)/ruff check journey_ml flows tests
 
-up: install ## Start the production-like stack without Docker (PostgreSQL, MLflow, Prefect server)
+up: install ## Start the compose stack without Docker (PostgreSQL dbs, MLflow, Prefect server, migrate, API, flow worker)
 	VENV=$(VENV) bash infra/stack.sh up
 
 down: ## Stop the stack started by `make up`

@@ -2,7 +2,9 @@
 # journey-ml backing services on this machine, without Docker (used by make up/down/status).
 #
 #   infra/stack.sh up       create the databases if missing, start MLflow + Prefect servers,
-#                           wait until they answer, print the env lines to export
+#                           migrate the warehouse, start the scoring API and the flow worker
+#                           (python -m flows.serve), wait until they answer, print the env
+#                           lines to export (the compose services, without Docker)
 #   infra/stack.sh down     stop what `up` started (whole process groups, nothing left behind)
 #   infra/stack.sh status   one line per service: up/down and its URL (exit 3 if any is down)
 #
@@ -17,6 +19,9 @@
 #   VENV            virtualenv with mlflow + prefect; when unset, <repo>/.venv
 #   PGHOST/PGPORT/PGUSER   127.0.0.1 / 5432 / postgres
 #   MLFLOW_PORT     5000      PREFECT_PORT   4200      STACK_HOST   127.0.0.1 (bind address)
+#   API_PORT        8000      API_WORKERS    1
+#   JOURNEY_API_TOKEN  the API's bearer token; when unset one is generated once and kept in
+#                   $STACK_DIR/api-token (mode 600)
 #   MLFLOW_WORKERS  1         STACK_TIMEOUT  180 s for the services to answer their health endpoints
 #   MLFLOW_SERVER_ENABLE_JOB_EXECUTION  false  (MLflow's GenAI job runner: 7 more processes)
 #   STACK_DIR       <repo>/.journey/stack  (pid files, logs, Prefect home)
@@ -35,13 +40,16 @@ MLFLOW_WORKERS="${MLFLOW_WORKERS:-1}"
 STACK_TIMEOUT="${STACK_TIMEOUT:-180}"
 MLFLOW_ARTIFACTS_DIR="${MLFLOW_ARTIFACTS_DIR:-$ROOT/.journey/mlartifacts}"
 STOP_TIMEOUT=20
-SERVICES=(mlflow prefect)
+API_PORT="${API_PORT:-8000}"
+API_WORKERS="${API_WORKERS:-1}"
+SERVICES=(mlflow prefect api worker)
 
 # Clients reach the servers through loopback when they listen on every interface.
 CLIENT_HOST="$STACK_HOST"
 [[ "$CLIENT_HOST" == "0.0.0.0" ]] && CLIENT_HOST=127.0.0.1
 MLFLOW_URL="http://$CLIENT_HOST:$MLFLOW_PORT"
 PREFECT_URL="http://$CLIENT_HOST:$PREFECT_PORT"
+API_URL="http://$CLIENT_HOST:$API_PORT"
 
 # No telemetry from anything started here.
 export DO_NOT_TRACK=1 MLFLOW_DISABLE_TELEMETRY=true PREFECT_SERVER_ANALYTICS_ENABLED=false
@@ -49,15 +57,30 @@ export DO_NOT_TRACK=1 MLFLOW_DISABLE_TELEMETRY=true PREFECT_SERVER_ANALYTICS_ENA
 log() { printf '%s\n' "$*" >&2; }
 die() { printf 'stack.sh: error: %s\n' "$*" >&2; exit 1; }
 
-service_port() { case $1 in mlflow) echo "$MLFLOW_PORT" ;; prefect) echo "$PREFECT_PORT" ;; esac; }
-service_url() { case $1 in mlflow) echo "$MLFLOW_URL" ;; prefect) echo "$PREFECT_URL" ;; esac; }
-health_url() { case $1 in mlflow) echo "$MLFLOW_URL/health" ;; prefect) echo "$PREFECT_URL/api/health" ;; esac; }
+service_port() { case $1 in mlflow) echo "$MLFLOW_PORT" ;; prefect) echo "$PREFECT_PORT" ;; api) echo "$API_PORT" ;; worker) echo "" ;; esac; }
+service_url() {
+    case $1 in mlflow) echo "$MLFLOW_URL" ;; prefect) echo "$PREFECT_URL" ;; api) echo "$API_URL" ;;
+        worker) echo "python -m flows.serve (deployments on $PREFECT_URL)" ;; esac
+}
+health_url() {
+    case $1 in mlflow) echo "$MLFLOW_URL/health" ;; prefect) echo "$PREFECT_URL/api/health" ;;
+        api) echo "$API_URL/healthz" ;;
+        # the worker has no HTTP endpoint: it is up once its deployments exist on the server
+        worker) echo "$PREFECT_URL/api/deployments/name/journey-score/journey-score" ;; esac
+}
 # What the service's command line contains: guards against a recycled pid.
-service_marker() { case $1 in mlflow) echo "mlflow server" ;; prefect) echo "prefect server start" ;; esac; }
+service_marker() {
+    case $1 in mlflow) echo "mlflow server" ;; prefect) echo "prefect server start" ;;
+        api) echo "journey-ml serve" ;; worker) echo "flows.serve" ;; esac
+}
 pid_file() { echo "$STACK_DIR/$1.pid"; }
 log_file() { echo "$STACK_DIR/$1.log"; }
 
-healthy() { curl -fsS -m 3 -o /dev/null "$(health_url "$1")" 2>/dev/null; }
+healthy() {
+    # deployments outlive the worker on the server: the worker is healthy only while it runs
+    if [[ $1 == worker ]] && ! running_pid worker >/dev/null; then return 1; fi
+    curl -fsS -m 3 -o /dev/null "$(health_url "$1")" 2>/dev/null
+}
 port_open() { (exec 3<>"/dev/tcp/$CLIENT_HOST/$1") 2>/dev/null; }
 group_alive() { kill -0 -- "-$1" 2>/dev/null; }
 
@@ -81,7 +104,7 @@ resolve_venv() {
     local venv="${VENV:-$ROOT/.venv}"
     [[ -d "$venv" ]] || die "no virtualenv at $venv: run 'make install' or set VENV=/path/to/venv"
     venv="$(cd "$venv" && pwd)"
-    for tool in mlflow prefect; do
+    for tool in mlflow prefect journey-ml python; do
         [[ -x "$venv/bin/$tool" ]] || die "$venv/bin/$tool not found: install the project into $venv"
     done
     VENV_DIR="$venv"
@@ -108,7 +131,7 @@ start_service() {
         log "$name: already running (pid $pid)"
         return 0
     fi
-    if port_open "$port"; then
+    if [[ -n "$port" ]] && port_open "$port"; then
         die "port $port is already in use by a process stack.sh did not start; stop it or set $(tr a-z A-Z <<<"$name")_PORT"
     fi
     [[ -f "$log" ]] && mv -f "$log" "$log.1"
@@ -216,23 +239,45 @@ cmd_up() {
         "$VENV_DIR/bin/prefect" server start --host "$STACK_HOST" --port "$PREFECT_PORT"
 
     # Both start in parallel.
-    wait_healthy "${SERVICES[@]}"
+    wait_healthy mlflow prefect
     # /health does not touch the database: check the tracking API once, too.
     curl -fsS -m 10 -o /dev/null \
         "$MLFLOW_URL/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default" \
         || die "MLflow answers /health but its tracking API fails; see $(log_file mlflow)"
+
+    # The compose file's one-shot `migrate`, then `api` and `worker` on the same stores.
+    local app_env=(env JOURNEY_DATABASE_URL="postgresql+psycopg://$pg/journey"
+                   JOURNEY_MLFLOW_TRACKING_URI="$MLFLOW_URL" JOURNEY_HOME="$STACK_DIR/journey-home"
+                   PREFECT_API_URL="$PREFECT_URL/api")
+    mkdir -p "$STACK_DIR/journey-home"
+    "${app_env[@]}" "$VENV_DIR/bin/journey-ml" db upgrade >&2 \
+        || die "could not migrate the warehouse postgresql://$pg/journey"
+    local token="${JOURNEY_API_TOKEN:-}" token_file="$STACK_DIR/api-token"
+    if [[ -z "$token" ]]; then
+        if [[ ! -s "$token_file" ]]; then
+            (umask 077 && "$VENV_DIR/bin/python" -c "import secrets; print(secrets.token_urlsafe(32))" >"$token_file")
+            log "api: generated a bearer token in $token_file"
+        fi
+        token="$(<"$token_file")"
+    fi
+    start_service api "${app_env[@]}" JOURNEY_API_TOKEN="$token" \
+        "$VENV_DIR/bin/journey-ml" serve --host "$STACK_HOST" --port "$API_PORT" --workers "$API_WORKERS"
+    start_service worker "${app_env[@]}" "$VENV_DIR/bin/python" -m flows.serve
+    wait_healthy api worker
     trap - EXIT
 
     log "stack is up; export these (or: eval \"\$(infra/stack.sh up)\"):"
     echo "export JOURNEY_DATABASE_URL=postgresql+psycopg://$pg/journey"
     echo "export JOURNEY_MLFLOW_TRACKING_URI=$MLFLOW_URL"
     echo "export PREFECT_API_URL=$PREFECT_URL/api"
+    echo "export JOURNEY_API_URL=$API_URL"
 }
 
 cmd_down() {
     lock_stack
-    local pid
-    for name in "${SERVICES[@]}"; do
+    local pid name i
+    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+        name="${SERVICES[i]}"
         if pid="$(running_pid "$name")"; then
             log "$name: stopping (pid $pid)"
             stop_group "$name" "$pid"
