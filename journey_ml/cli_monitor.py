@@ -15,19 +15,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from journey_ml.cli_models import ConfigOpt, JsonOpt, console, out  # shared with the models sub-app
 from journey_ml.config import ConfigError
 
 reports_app = typer.Typer(no_args_is_help=True, add_completion=False,
                           help="Monitoring reports: list them, open one.")
-console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file "
-                      "(default: JOURNEY_CONFIG_PATH, else the packaged default).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 def _fail(msg: str) -> None:
