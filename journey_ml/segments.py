@@ -116,18 +116,19 @@ def assign_segments(frame: pd.DataFrame, cfg: SegmentationConfig, *, random_stat
     if frame.empty:
         return pd.Series([], dtype=object, name="segment")
     if cfg.kind == "rules":
-        v = pd.to_numeric(_column(frame, cfg.column or ""), errors="coerce")
-        out = pd.Series(cfg.default, index=frame.index, dtype=object)
-        assigned = pd.Series(False, index=frame.index)
+        # numpy, not Series ops: the API assigns one row per request and pays per operation
+        v = pd.to_numeric(_column(frame, cfg.column or ""), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        out = np.full(len(v), cfg.default, dtype=object)
+        assigned = np.isnan(v)  # missing values keep the default
         for r in cfg.rules:
-            m = v.notna() & ~assigned
+            m = ~assigned
             if r.min is not None:
                 m &= v >= r.min
             if r.max is not None:
                 m &= v <= r.max
             out[m] = r.name
             assigned |= m
-        return out.rename("segment")
+        return pd.Series(out, index=frame.index, name="segment", dtype=object)
     if cfg.kind == "column":
         s = _column(frame, cfg.column or "")
         return s.map(lambda x: cfg.default if x is None or x != x else _slug(x)).rename("segment")

@@ -24,6 +24,13 @@ def test_firmographic_rules(employees, segment):
     assert assign_segments(frame, FIRMO).tolist() == [segment]
 
 
+def test_firmographic_rules_on_nullable_integers_keep_the_index():
+    frame = pd.DataFrame({"employees": pd.array([5, None, 300, 5000], dtype="Int64")}, index=list("dcba"))
+    out = assign_segments(frame, FIRMO)
+    assert out.to_dict() == {"d": "smb", "c": "other", "b": "mid_market", "a": "enterprise"}
+    assert out.name == "segment"
+
+
 def test_column_segments_are_slugged_and_missing_column_is_named():
     cfg = SegmentationConfig(kind="column", column="attributes.Plan")
     frame = pd.DataFrame({"attr_plan": ["Pro Plus", None, "basic"]})
