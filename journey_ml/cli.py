@@ -263,11 +263,9 @@ def _as_of(value: str | None, engine) -> tuple[datetime, datetime]:
     end = data_end(engine)
     if value is None:
         return end, end
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"--as-of: not an ISO 8601 time: {value!r}") from None
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)), end
+    from journey_ml.cli_models import parse_utc
+
+    return parse_utc(value, "--as-of"), end
 
 
 @features_app.command("build")

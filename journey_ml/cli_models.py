@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -66,14 +66,25 @@ def _registry(config: Path | None, actor: str = "cli"):
                     actor=actor)
 
 
-def _run(fn):
-    """Run a command body; user errors become one red line and exit code 1."""
+def _run(fn, user_errors: tuple[type[BaseException], ...] | None = None):
+    """Run a command body; user errors (default: registry, config and value errors) become
+    one red line and exit code 1."""
+    errors = user_errors or _user_errors()
     try:
         return fn()
     except typer.Exit:
         raise
-    except _user_errors() as e:
+    except errors as e:
         _fail(str(e))
+
+
+def parse_utc(value: str, what: str) -> datetime:
+    """An ISO 8601 time; without an offset it is UTC. ValueError naming ``what`` otherwise."""
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{what}: not an ISO 8601 time: {value!r}") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _when(at: datetime | None) -> str:

@@ -17,16 +17,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from journey_ml.cli_models import ConfigOpt, JsonOpt, console, out  # shared with the models sub-app
+# one console, option types, time parsing and error line for every sub-app
+from journey_ml.cli_models import ConfigOpt, JsonOpt, out, parse_utc
+from journey_ml.cli_models import _run as run_guarded
 from journey_ml.config import ConfigError
 
 reports_app = typer.Typer(no_args_is_help=True, add_completion=False,
                           help="Monitoring reports: list them, open one.")
-
-
-def _fail(msg: str) -> None:
-    console.print(f"[bold red]error:[/] {msg}", highlight=False)
-    raise typer.Exit(1)
 
 
 def _runtime(config: Path | None):
@@ -43,14 +40,6 @@ def _runtime(config: Path | None):
     return rt
 
 
-def _parse_time(value: str, what: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{what}: not an ISO 8601 time: {value!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def _user_errors() -> tuple[type[BaseException], ...]:
     from journey_ml.monitoring.runner import MonitorError
     from journey_ml.registry import RegistryError
@@ -59,12 +48,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _run(fn):
-    try:
-        return fn()
-    except typer.Exit:
-        raise
-    except _user_errors() as e:
-        _fail(str(e))
+    return run_guarded(fn, _user_errors())
 
 
 def segments_table(result) -> Table:
@@ -110,7 +94,7 @@ def monitor(
         from journey_ml.training import data_end
 
         rt = _runtime(config)
-        t = _parse_time(as_of, "--as-of") if as_of else data_end(rt.engine)
+        t = parse_utc(as_of, "--as-of") if as_of else data_end(rt.engine)
         home = rt.settings.home
         results = []
         for name in task or list(rt.config.tasks):

@@ -53,12 +53,7 @@ class RulesScorer(BaseEstimator):
 
     def rule_score(self, X: pd.DataFrame) -> np.ndarray:
         """The points score per row (sum of the points of the rules that fired, capped)."""
-        fired = self._fired(X)
-        weights = np.array([float(p) for p in self.points.values()], dtype=float)
-        score = fired.astype(float) @ weights if len(weights) else np.zeros(len(fired))
-        if self.cap is not None:
-            score = np.minimum(score, float(self.cap))
-        return score
+        return points_score(self._fired(X), self.points, self.cap)
 
     # --- estimator contract -----------------------------------------------------------------
 
@@ -111,10 +106,17 @@ class RulesScorer(BaseEstimator):
 
     def explain(self, X: pd.DataFrame, top_k: int = 3) -> list[list[tuple[str, float]]]:
         """Per row: the rules that fired with their points, largest first (top_k of them)."""
-        idx, val = self.explain_matrix(X, top_k)
-        names = self.feature_names
-        return [[(names[j], float(v)) for j, v in zip(i, c, strict=True) if j >= 0]
-                for i, c in zip(idx.tolist(), val.tolist(), strict=True)]
+        from journey_ml.scoring.reasons import explanation_lists
+
+        return explanation_lists(*self.explain_matrix(X, top_k), self.feature_names)
 
 
-__all__ = ["RulesScorer"]
+def points_score(fired: np.ndarray, points: dict[str, float], cap: float | None) -> np.ndarray:
+    """Sum of the points of the rules that fired (``fired``: rows x rules, in ``points``
+    order), capped at ``cap``."""
+    weights = np.array([float(p) for p in points.values()], dtype=float)
+    score = fired.astype(float) @ weights if len(weights) else np.zeros(len(fired))
+    return np.minimum(score, float(cap)) if cap is not None else score
+
+
+__all__ = ["RulesScorer", "points_score"]

@@ -205,10 +205,10 @@ class XGBScorer:
 
     def explain(self, X: pd.DataFrame, top_k: int = 3, *, approx: bool = False) -> list[list[tuple[str, float]]]:
         """Top-|contribution| features per row, with their signed SHAP value (positive first)."""
+        from journey_ml.scoring.reasons import explanation_lists
+
         _, idx, val = self.score_explain(X, top_k, approx=approx)
-        names = self.feature_names
-        return [[(names[j], float(v)) for j, v in zip(i, c, strict=True)] for i, c in zip(idx.tolist(), val.tolist(),
-                                                                                            strict=True)]
+        return explanation_lists(idx, val, self.feature_names)
 
     def importance(self) -> dict[str, float]:
         """Total gain per feature (features never used are absent)."""

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from journey_ml.config import JourneyConfig
-from journey_ml.scoring.reasons import fired_top_k
+from journey_ml.models.rules import points_score
+from journey_ml.scoring.reasons import explanation_lists, fired_top_k
 
 INTERCEPT = -2.5
 SLOPE = 0.5
@@ -49,10 +50,7 @@ class BuiltinRulesScorer:
         return np.column_stack(cols) if cols else np.zeros((len(X), 0), dtype=bool)
 
     def rule_score(self, X: pd.DataFrame) -> np.ndarray:
-        fired = self._fired(X)
-        w = np.array([float(p) for p in self.points.values()], dtype=float)
-        score = fired.astype(float) @ w if len(w) else np.zeros(len(X))
-        return np.minimum(score, float(self.cap)) if self.cap is not None else score
+        return points_score(self._fired(X), self.points, self.cap)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         z = self.intercept + self.slope * self.rule_score(X)
@@ -64,10 +62,7 @@ class BuiltinRulesScorer:
         return fired_top_k(self._fired(X), [float(self.points[n]) for n in names], names, top_k)
 
     def explain(self, X: pd.DataFrame, top_k: int = 3) -> list[list[tuple[str, float]]]:
-        idx, val = self.explain_matrix(X, top_k)
-        names = self.feature_names
-        return [[(names[j], float(v)) for j, v in zip(i, c, strict=True) if j >= 0]
-                for i, c in zip(idx.tolist(), val.tolist(), strict=True)]
+        return explanation_lists(*self.explain_matrix(X, top_k), self.feature_names)
 
 
 class ConstantScorer:

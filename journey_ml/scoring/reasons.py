@@ -144,6 +144,13 @@ def top_k_matrix(contrib: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return order_reasons(idx.astype(np.int32), np.take_along_axis(contrib, idx, axis=1))
 
 
+def explanation_lists(idx: np.ndarray, val: np.ndarray, names: list[str]) -> list[list[tuple[str, float]]]:
+    """The row form of a (feature index, value) pick matrix: per row [(name, value), ...],
+    empty slots (index -1) left out. What every scorer's ``explain`` returns."""
+    return [[(names[j], float(v)) for j, v in zip(i, c, strict=True) if j >= 0]
+            for i, c in zip(np.asarray(idx).tolist(), np.asarray(val).tolist(), strict=True)]
+
+
 def fired_top_k(fired: np.ndarray, points: list[float], names: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
     """Rules explanations: per row the first ``k`` fired rules by (-|points|, name), as
     (rule index or -1, points), ordered by `order_reasons`."""
