@@ -136,6 +136,16 @@ def assign_segments(frame: pd.DataFrame, cfg: SegmentationConfig, *, random_stat
     return seg.predict(frame)
 
 
+def task_segments(frame: pd.DataFrame, config, task_name: str) -> pd.Series:
+    """Each entity's segment for a task, as scoring and monitoring assign it (``global``
+    when the task is unsegmented or a row gets none). Raises what `assign_segments` raises."""
+    task = config.task(task_name)
+    if not task.segment_by or frame.empty:
+        return pd.Series(GLOBAL, index=frame.index, dtype=object)
+    seg = assign_segments(frame, config.segments[task.segment_by], random_state=config.training.seed)
+    return seg.reindex(frame.index).fillna(GLOBAL).astype(str)
+
+
 def store_memberships(engine: Engine, segmentation: str, as_of: datetime, segments: pd.Series,
                       entity_kind: str) -> int:
     """Replace the memberships of ``segmentation`` as of ``as_of``; returns rows written."""

@@ -57,7 +57,7 @@ from journey_ml.monitoring.policy import (
 )
 from journey_ml.registry import PRODUCTION, ModelNotFound
 from journey_ml.registry import ledger as ledger_mod
-from journey_ml.segments import GLOBAL, candidate_segments
+from journey_ml.segments import GLOBAL, candidate_segments, task_segments
 
 log = logging.getLogger(__name__)
 RULES_HASH_TAG = "journey.rules_hash"
@@ -199,17 +199,6 @@ def matured_as_of(engine: Engine, config: JourneyConfig, task: str, as_of: datet
     return max(ok) if ok else None
 
 
-def _segments_of(frame: pd.DataFrame, config: JourneyConfig, task: str) -> pd.Series:
-    """Each entity's segment, assigned like scoring (``global`` when unsegmented)."""
-    from journey_ml.segments import assign_segments
-
-    t = config.task(task)
-    if not t.segment_by or frame.empty:
-        return pd.Series(GLOBAL, index=frame.index, dtype=object)
-    seg = assign_segments(frame, config.segments[t.segment_by], random_state=config.training.seed)
-    return seg.reindex(frame.index).fillna(GLOBAL).astype(str)
-
-
 def _kind(kind: str | None) -> str:
     return "rules" if kind == "rules" else "model"
 
@@ -233,7 +222,7 @@ class _Context:
         key = (as_of, json.dumps(fs.to_dict(), sort_keys=True, default=str))
         if key not in self._frames:
             frame = build_features(self.engine, self.config, self.task, as_of, feature_set=fs).frame
-            self._frames[key] = (frame, _segments_of(frame, self.config, self.task))
+            self._frames[key] = (frame, task_segments(frame, self.config, self.task))
         return self._frames[key]
 
     def rows(self, as_of: datetime, fs: FeatureSet, segment: str) -> pd.DataFrame:

@@ -54,7 +54,7 @@ from journey_ml.scoring.ladder import (
     score_segment,
 )
 from journey_ml.scoring.reasons import ReasonColumns, concat_reasons, reason_columns
-from journey_ml.segments import assign_segments, candidate_segments
+from journey_ml.segments import candidate_segments, task_segments
 
 log = logging.getLogger(__name__)
 _BATCH = 2_000
@@ -170,12 +170,8 @@ def _assert_no_opted_out(engine: Engine, ids: pd.Index) -> None:
 
 
 def _segments(frame: pd.DataFrame, config: JourneyConfig, task_name: str, notes: list[str]) -> pd.Series:
-    task = config.task(task_name)
-    if not task.segment_by or frame.empty:
-        return pd.Series(GLOBAL, index=frame.index, dtype=object)
     try:
-        seg = assign_segments(frame, config.segments[task.segment_by], random_state=config.training.seed)
-        return seg.reindex(frame.index).fillna(GLOBAL).astype(str)
+        return task_segments(frame, config, task_name)
     except Exception as e:  # noqa: BLE001 - unsegmented entities are scored by the global model
         notes.append(f"segments not assigned ({one_line(e)}): every entity uses the global model")
         return pd.Series(GLOBAL, index=frame.index, dtype=object)
