@@ -7,24 +7,21 @@ from datetime import datetime
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from journey_ml.jobs import FeaturesJobResult, FeaturesParams, run_features
 from journey_ml.runtime import Runtime
-from journey_ml.snapshots import build_and_store
 
 
-@task(cache_policy=NO_CACHE)
-def snapshot(rt: Runtime, task_name: str, as_of: datetime, data_end: datetime) -> dict:
-    return build_and_store(rt.engine, rt.config, task_name, as_of, data_end=data_end).to_dict()
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
+def features(rt: Runtime, params: FeaturesParams) -> FeaturesJobResult:
+    return run_features(rt, params)
 
 
 @flow(name="journey-features")
 def features_flow(tasks: list[str] | None = None, as_of: datetime | None = None,
-                  config_path: str | None = None) -> list[dict]:
+                  config_path: str | None = None) -> FeaturesJobResult:
     """Build and store feature snapshots for each task as of ``as_of`` (default: data end)."""
-    from journey_ml.training import data_end
-
     rt = Runtime.load(config_path=config_path)
-    end = data_end(rt.engine)
-    return [snapshot(rt, t, as_of or end, end) for t in (tasks or list(rt.config.tasks))]
+    return features(rt, FeaturesParams(tasks=tuple(tasks or ()), as_of=as_of))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Ingestion flow: migrate the warehouse, then ingest each configured source in order."""
+"""Ingestion flow: every configured source (or the named ones), in order, into the warehouse."""
 
 from __future__ import annotations
 
@@ -7,40 +7,29 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from journey_ml.db import upgrade
-from journey_ml.ingest import ingest_source
+from journey_ml.jobs import IngestJobResult, IngestParams, JobFailed, run_ingest
 from journey_ml.runtime import Runtime
 
 
-@task(cache_policy=NO_CACHE)
-def migrate(rt: Runtime) -> str | None:
-    return upgrade(rt.engine)
+# retrying is safe: applied batches are in the ledger and are skipped
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
+def ingest(rt: Runtime, params: IngestParams) -> IngestJobResult:
+    result = run_ingest(rt, params)
+    for r in result.runs:
+        get_run_logger().info("%s: read %s, loaded %s, duplicate %s, rejected %s", r.source, r.rows_read,
+                              r.rows_loaded, r.rows_duplicate, r.rows_rejected)
+    if not result.ok:
+        raise JobFailed(result.error or "ingestion failed", result)
+    return result
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def ingest_one(rt: Runtime, source: str, received_at: datetime, incremental: bool) -> dict:
-    # retrying is safe: applied batches are in the ledger and are skipped
-    return ingest_source(rt.engine, rt.config, source, data_dir=rt.data_dir, salt=rt.salt,
-                         received_at=received_at, batch_rows=rt.settings.ingest_batch_rows,
-                         incremental=incremental).to_dict()
-
-
-@flow(name="journey-ingest", log_prints=True)
+@flow(name="journey-ingest")
 def ingest_flow(sources: list[str] | None = None, incremental: bool = False,
-                config_path: str | None = None, received_at: datetime | None = None) -> list[dict]:
+                config_path: str | None = None, received_at: datetime | None = None) -> IngestJobResult:
     """Ingest the configured sources (all, in config order, by default)."""
     rt = Runtime.load(config_path=config_path)
-    received_at = received_at or datetime.now(UTC)
-    migrate(rt)
-    names = sources or [s.name for s in rt.config.sources]
-    results = []
-    for name in names:
-        r = ingest_one(rt, name, received_at, incremental)
-        get_run_logger().info(
-            "%s: read %s, loaded %s, duplicate %s, rejected %s", name, r["rows_read"],
-            r["rows_loaded"], r["rows_duplicate"], r["rows_rejected"])
-        results.append(r)
-    return results
+    return ingest(rt, IngestParams(received_at=received_at or datetime.now(UTC), sources=tuple(sources or ()),
+                                   incremental=incremental))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""Monitoring flow: drift + performance per segment, the policy's decisions, events, a summary artifact.
+"""Monitoring flow: the monitoring job, then its events and a summary artifact per task.
 
-Each task calls one library function (`journey_ml.monitoring.runner.monitor_task`); this
-flow only turns its result into Prefect events (``journey.drift.detected``,
+The job (`journey_ml.jobs.run_monitoring`) measures, decides and executes; this flow turns
+each task's typed result into Prefect events (``journey.drift.detected``,
 ``journey.retrain.requested``, ``journey.fallback.engaged``, ``journey.rollback``,
 ``journey.model.restored``, resource ``journey.segment.<task>.<segment>``) and a markdown
 artifact with the summary and report links. With ``monitoring.retrain: inline`` (the
@@ -19,54 +19,45 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from journey_ml.monitoring.runner import monitor_task, summary_markdown
+from journey_ml.jobs import MonitoringJobResult, MonitoringParams, run_monitoring
+from journey_ml.monitoring.runner import MonitorRunResult, summary_markdown
 from journey_ml.runtime import Runtime
-from journey_ml.training import data_end
 
 
-def _inline(rt: Runtime) -> bool:
+def _retrain_mode(rt: Runtime) -> str:
     """Retrain inside the run unless configured for events and a Prefect server is set."""
     from prefect.settings import PREFECT_API_URL
 
-    return rt.config.monitoring.retrain == "inline" or not PREFECT_API_URL.value()
+    return "request" if rt.config.monitoring.retrain == "event" and PREFECT_API_URL.value() else "inline"
 
 
 @task(cache_policy=NO_CACHE)
-def monitor_one(rt: Runtime, task_name: str, as_of: datetime, now: datetime) -> dict:
-    home = rt.settings.home
-    kwargs = {} if _inline(rt) else {"retrain": None}
-    result = monitor_task(rt.engine, rt.registry, rt.config, task_name, as_of,
-                          reports_dir=rt.config.monitoring.resolve_dir(home), now=now,
-                          alert_urls=rt.config.monitoring.alert_urls(home), **kwargs)
-    return {**result.to_dict(), "markdown": summary_markdown(result)}
+def monitor(rt: Runtime, params: MonitoringParams) -> MonitoringJobResult:
+    return run_monitoring(rt, params)
 
 
 @task(cache_policy=NO_CACHE)
-def publish(result: dict) -> int:
-    for e in result["events"]:
+def publish(run: MonitorRunResult) -> int:
+    for e in run.events:
         emit_event(event=e["event"], resource=e["resource"], payload=e["payload"])
-    key = re.sub(r"[^a-z0-9-]+", "-", f"journey-monitor-{result['task']}".lower())
-    create_markdown_artifact(markdown=result["markdown"], key=key,
-                             description=f"monitoring of {result['task']} as of {result['as_of']}")
-    return len(result["events"])
+    key = re.sub(r"[^a-z0-9-]+", "-", f"journey-monitor-{run.task}".lower())
+    create_markdown_artifact(markdown=summary_markdown(run), key=key,
+                             description=f"monitoring of {run.task} as of {run.as_of:%Y-%m-%d %H:%M}")
+    for s in run.segments:
+        get_run_logger().info("%s/%s v%s: %s", run.task, s.segment, s.model_version, ", ".join(s.kinds))
+    return len(run.events)
 
 
 @flow(name="journey-monitor")
 def monitor_flow(tasks: list[str] | None = None, as_of: datetime | None = None,
-                 config_path: str | None = None) -> list[dict]:
+                 config_path: str | None = None) -> MonitoringJobResult:
     """Monitor every task (or ``tasks``) as of ``as_of`` (default: the newest event)."""
     rt = Runtime.load(config_path=config_path)
-    as_of = as_of or data_end(rt.engine)
-    out = []
-    for name in tasks or list(rt.config.tasks):
-        r = monitor_one(rt, name, as_of, datetime.now(UTC))
-        n = publish(r)
-        for s in r["segments"]:
-            kinds = ", ".join(d["kind"] for d in s["decisions"])
-            get_run_logger().info("%s/%s v%s: %s", name, s["segment"], s["model_version"], kinds)
-        get_run_logger().info("%s: %d events emitted", name, n)
-        out.append(r)
-    return out
+    result = monitor(rt, MonitoringParams(now=datetime.now(UTC), tasks=tuple(tasks or ()), as_of=as_of,
+                                          retrain=_retrain_mode(rt)))
+    for run in result.runs:
+        publish(run)
+    return result
 
 
 if __name__ == "__main__":

@@ -197,8 +197,9 @@ class TrainingConfig(_Strict):
 class RegistryConfig(_Strict):
     experiment: str = "journey-ml"
     promotion_metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"] = "roc_auc"
-    # a candidate must beat production by at least this much on the same holdout
-    promotion_margin: float = Field(0.0, ge=0)
+    # a candidate must beat production by at least this much on the same holdout; > 0, so
+    # a tie (a retrain on unchanged data) is never promoted
+    promotion_margin: float = Field(0.005, gt=0)
 
 
 class RulesConfig(_Strict):

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from journey_ml.config import JourneyConfig, load_config
 from journey_ml.db import make_engine
+from journey_ml.registry.protocol import ModelRegistry
 from journey_ml.settings import Settings
 
 
@@ -40,7 +41,7 @@ class Runtime:
         return make_engine(self.settings.warehouse_url)
 
     @cached_property
-    def registry(self):
+    def registry(self) -> ModelRegistry:
         """The model registry adapter (MLflow + the warehouse's alias ledger)."""
         from journey_ml.registry import Registry
 

@@ -285,10 +285,6 @@ def _store_reference(engine: Engine, model_name: str, version: int, train: pd.Da
 def _log_run(registry, data: TrainingData, segment: str, scorer: XGBScorer, test: Metrics,
              valid: Metrics, out: SegmentOutcome, config: JourneyConfig) -> str:
     """One MLflow run per segment: params, metrics, data window, plots, feature importance."""
-    client = registry.client
-    run = client.create_run(registry.experiment_id, run_name=f"{data.task}-{segment}",
-                            tags={"journey.task": data.task, "journey.segment": segment})
-    rid = run.info.run_id
     x = config.training.xgboost
     params = {
         "task": data.task, "segment": segment, "segmentation": data.segmentation or "none",
@@ -300,12 +296,8 @@ def _log_run(registry, data: TrainingData, segment: str, scorer: XGBScorer, test
         "best_iteration": scorer.best_iteration_, **{f"xgb_{k}": v for k, v in x.model_dump().items()},
         **{f"rows_{k}": v for k, v in out.rows.items()}, **{f"positives_{k}": v for k, v in out.positives.items()},
     }
-    from mlflow.entities import Metric, Param
-
-    now_ms = int(time.time() * 1000)
-    metrics = [Metric(f"test_{k}", v, now_ms, 0) for k, v in test.scalars().items() if not math.isnan(v)]
-    metrics += [Metric(f"valid_{k}", v, now_ms, 0) for k, v in valid.scalars().items() if not math.isnan(v)]
-    client.log_batch(rid, metrics=metrics, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+    metrics = {f"test_{k}": v for k, v in test.scalars().items()}
+    metrics.update({f"valid_{k}": v for k, v in valid.scalars().items()})
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         (d / "calibration_table.json").write_text(json.dumps(test.calibration, indent=1))
@@ -322,9 +314,8 @@ def _log_run(registry, data: TrainingData, segment: str, scorer: XGBScorer, test
         sample = sample[sample["split"] == "test"]
         sample = sample.sample(n=min(2000, len(sample)), random_state=config.training.seed)
         _plots(d, scorer, sample[names], test)
-        client.log_artifacts(rid, str(d), "report")
-    client.set_terminated(rid)
-    return rid
+        return registry.log_run(f"{data.task}-{segment}", tags={"journey.task": data.task, "journey.segment": segment},
+                                params=params, metrics=metrics, artifacts=d, artifact_path="report")
 
 
 def _summary(train: pd.DataFrame, fs: FeatureSet) -> dict:
@@ -388,16 +379,5 @@ def _plots(d: Path, scorer: XGBScorer, X: pd.DataFrame, test: Metrics) -> None:
     plt.close(fig)
 
 
-def train_task(engine: Engine, registry, config: JourneyConfig, task_name: str, as_of: datetime, *,
-               segments: list[str] | None = None, actor: str = "journey-ml") -> list[SegmentOutcome]:
-    """Prepare once, then train the global model and every segment (sequentially).
-
-    Flows run ``train_segment`` as parallel tasks instead; this is the plain-Python path.
-    """
-    data = prepare_training(engine, config, task_name, as_of)
-    wanted = segments or [GLOBAL, *data.segments()]
-    return [train_segment(data, s, config, registry, engine, actor=actor) for s in wanted]
-
-
 __all__ = ["GLOBAL", "data_end", "TrainingData", "SegmentOutcome", "TrainingError", "prepare_training",
-           "train_segment", "train_task", "better"]
+           "train_segment", "better"]

@@ -41,6 +41,12 @@ def test_ingest_and_forget_through_the_cli(tmp_path):
         "sources:\n  - {name: web, kind: events, path: web, "
         "columns: {event_id: id, occurred_at: ts, contact_id: who, event_type: event}}\n")
     env = {"JOURNEY_HOME": str(tmp_path / "home")}
+    # commands never migrate implicitly: the schema is an explicit step
+    r = cli("ingest", "--config", str(cfg), "--json", env=env)
+    assert r.returncode == 1 and "has no schema yet: run `journey-ml db upgrade`" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = cli("db", "upgrade", "--config", str(cfg), env=env)
+    assert r.returncode == 0, r.stderr
     r = cli("ingest", "--config", str(cfg), "--json", env=env)
     assert r.returncode == 0, r.stderr
     run = json.loads(r.stdout)["runs"][0]
@@ -64,6 +70,19 @@ def test_forget_needs_exactly_one_subject(args, tmp_path):
 def test_missing_source_folder_is_a_clear_error(tmp_path):
     cfg = tmp_path / "j.yaml"
     cfg.write_text(f"data_dir: {tmp_path}/nothing-here\nsources: [{{name: web, kind: events, path: web}}]\n")
-    r = cli("ingest", "--config", str(cfg), env={"JOURNEY_HOME": str(tmp_path / "h")})
+    env = {"JOURNEY_HOME": str(tmp_path / "h")}
+    assert cli("db", "upgrade", "--config", str(cfg), env=env).returncode == 0
+    r = cli("ingest", "--config", str(cfg), env=env)
     assert r.returncode == 1
     assert "no source files found" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--tsak", "x"], "No such option: --tsak"),
+    (["bogus"], "No such command 'bogus'"),
+])
+def test_usage_errors_are_two_lines_and_exit_2(args, message, tmp_path):
+    r = cli(*args, env={"JOURNEY_HOME": str(tmp_path)})
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 4  # usage, hint, blank, error

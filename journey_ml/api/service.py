@@ -26,7 +26,7 @@ from journey_ml.api.models import ScoreRequest
 from journey_ml.api.registry_view import RegistryView, candidate_segments
 from journey_ml.api.scratch import ScratchPool
 from journey_ml.config import ConfigError, JourneyConfig
-from journey_ml.db.models import Account, Contact, Score, Tombstone
+from journey_ml.db.models import Account, Contact, Tombstone
 from journey_ml.ingest.pii import keyed_hash, subject_hash
 from journey_ml.registry._types import model_name
 from journey_ml.scoring.batch import compute_scores
@@ -280,12 +280,9 @@ class ScoringService:
         """The newest stored score of an entity (of ``task``, or of any task). Raises RequestProblem."""
         if task is not None:
             self._task(task)
-        s = Score.__table__
-        q = sa.select(s).where(s.c.entity_id == entity_id)
-        if task is not None:
-            q = q.where(s.c.task == task)
-        with self.engine.connect() as conn:
-            row = conn.execute(q.order_by(s.c.as_of.desc(), s.c.scored_at.desc()).limit(1)).mappings().first()
+        from journey_ml.scoring.stored import latest_score
+
+        row = latest_score(self.engine, entity_id, task)
         if row is None:
             what = f" of task {task!r}" if task else ""
             raise RequestProblem(404, f"no stored score{what} for entity {entity_id!r}", "not_found")

@@ -46,7 +46,16 @@ from journey_ml.schemas import CONTRACT_VERSION, CONTRACTS, Kind
 
 
 class IngestError(RuntimeError):
-    """A source could not be ingested; the message says which file and what is wrong."""
+    """A source could not be ingested; the message says which file and what is wrong.
+
+    ``result`` is the failed run (recorded in ``ingest_runs``); `ingest_all` adds the runs
+    of the sources it completed before, in ``completed``.
+    """
+
+    def __init__(self, message: str, result: IngestResult | None = None):
+        super().__init__(message)
+        self.result = result
+        self.completed: list[IngestResult] = []
 
 
 @dataclass
@@ -198,7 +207,7 @@ def ingest_source(
     result.seconds = time.perf_counter() - started
     _record_run_end(engine, result, received_at)
     if result.status == "failed":
-        raise IngestError(f"source {src.name!r}: {result.error}") from cause
+        raise IngestError(f"source {src.name!r}: {result.error}", result) from cause
     return result
 
 
@@ -206,13 +215,22 @@ def ingest_all(engine: Engine, config: JourneyConfig, *, data_dir: Path, salt: s
                received_at: datetime, batch_rows: int = 100_000, incremental: bool = False,
                sources: list[str] | None = None,
                progress: Callable[[Progress], None] | None = None) -> list[IngestResult]:
-    """Ingest the configured sources in config order (entities first, as configured)."""
+    """Ingest the configured sources in config order (entities first, as configured); the
+    first source that fails stops the run with IngestError (``completed`` holds the runs
+    before it). Unknown source names fail before anything is loaded."""
     names = sources or [s.name for s in config.sources]
-    return [
-        ingest_source(engine, config, name, data_dir=data_dir, salt=salt, received_at=received_at,
-                      batch_rows=batch_rows, incremental=incremental, progress=progress)
-        for name in names
-    ]
+    for n in names:
+        config.source(n)
+    results: list[IngestResult] = []
+    for name in names:
+        try:
+            results.append(ingest_source(engine, config, name, data_dir=data_dir, salt=salt,
+                                         received_at=received_at, batch_rows=batch_rows,
+                                         incremental=incremental, progress=progress))
+        except IngestError as e:
+            e.completed = results
+            raise
+    return results
 
 
 # --- internals -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from journey_ml.registry._types import (
     model_name,
     split_model_name,
 )
+from journey_ml.registry.protocol import ModelRegistry
 
 
 def __getattr__(name: str):
@@ -32,7 +33,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Registry", "tree_digest", "evaluate_gate", "model_name", "split_model_name",
+__all__ = ["Registry", "ModelRegistry", "tree_digest", "evaluate_gate", "model_name", "split_model_name",
            "PRODUCTION", "STAGING", "RegistryError", "ModelNotFound", "CorruptModel",
            "NothingToRollBack", "ModelVersionInfo", "AliasMoveInfo", "GateDecision",
            "ModelSummary", "LoadedModel"]

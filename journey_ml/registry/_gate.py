@@ -13,6 +13,9 @@ def evaluate_gate(candidate_metric: float, production_metric: float | None, metr
                   margin: float) -> GateDecision:
     """Promote when there is no production metric, or the candidate beats it by >= margin.
 
+    ``margin`` must be > 0, so a tie (a retrain on unchanged data, an identical model) is
+    never promoted and versions do not churn.
+
     ``roc_auc`` and ``pr_auc`` are higher-is-better, ``log_loss`` and ``brier`` lower-is-better.
     A candidate whose metric is not a number is never promoted; a production metric that is
     not a number (e.g. AUC on one class) counts as absent. The reason states the numbers.
@@ -20,8 +23,8 @@ def evaluate_gate(candidate_metric: float, production_metric: float | None, metr
     if metric not in HIGHER_IS_BETTER:
         raise ValueError(f"unknown promotion metric {metric!r} "
                          f"(expected one of {', '.join(HIGHER_IS_BETTER)})")
-    if margin is None or not math.isfinite(margin) or margin < 0:
-        raise ValueError(f"promotion margin must be a number >= 0, got {margin!r}")
+    if margin is None or not math.isfinite(margin) or margin <= 0:
+        raise ValueError(f"promotion margin must be a number > 0 (a tie must never be promoted), got {margin!r}")
     higher = HIGHER_IS_BETTER[metric]
     direction = "higher" if higher else "lower"
     if candidate_metric is None or not math.isfinite(candidate_metric):

@@ -246,6 +246,28 @@ class Registry:
             if not token:
                 return out
 
+    # --- logging a run ----------------------------------------------------------------------
+
+    def log_run(self, run_name: str, *, tags: dict[str, str], params: dict[str, Any],
+                metrics: dict[str, float], artifacts: str | Path | None = None,
+                artifact_path: str = "report") -> str:
+        """One finished run of the adapter's experiment: tags, parameters (values cut to
+        6,000 characters), metrics (NaN left out) and the files of ``artifacts`` under
+        ``artifact_path``. Returns the run id."""
+        import math
+
+        run = self._retry(self.client.create_run, self.experiment_id, run_name=run_name, tags=tags)
+        rid = run.info.run_id
+        now_ms = int(time.time() * 1000)
+        self._retry(self.client.log_batch, rid,
+                    metrics=[Metric(k, float(v), now_ms, 0) for k, v in metrics.items()
+                             if v is not None and not math.isnan(v)],
+                    params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        if artifacts is not None:
+            self._retry(self.client.log_artifacts, rid, str(artifacts), artifact_path)
+        self._retry(self.client.set_terminated, rid)
+        return rid
+
     # --- logging a model --------------------------------------------------------------------
 
     def log_model(self, scorer, *, task: str, segment: str, run_id: str | None = None,

@@ -8,13 +8,12 @@ from journey_ml.scoring.batch import (
            SegmentRun,
            band_of,
            compute_scores,
-           score_summary_table,
            score_task,
 )
 from journey_ml.scoring.committee import CommitteeView, committee_view
 from journey_ml.scoring.ladder import MODES, ModelCache, clear_model_cache, open_registry
 from journey_ml.scoring.reasons import build_reasons, reason_text
 
-__all__ = ["score_task", "compute_scores", "ScoreBatch", "score_summary_table", "ScoreRunResult", "SegmentRun", "band_of",
+__all__ = ["score_task", "compute_scores", "ScoreBatch", "ScoreRunResult", "SegmentRun", "band_of",
            "committee_view", "CommitteeView", "choose_action", "in_holdout", "build_reasons",
            "reason_text", "MODES", "ModelCache", "clear_model_cache", "open_registry"]

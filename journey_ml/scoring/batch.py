@@ -479,21 +479,4 @@ def score_task(engine: Engine, registry, config: JourneyConfig, task_name: str, 
     return result
 
 
-def score_summary_table(result: ScoreRunResult):
-    """A rich Table of a run: one row per segment (entities, mode, model, why)."""
-    from rich.table import Table
-
-    title = (f"{result.task} as of {result.as_of:%Y-%m-%d %H:%M} UTC: {result.rows_written} scores in "
-             f"{result.seconds:.1f}s; bands {', '.join(f'{k} {v}' for k, v in result.bands.items())}; "
-             f"holdout {result.holdout}")
-    table = Table(title=title)
-    for col in ("segment", "entities", "mode", "model", "why"):
-        table.add_column(col, justify="right" if col == "entities" else "left",
-                         overflow="fold" if col == "why" else "ellipsis")
-    for s in result.segments:
-        model = f"{s.model_name} v{s.model_version}" if s.model_name else "-"
-        table.add_row(s.segment, str(s.entities), s.mode, model, s.mode_reason)
-    return table
-
-
-__all__ = ["ScoreRunResult", "SegmentRun", "ScoreBatch", "ScoreColumns", "compute_scores", "bands_of", "score_task", "score_summary_table", "band_of", "rules_hash"]
+__all__ = ["ScoreRunResult", "SegmentRun", "ScoreBatch", "ScoreColumns", "compute_scores", "bands_of", "score_task", "band_of", "rules_hash"]

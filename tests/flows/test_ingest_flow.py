@@ -38,14 +38,14 @@ def test_ingest_flow_on_postgresql(prefect_harness, pg_engine, pg_url, tmp_path,
 
     from flows.ingest import ingest_flow
 
-    runs = ingest_flow(config_path=str(path), received_at=datetime(2026, 7, 1, tzinfo=UTC))
-    assert [r["source"] for r in runs] == ["contacts", "web"]
-    web = runs[1]
-    assert (web["rows_read"], web["rows_loaded"], web["rows_rejected"]) == (3, 2, 1)
-    assert all(r["balanced"] for r in runs)
+    result = ingest_flow(config_path=str(path), received_at=datetime(2026, 7, 1, tzinfo=UTC))
+    assert [r.source for r in result.runs] == ["contacts", "web"] and result.ok
+    web = result.runs[1]
+    assert (web.rows_read, web.rows_loaded, web.rows_rejected) == (3, 2, 1)
+    assert result.balanced
     assert count(pg_engine, "events") == 2
     assert count(pg_engine, "contacts", "WHERE opted_out") == 1
     # a second run (a retry, a schedule firing twice) changes nothing
     again = ingest_flow(config_path=str(path), received_at=datetime(2026, 7, 2, tzinfo=UTC))
-    assert sum(r["rows_loaded"] for r in again) == 0
+    assert again.total("rows_loaded") == 0
     assert count(pg_engine, "events") == 2

@@ -28,20 +28,22 @@ def test_monitor_flow_emits_events_and_an_artifact(prefect_harness, world, tmp_p
     before = {m.id for m in world.registry.history("conversion")}
     from flows.monitor import monitor_flow
 
-    [r] = monitor_flow(config_path=str(path), as_of=world.as_of)
-    assert r["task"] == "conversion" and r["segments"]
-    assert {s["segment"] for s in r["segments"]} <= {"global", "smb", "mid_market", "enterprise", "other"}
-    kinds = {d["kind"] for s in r["segments"] for d in s["decisions"]}
-    assert "retrain" in kinds, r["markdown"]
-    retrains = [d for s in r["segments"] for d in s["decisions"] if d["kind"] == "retrain"]
-    assert all(not d["executed"] and "event emitted" in d["outcome"] for d in retrains)
+    [run] = monitor_flow(config_path=str(path), as_of=world.as_of).runs
+    from journey_ml.monitoring.runner import summary_markdown
+
+    assert run.task == "conversion" and run.segments
+    assert {s.segment for s in run.segments} <= {"global", "smb", "mid_market", "enterprise", "other"}
+    kinds = {d.kind for s in run.segments for d in s.decisions}
+    assert "retrain" in kinds, summary_markdown(run)
+    retrains = [d for s in run.segments for d in s.decisions if d.kind == "retrain"]
+    assert all(not d.executed and "event emitted" in d.outcome for d in retrains)
     # nothing moved: retraining was only requested
     assert {m.id for m in world.registry.history("conversion")} == before
-    for s in r["segments"]:
-        assert s["reports"]["drift_html"].endswith("drift.html")
-    names = {e["event"] for e in r["events"]}
+    for s in run.segments:
+        assert s.reports["drift_html"].endswith("drift.html")
+    names = {e["event"] for e in run.events}
     assert {"journey.drift.detected", "journey.retrain.requested"} <= names
-    assert all(e["resource"]["prefect.resource.id"].startswith("journey.segment.conversion.") for e in r["events"])
+    assert all(e["resource"]["prefect.resource.id"].startswith("journey.segment.conversion.") for e in run.events)
 
     # what the Prefect server received: the events and the markdown artifact
     from prefect.artifacts import Artifact

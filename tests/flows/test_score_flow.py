@@ -20,12 +20,12 @@ def test_score_flow(prefect_harness, world, tmp_path, monkeypatch):  # noqa: F81
     monkeypatch.setenv("JOURNEY_HOME", str(tmp_path / "home"))
     from flows.score import score_flow
 
-    results = score_flow(config_path=str(path), as_of=world.as_of)
-    assert [r["task"] for r in results] == ["conversion"]
-    r = results[0]
-    assert r["rows_written"] == r["entities"] > 0
-    assert set(r["modes"]) <= {"segment_model", "global_model"}
+    result = score_flow(config_path=str(path), as_of=world.as_of)
+    assert [r.task for r in result.runs] == ["conversion"]
+    r = result.runs[0]
+    assert r.rows_written == r.entities > 0
+    assert set(r.modes) <= {"segment_model", "global_model"}
     with world.engine.connect() as conn:
         runs = conn.execute(sa.text("SELECT DISTINCT run_id FROM scores WHERE task = 'conversion'")).all()
-    assert [x[0] for x in runs] == [r["run_id"]]
-    assert count(world.engine, "scores", "WHERE task = 'conversion'") == r["entities"]
+    assert [x[0] for x in runs] == [r.run_id] == [result.run_id]
+    assert count(world.engine, "scores", "WHERE task = 'conversion'") == r.entities

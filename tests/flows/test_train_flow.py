@@ -51,27 +51,27 @@ def test_features_and_train_flows(prefect_harness, pg_engine, pg_url, mlflow_pg,
     from flows.train import train_flow
 
     ingest_flow(config_path=str(path), received_at=datetime(2026, 7, 1, tzinfo=UTC))
-    snaps = features_flow(config_path=str(path))
-    assert snaps[0]["task"] == "conversion" and snaps[0]["entities"] > 0
-    assert count(pg_engine, "feature_snapshots") == snaps[0]["entities"]
-    assert count(pg_engine, "segment_memberships", "WHERE segmentation = 'firmographic'") == snaps[0]["entities"]
+    [snap] = features_flow(config_path=str(path)).snapshots
+    assert snap.task == "conversion" and snap.entities > 0
+    assert count(pg_engine, "feature_snapshots") == snap.entities
+    assert count(pg_engine, "segment_memberships", "WHERE segmentation = 'firmographic'") == snap.entities
 
-    results = train_flow(config_path=str(path))
-    by_seg = {r["segment"]: r for r in results}
-    assert by_seg["global"]["status"] == "promoted", by_seg["global"]["reason"]
+    results = train_flow(config_path=str(path)).outcomes
+    by_seg = {r.segment: r for r in results}
+    assert by_seg["global"].status == "promoted", by_seg["global"].reason
     assert set(by_seg) == {"global", "smb", "mid_market", "enterprise"}
     # every promotion is in the ledger, and MLflow's alias agrees with it
     from journey_ml.runtime import Runtime
 
     rt = Runtime.load(config_path=str(path))
     for r in results:
-        if r["status"] == "promoted":
-            assert rt.registry.production("conversion", r["segment"]).version == r["version"]
+        if r.status == "promoted":
+            assert rt.registry.production("conversion", r.segment).version == r.version
     with pg_engine.connect() as conn:
         moves = conn.execute(sa.text("SELECT count(*) FROM alias_ledger WHERE alias = 'production'")).scalar_one()
-    assert moves == sum(r["status"] == "promoted" for r in results)
+    assert moves == sum(r.status == "promoted" for r in results)
 
     # retraining on the same data: the candidate must beat production by the margin, or stay staging
-    again = {r["segment"]: r for r in train_flow(config_path=str(path))}
-    assert again["global"]["production_version"] == by_seg["global"]["version"]
-    assert again["global"]["status"] in ("promoted", "staged")
+    again = {r.segment: r for r in train_flow(config_path=str(path)).outcomes}
+    assert again["global"].production_version == by_seg["global"].version
+    assert again["global"].status in ("promoted", "staged")

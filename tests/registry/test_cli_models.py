@@ -22,7 +22,7 @@ SEG = "global"
 @pytest.fixture
 def cli(env, monkeypatch, tmp_path):
     """Run models_app against the test's tracking store and warehouse."""
-    from journey_ml.cli_models import models_app
+    from journey_ml.cli.models import models_app
 
     monkeypatch.setenv("JOURNEY_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("JOURNEY_MLFLOW_TRACKING_URI", env.tracking_uri)
@@ -92,12 +92,20 @@ def test_console_script_subprocess(tmp_path):
     env = {**os.environ, "JOURNEY_HOME": str(tmp_path / "home")}
     for k in ("JOURNEY_MLFLOW_TRACKING_URI", "JOURNEY_DATABASE_URL", "JOURNEY_CONFIG_PATH"):
         env.pop(k, None)
-    code = "from journey_ml.cli_models import models_app; models_app()"
+    code = "from journey_ml.cli.models import models_app; models_app()"
 
     def run(*args):
         return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                               env=env, cwd=tmp_path, timeout=120)
 
+    r = run("rollback", "--task", "conversion", "--segment", "global", "--json")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        f"error: the warehouse at sqlite:///{tmp_path / 'home' / 'warehouse.db'} has no schema yet: "
+        "run `journey-ml db upgrade`"]
+    up = subprocess.run([sys.executable, "-m", "journey_ml", "db", "upgrade"], capture_output=True, text=True,
+                        env=env, cwd=tmp_path, timeout=120)
+    assert up.returncode == 0, up.stderr
     r = run("rollback", "--task", "conversion", "--segment", "global", "--json")
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.strip().splitlines() == [

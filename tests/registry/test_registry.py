@@ -45,15 +45,16 @@ def production_chain(registry, task: str) -> list:
 
 
 @pytest.mark.parametrize(("cand", "prod", "metric", "margin", "promote", "says"), [
-    (0.80, None, "roc_auc", 0.0, True, "no production model"),
-    (0.80, 0.78, "roc_auc", 0.0, True, "improvement +0.0200 >= margin 0.0000"),
+    (0.80, None, "roc_auc", 0.005, True, "no production model"),
+    (0.80, 0.78, "roc_auc", 0.005, True, "improvement +0.0200 >= margin 0.0050"),
     (0.80, 0.78, "roc_auc", 0.05, False, "improvement +0.0200 < margin 0.0500"),
-    (0.70, 0.78, "pr_auc", 0.0, False, "candidate pr_auc 0.7000 vs production 0.7800"),
-    (0.78, 0.78, "roc_auc", 0.0, True, "+0.0000 >= margin"),
+    (0.70, 0.78, "pr_auc", 0.005, False, "candidate pr_auc 0.7000 vs production 0.7800"),
+    (0.78, 0.78, "roc_auc", 0.005, False, "+0.0000 < margin"),  # a tie never promotes
+    (0.7801, 0.78, "roc_auc", 0.005, False, "+0.0001 < margin"),
     (0.20, 0.25, "log_loss", 0.01, True, "lower is better"),
-    (0.30, 0.25, "brier", 0.0, False, "improvement -0.0500"),
-    (float("nan"), 0.7, "roc_auc", 0.0, False, "not a number"),
-    (0.7, float("nan"), "roc_auc", 0.0, True, "production roc_auc is nan"),
+    (0.30, 0.25, "brier", 0.005, False, "improvement -0.0500"),
+    (float("nan"), 0.7, "roc_auc", 0.005, False, "not a number"),
+    (0.7, float("nan"), "roc_auc", 0.005, True, "production roc_auc is nan"),
 ])
 def test_gate(cand, prod, metric, margin, promote, says):
     d = evaluate_gate(cand, prod, metric, margin)
@@ -66,6 +67,8 @@ def test_gate_rejects_unknown_metric_and_bad_margin():
         evaluate_gate(0.5, 0.4, "f1", 0.0)
     with pytest.raises(ValueError, match="margin"):
         evaluate_gate(0.5, 0.4, "roc_auc", -1)
+    with pytest.raises(ValueError, match="a tie must never be promoted"):
+        evaluate_gate(0.5, 0.4, "roc_auc", 0.0)
 
 
 # --- against real stores ---------------------------------------------------------------------

@@ -1,7 +1,10 @@
-"""`make demo`: the whole loop on the embedded default, with progress and a readable summary.
+"""`journey-ml demo` (`make demo`): the whole loop on the embedded default, with progress
+and a readable summary.
 
 Runs each stage as its own Prefect flow (against Prefect's ephemeral API unless
-PREFECT_API_URL points at a server) and prints what happened in plain terms.
+PREFECT_API_URL points at a server) and prints what happened from the flows' typed
+results. The CLI is an entry point, so it may start flows; the library never imports
+Prefect and flows never import this module.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from journey_ml.cli import render
+
 
 def _quiet_prefect() -> None:
     # the ephemeral server logs every request; the demo prints its own progress
@@ -27,32 +32,26 @@ def _quiet_prefect() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _print_monitoring(console: Console, r: dict) -> None:
+def _print_monitoring(console: Console, run) -> None:
     """One line per segment (drift, performance) and each decision with its reasons."""
-    console.print(f"    [bold]{r['task']}[/] as of {r['as_of'][:10]}:")
-    for s in r["segments"]:
-        d = s.get("drift") or {}
+    console.print(f"    [bold]{run.task}[/] as of {run.as_of:%Y-%m-%d}:")
+    for s in run.segments:
+        d = s.drift or {}
         drift = (f"{len(d.get('drifted_columns') or [])}/{d.get('tested_columns', '?')} columns drifted"
                  + (" [red](drift)[/]" if d.get("detected") else "")) if d else "no drift check (rules mode)"
-        p = (s.get("performance") or {}).get("production") or {}
+        p = (s.performance or {}).get("production") or {}
         perf = (f"AUC {p['roc_auc']:.3f} on {p['n']} matured labels" if p.get("roc_auc") is not None
                 else (p.get("reason") or "no matured labels yet"))
-        console.print(f"      {s['segment']} (v{s['model_version']}): {drift}; {perf}")
-        for dec in s["decisions"]:
-            if dec["kind"] == "ok":
-                continue
-            color = "yellow" if dec["kind"] == "alert" else "magenta"
-            why = "; ".join(dec["reasons"])
-            console.print(f"        [{color}]{dec['kind']}[/]: {why if len(why) < 220 else why[:217] + '...'}"
-                          + (f"\n          -> {dec['outcome'][:240]}" if dec["outcome"] and dec["kind"] != "alert" else ""),
-                          highlight=False)
+        console.print(f"      {s.segment} (v{s.model_version}): {drift}; {perf}")
+    for line in render.decision_lines(run, width=220, skip_ok=True):
+        console.print(f"        {line}", highlight=False)
 
 
 def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh: bool = True,
              console: Console | None = None) -> dict:
     """Simulate (with a behaviour drift), ingest, then two periods: train and score as of a first
     date, score and monitor a second period (drift detected, alerts, the policy acting); print
-    the summary and each segment's timeline."""
+    the summary and each segment's timeline. Returns the flows' typed results by stage."""
     console = console or Console()
     from journey_ml.settings import Settings
 
@@ -71,7 +70,10 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     from flows.score import score_flow
     from flows.simulate import simulate_flow
     from flows.train import train_flow
-    from journey_ml.cli import ingest_table, leaderboard, top_scores_table
+    from journey_ml.db import upgrade
+    from journey_ml.runtime import Runtime
+    from journey_ml.scoring.stored import top_scores
+    from journey_ml.training import data_end
 
     cfg = str(config_path) if config_path else None
     t0 = time.perf_counter()
@@ -80,32 +82,23 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     console.rule("[bold]journey-ml demo")
     console.print(f"home: {home.resolve()}  (SQLite warehouse, local MLflow, Prefect ephemeral API)")
 
-    from journey_ml.config import load_config as _load
-
-    sim_cfg = _load(cfg)[0].simulation
+    rt = Runtime.load(config_path=cfg)
+    upgrade(rt.engine)  # the demo owns its warehouse; other commands only check the schema
+    sim_cfg = rt.config.simulation
     sim_end = date.fromisoformat(sim_cfg.end)
     drift_from = sim_cfg.drift_from or (sim_end - timedelta(days=107)).isoformat()
     console.print("\n[bold]1/7 simulate[/] source exports (CRM, web, email, webinars, sales, support, billing, "
                   f"product), behaviour drift injected from {drift_from}")
     sim = simulate_flow(accounts=accounts, config_path=cfg, drift_from=drift_from)
     summary["simulation"] = sim
-    console.print(f"    {sim['accounts']:,} accounts, {sim['contacts']:,} contacts, {sim['events']:,} events "
-                  f"({sim['dirty_rows']:,} deliberately bad rows) in {sim['out_dir']}")
+    console.print(f"    {sim.accounts:,} accounts, {sim.contacts:,} contacts, {sim.events:,} events "
+                  f"({sim.dirty_rows:,} deliberately bad rows) in {sim.out_dir}")
 
     console.print("\n[bold]2/7 ingest[/] into the warehouse (validated, de-duplicated, quarantined)")
-    runs = ingest_flow(config_path=cfg)
-    summary["ingest"] = runs
-    console.print(ingest_table(runs))
-    read = sum(r["rows_read"] for r in runs)
-    loaded = sum(r["rows_loaded"] for r in runs)
-    rejected = sum(r["rows_rejected"] for r in runs)
-    dupes = sum(r["rows_duplicate"] for r in runs)
-    balanced = all(r["balanced"] for r in runs)
+    ingested = ingest_flow(config_path=cfg)
+    summary["ingest"] = ingested
+    console.print(render.ingest_table(ingested.runs))
 
-    from journey_ml.runtime import Runtime
-    from journey_ml.training import data_end
-
-    rt = Runtime.load(config_path=cfg)
     end = data_end(rt.engine)
     # period 1 ends 120 days before the data does: its scores have matured by the end
     p1 = (end - timedelta(days=120)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -113,28 +106,26 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     console.print(f"\n[bold]3/7 features[/] as of {p1:%Y-%m-%d} (period 1; point-in-time, segments stored per date)")
     snaps = features_flow(config_path=cfg, as_of=p1)
     summary["features"] = snaps
-    for s in snaps:
-        console.print(f"    {s['task']}: {s['entities']:,} entities x {s['features']} features"
-                      + (f", {s['positive_rate']:.1%} positive" if s.get("positive_rate") is not None else ""))
-        for name, counts in s["segments"].items():
+    for s in snaps.snapshots:
+        console.print(f"    {s.task}: {s.entities:,} entities x {s.features} features"
+                      + (f", {s.positive_rate:.1%} positive" if s.positive_rate is not None else ""))
+        for name, counts in s.segments.items():
             console.print(f"      {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
     console.print(f"\n[bold]4/7 train[/] as of {p1:%Y-%m-%d}: one calibrated model per segment + a pooled "
                   "global model; promote only if better than production on the same holdout")
     trained = train_flow(config_path=cfg, as_of=p1)
     summary["training"] = trained
-    console.print(leaderboard(trained))
+    console.print(render.leaderboard(trained))
 
     console.print(f"\n[bold]5/7 score[/] as of {p1:%Y-%m-%d} every prospect and customer: probability, band, "
                   "reasons, next-best action")
     scored = score_flow(config_path=cfg, as_of=p1)
     summary["scoring"] = scored
-    from datetime import datetime as _dt
-
-    for r in scored:
-        modes = ", ".join(f"{k} {v}" for k, v in r["modes"].items())
-        console.print(f"    {r['task']}: {r['rows_written']:,} scores ({modes})")
-        console.print(top_scores_table(rt.engine, r["task"], _dt.fromisoformat(r["as_of"]), 5))
+    for r in scored.runs:
+        modes = ", ".join(f"{k} {v}" for k, v in r.modes.items())
+        console.print(f"    {r.task}: {r.rows_written:,} scores ({modes})")
+        console.print(render.top_scores_table(top_scores(rt.engine, r.task, r.as_of, 5), r.task))
 
     console.print(f"\n[bold]6/7 second period[/] (behaviour drift from {drift_from}): monitor as of {mid:%Y-%m-%d} "
                   f"and {end:%Y-%m-%d}: drift (features, scores, SHAP ranking), performance on matured labels, "
@@ -142,13 +133,13 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     summary["monitoring"] = []
     for when in (mid, end):
         monitored = monitor_flow(config_path=cfg, as_of=when)
-        summary["monitoring"].extend(monitored)
-        for r in monitored:
-            _print_monitoring(console, r)
+        summary["monitoring"].append(monitored)
+        for run in monitored.runs:
+            _print_monitoring(console, run)
     rescored = score_flow(config_path=cfg, as_of=end)
-    for r in rescored:
-        modes = ", ".join(f"{k} {v}" for k, v in r["modes"].items())
-        console.print(f"    rescored {r['task']} as of {end:%Y-%m-%d}: {r['rows_written']:,} scores ({modes})")
+    for r in rescored.runs:
+        modes = ", ".join(f"{k} {v}" for k, v in r.modes.items())
+        console.print(f"    rescored {r.task} as of {end:%Y-%m-%d}: {r.rows_written:,} scores ({modes})")
 
     console.print("\n[bold]7/7 timeline[/] per segment: alias moves, monitoring runs, decisions")
     from journey_ml.monitoring.store import timeline
@@ -162,31 +153,26 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
             detail = e.detail if len(e.detail) < 150 else e.detail[:147] + "..."
             console.print(f"      {e.at:%H:%M:%S} {e.source:<8} {e.event:<18} {e.version:<9} {detail}", highlight=False)
 
-    unknown: dict[str, int] = {}
-    for r in runs:
-        for k, v in (r["unknown_event_types"] or {}).items():
-            unknown[k] = unknown.get(k, 0) + v
-    top_unknown = ", ".join(f"{k} ({v})" for k, v in sorted(unknown.items(), key=lambda kv: -kv[1])[:4])
-
+    top_unknown = ", ".join(f"{k} ({v})" for k, v in list(ingested.unknown_event_types().items())[:4])
     elapsed = time.perf_counter() - t0
     console.rule("[bold]summary")
-    console.print(f"[bold]{loaded:,}[/] rows loaded of {read:,} read: {dupes:,} duplicates skipped, "
-                  f"{rejected:,} rejected to quarantine with a reason -- "
-                  + ("[green]every row accounted for[/]" if balanced else "[red]COUNTS DO NOT ADD UP[/]"))
+    console.print(f"[bold]{ingested.total('rows_loaded'):,}[/] rows loaded of {ingested.total('rows_read'):,} read: "
+                  f"{ingested.total('rows_duplicate'):,} duplicates skipped, {ingested.total('rows_rejected'):,} rejected to "
+                  "quarantine with a reason -- "
+                  + ("[green]every row accounted for[/]" if ingested.balanced else "[red]COUNTS DO NOT ADD UP[/]"))
     if top_unknown:
         console.print(f"unknown event names kept and reported: {top_unknown}")
-    console.print(f"warehouse: {settings.warehouse_url}")
+    console.print(f"warehouse: {rt.engine.url.render_as_string(hide_password=True)}")
     console.print(f"rejects:   sqlite3 {home / 'warehouse.db'} "
                   "\"select source, reason, count(*) from quarantine group by 1, 2\"")
-    promoted = [f"{r['task']}/{r['segment']} v{r['version']}" for r in trained if r["status"] == "promoted"]
-    pooled = [f"{r['task']}/{r['segment']}" for r in trained if r["status"] == "pooled"]
+    promoted = [f"{o.task}/{o.segment} v{o.version}" for o in trained.by_status("promoted")]
+    pooled = [f"{o.task}/{o.segment}" for o in trained.by_status("pooled")]
     console.print(f"promoted to production: {', '.join(promoted) or 'none'}")
     if pooled:
         console.print(f"too small for their own model (scored by the global model): {', '.join(pooled)}")
     console.print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}")
-    decided = [(f"{r['task']}/{s['segment']}", d["kind"]) for r in summary["monitoring"] for s in r["segments"]
-               for d in s["decisions"] if d["kind"] not in ("ok", "alert")]
-    console.print("monitoring actions: " + (", ".join(f"{k} {seg}" for seg, k in decided) or "none"))
+    decided = [a for m in summary["monitoring"] for a in m.actions()]
+    console.print("monitoring actions: " + (", ".join(f"{k} {t}/{s}" for t, s, k in decided) or "none"))
     alerts = rt.config.monitoring.alert_urls(home)
     console.print(f"alerts sent to: {', '.join(alerts) or 'none'}")
     console.print("timeline: .venv/bin/journey-ml models history; reports: .venv/bin/journey-ml reports list")

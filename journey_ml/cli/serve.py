@@ -7,16 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from journey_ml.cli._common import console, fail
 from journey_ml.config import ConfigError
-
-console = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(msg: str) -> None:
-    console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True)
-    raise typer.Exit(1)
 
 
 def serve(
@@ -40,13 +33,13 @@ def serve(
     try:
         rt = Runtime.load(config_path=config)
     except (ConfigError, ValueError, FileNotFoundError) as e:
-        _fail(str(e))
+        fail(str(e))
     if no_auth:
         os.environ["JOURNEY_API_NO_AUTH"] = "1"
         console.print("[bold red]WARNING: authentication is OFF (--no-auth): anyone who can reach "
                       f"{host}:{port} can read and compute scores.[/]", highlight=False)
     elif rt.settings.api_token is None:
-        _fail("JOURNEY_API_TOKEN is not set: set it (clients send 'Authorization: Bearer <token>'), "
+        fail("JOURNEY_API_TOKEN is not set: set it (clients send 'Authorization: Bearer <token>'), "
               "or pass --no-auth to serve without authentication")
     import uvicorn
 

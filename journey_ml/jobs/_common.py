@@ -1,0 +1,80 @@
+"""What every job shares: the schema check, name and time resolution, the fan-out hook."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from sqlalchemy import Engine
+
+from journey_ml.config import JourneyConfig
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# How a job runs independent pieces of work (one per segment, say): ``each(fn, items)``
+# returns ``[fn(i) for i in items]`` in order. Jobs default to `serial`; a flow passes one
+# that submits each call as a Prefect task (thread pool, Dask), the CLI keeps `serial`.
+Each = Callable[[Callable[[T], R], Sequence[T]], list[R]]
+
+
+def serial(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """Run ``fn`` over ``items`` one after the other, in this process."""
+    return [fn(i) for i in items]
+
+
+class JobFailed(RuntimeError):
+    """A job finished with problems (a source that failed, a task that could not train).
+
+    Raised by flows, so Prefect marks the run failed (and retries it where configured);
+    ``result`` is the job's typed result with what did succeed."""
+
+    def __init__(self, message: str, result: object):
+        super().__init__(message)
+        self.result = result
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The warehouse schema is not at the revision this journey-ml needs."""
+
+
+def require_schema(engine: Engine) -> str:
+    """Return the warehouse's revision when it is the newest one shipped, else raise
+    SchemaNotCurrent naming `journey-ml db upgrade`. Nothing is changed: upgrading a
+    production schema is an explicit step (the demo and `make up` do it themselves)."""
+    from journey_ml.db.migrate import current_revision, head_revision
+
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return current
+    where = engine.url.render_as_string(hide_password=True)
+    if current is None:
+        raise SchemaNotCurrent(f"the warehouse at {where} has no schema yet: run `journey-ml db upgrade`")
+    raise SchemaNotCurrent(f"the warehouse at {where} is at schema revision {current}, this journey-ml "
+                           f"needs {head}: run `journey-ml db upgrade`")
+
+
+def resolve_tasks(config: JourneyConfig, tasks: Sequence[str] | None) -> list[str]:
+    """The named tasks (every configured task when none are named), validated before any
+    work starts; ConfigError names an unknown one."""
+    names = list(tasks) if tasks else list(config.tasks)
+    for n in names:
+        config.task(n)
+    return names
+
+
+def utc(t: datetime, what: str) -> datetime:
+    """``t`` in UTC; a naive datetime is taken as UTC (ISO times on the command line and in
+    flow parameters often carry no offset)."""
+    if not isinstance(t, datetime):
+        raise ValueError(f"{what} must be a datetime, got {t!r}")
+    return t.replace(tzinfo=UTC) if t.tzinfo is None or t.utcoffset() is None else t.astimezone(UTC)
+
+
+def resolve_as_of(engine: Engine, as_of: datetime | None) -> tuple[datetime, datetime]:
+    """(as_of, data_end): ``as_of`` defaults to the newest event in the warehouse."""
+    from journey_ml.training import data_end
+
+    end = data_end(engine)
+    return (end if as_of is None else utc(as_of, "as_of")), end

@@ -1,0 +1,109 @@
+"""The training job: for each task, one prepared frame, the global model, then each segment.
+
+This is the one place the task x segment loop is written; the CLI runs it as it is, the
+flow passes an ``each`` that runs the segments as Prefect tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+
+import pandas as pd
+
+from journey_ml.jobs._common import Each, require_schema, resolve_as_of, resolve_tasks, serial
+from journey_ml.runtime import Runtime
+from journey_ml.segments import GLOBAL
+from journey_ml.training import (
+    SegmentOutcome,
+    TrainingData,
+    TrainingError,
+    prepare_training,
+    train_segment,
+)
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    """``tasks``: default every task; ``segments``: default the global model and every
+    segment found in the data; ``as_of``: default the newest event (training dates end
+    where their labels have matured)."""
+
+    tasks: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+    as_of: datetime | None = None
+    actor: str = "journey-ml"
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A task that could not be trained at all (no data, one class ...)."""
+
+    task: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TrainingJobResult:
+    as_of: datetime
+    outcomes: tuple[SegmentOutcome, ...]
+    failures: tuple[TaskFailure, ...] = field(default_factory=tuple)
+    holdout_dates: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and all(o.status != "failed" for o in self.outcomes)
+
+    def by_status(self, status: str) -> list[SegmentOutcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    def problems(self) -> list[str]:
+        """One line per failed task or segment."""
+        return ([f"{f.task}: {f.reason}" for f in self.failures]
+                + [f"{o.task}/{o.segment}: {o.reason}" for o in self.outcomes if o.status == "failed"])
+
+
+def segments_to_train(data: TrainingData, requested: tuple[str, ...] = ()) -> list[str]:
+    """The requested segments, else the global model and every segment in the data; each
+    once (a task without ``segment_by`` has only the global model), global first."""
+    wanted = list(requested) if requested else [GLOBAL, *data.segments()]
+    seen: list[str] = []
+    for s in wanted:
+        if s not in seen:
+            seen.append(s)
+    return sorted(seen, key=lambda s: s != GLOBAL)
+
+
+def _train_one(rt: Runtime, data: TrainingData, actor: str, segment: str) -> SegmentOutcome:
+    return train_segment(data, segment, rt.config, rt.registry, rt.engine, actor=actor)
+
+
+def run_training(rt: Runtime, params: TrainingParams, *, each: Each = serial) -> TrainingJobResult:
+    """Train, log, register and gate every requested segment of every requested task.
+
+    The global model is trained first, then the other segments through ``each`` (they are
+    independent). A task whose frame cannot be built is a `TaskFailure`; a segment-level
+    problem is that segment's outcome. Raises ConfigError for an unknown task and
+    SchemaNotCurrent."""
+    require_schema(rt.engine)
+    names = resolve_tasks(rt.config, params.tasks)
+    as_of, _ = resolve_as_of(rt.engine, params.as_of)
+    outcomes: list[SegmentOutcome] = []
+    failures: list[TaskFailure] = []
+    holdouts: dict[str, tuple[datetime, ...]] = {}
+    for name in names:
+        try:
+            data = prepare_training(rt.engine, rt.config, name, as_of)
+        except TrainingError as e:
+            failures.append(TaskFailure(name, str(e)))
+            continue
+        test = data.frame.loc[data.frame["split"] == "test", "as_of"]
+        holdouts[name] = tuple(sorted({pd.Timestamp(t).to_pydatetime() for t in test.unique()}))
+        segs = segments_to_train(data, params.segments)
+        one = partial(_train_one, rt, data, params.actor)
+        if segs and segs[0] == GLOBAL:
+            outcomes.append(one(GLOBAL))
+            segs = segs[1:]
+        outcomes.extend(each(one, segs))
+    return TrainingJobResult(as_of, tuple(outcomes), tuple(failures), holdouts)
