@@ -91,7 +91,16 @@ def promote(
     as_json: JsonOpt = False,
 ) -> None:
     """Point @production at a version (its artifacts are verified first)."""
-    move = _registry(config, actor).promote(task, segment, version, reason=reason)
+    from journey_ml.registry import NoChange
+
+    try:
+        move = _registry(config, actor).promote(task, segment, version, reason=reason)
+    except NoChange as e:  # idempotent: nothing to do is not an error
+        if as_json:
+            emit_json({"changed": False, "model_name": e.name, "alias": e.alias, "version": e.version})
+        else:
+            out.print(str(e), highlight=False)
+        return
     if as_json:
         emit_json(move.to_dict())
     else:

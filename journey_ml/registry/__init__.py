@@ -17,6 +17,7 @@ from journey_ml.registry._types import (
     ModelNotFound,
     ModelSummary,
     ModelVersionInfo,
+    NoChange,
     NothingToRollBack,
     RegistryError,
     model_name,
@@ -35,5 +36,5 @@ def __getattr__(name: str):
 
 __all__ = ["Registry", "ModelRegistry", "tree_digest", "evaluate_gate", "model_name", "split_model_name",
            "PRODUCTION", "STAGING", "RegistryError", "ModelNotFound", "CorruptModel",
-           "NothingToRollBack", "ModelVersionInfo", "AliasMoveInfo", "GateDecision",
+           "NothingToRollBack", "NoChange", "ModelVersionInfo", "AliasMoveInfo", "GateDecision",
            "ModelSummary", "LoadedModel"]

@@ -60,6 +60,14 @@ class NothingToRollBack(RegistryError, ValueError):
     """The alias has no earlier version to go back to."""
 
 
+class NoChange(RegistryError):
+    """The alias already points at the requested version: nothing was moved or recorded."""
+
+    def __init__(self, name: str, alias: str, version: int):
+        super().__init__(f"{name}@{alias} is already v{version}: nothing changed (no ledger row written)")
+        self.name, self.alias, self.version = name, alias, version
+
+
 @dataclass(frozen=True)
 class ModelVersionInfo:
     """One registered model version, as journey-ml sees it."""

@@ -48,6 +48,7 @@ from journey_ml.registry._types import (
     ModelNotFound,
     ModelSummary,
     ModelVersionInfo,
+    NoChange,
     NothingToRollBack,
     model_name,
     split_model_name,
@@ -527,6 +528,8 @@ class Registry:
                 cur = self._alias(name, alias)
                 current = int(cur.version) if cur is not None else None
                 to_version = target(conn, current) if callable(target) else int(target)
+                if to_version == current:  # a no-op must not enter the ledger (it would break rollback)
+                    raise NoChange(name, alias, to_version)
                 mv = self._version(name, to_version)
                 if verify:
                     with tempfile.TemporaryDirectory(prefix="journey-verify-") as tmp:
@@ -554,7 +557,8 @@ class Registry:
         """Point ``@production`` (or ``alias``) at ``version``, after checking its digest.
 
         ``action`` is what the ledger calls the move (promote, fallback, restore...). Raises
-        ModelNotFound for an unknown model or version, CorruptModel for a corrupted artifact.
+        ModelNotFound for an unknown model or version, CorruptModel for a corrupted artifact,
+        NoChange (writing nothing) when the alias already points at ``version``.
         """
         name = model_name(task, segment)
         self._version(name, version)  # a clear ModelNotFound before taking the lock

@@ -112,3 +112,27 @@ def test_console_script_subprocess(tmp_path):
         "error: journey-conversion-global has no production version: nothing to roll back"]
     assert (tmp_path / "home" / "mlflow.db").is_file() and (tmp_path / "home" / "warehouse.db").is_file()
     assert not (tmp_path / "mlruns").exists()  # nothing written to the working directory
+
+
+def test_no_op_promote_writes_nothing_and_rollback_still_works(env, cli, good_rules):
+    """Issue #9 case 9: `models promote -v 2` while v2 is production wrote a v2 -> v2 ledger row,
+    after which `rollback` said there was nothing to roll back to."""
+    reg = env.registry()
+    task = unique()
+    reg.log_model(good_rules, task=task, segment=SEG)
+    reg.log_model(good_rules, task=task, segment=SEG)
+    reg.promote(task, SEG, 1, reason="first")
+    reg.promote(task, SEG, 2, reason="second")
+    before = [m.id for m in reg.history(task, SEG)]
+
+    r = cli("promote", "--task", task, "--segment", SEG, "--version", "2", "--reason", "again")
+    assert r.exit_code == 0, r.output
+    assert f"journey-{task}-global@production is already v2: nothing changed (no ledger row written)" in r.stdout
+    r = cli("promote", "--task", task, "--segment", SEG, "--version", "2", "--reason", "again", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["changed"] is False
+    assert [m.id for m in reg.history(task, SEG)] == before
+
+    r = cli("rollback", "--task", task, "--segment", SEG, "--reason", "back")
+    assert r.exit_code == 0, r.output
+    assert f"journey-{task}-global@production: v2 -> v1 (rollback: back)" in r.stdout
+    assert reg.production(task, SEG).version == 1
