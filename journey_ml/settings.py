@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     ingest_batch_rows: int = Field(100_000, gt=0, description="Rows per ingestion batch.")
     api_max_body_bytes: int = Field(2_000_000, gt=0, description="Largest request body the API reads (413 above).")
     api_max_events: int = Field(5_000, gt=0, description="Most events one POST /v1/score may carry (422 above).")
+    api_max_header_bytes: int = Field(
+        16_384, gt=1024, description="Largest request line + headers the API server reads (431 above).")
     api_registry_poll_seconds: float = Field(
         30.0, ge=0, description="How often the API re-reads @production from the registry (0: never).")
     api_no_auth: bool = Field(

@@ -43,8 +43,12 @@ def serve(
               "or pass --no-auth to serve without authentication")
     import uvicorn
 
+    from journey_ml.api.server import BoundedHeadH11Protocol
+
+    # h11 with a bounded request head (431 above the limit), not httptools (unbounded)
     uvicorn.run("journey_ml.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=access_log)
+                log_level=log_level, access_log=access_log, http=BoundedHeadH11Protocol,
+                h11_max_incomplete_event_size=rt.settings.api_max_header_bytes)
 
 
 __all__ = ["serve"]

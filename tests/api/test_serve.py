@@ -58,6 +58,8 @@ def test_serve_process_starts_answers_and_stops(tmp_path):
                        headers={"Authorization": "Bearer serve-token"})
         assert r.status_code == 422 and "'a'" in r.json()["detail"]
         assert "journey_api_requests_total" in httpx.get(f"{url}/metrics", timeout=30).text
+        _oversized_heads_get_431_and_bounded_memory(port, proc.pid)
+        assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200  # still serving
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -69,6 +71,50 @@ def test_serve_process_starts_answers_and_stops(tmp_path):
     err = proc.stderr.read()
     assert proc.returncode in (0, -signal.SIGTERM), err[-2000:]
     assert "Traceback" not in err, err[-2000:]
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _send_head(port: int, header_bytes: int) -> bytes:
+    """Send a GET /healthz whose one header has ``header_bytes`` bytes; return the response
+    (empty when the server closed the connection before we could read it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            chunk = b"a" * (1 << 20)
+            sent = 0
+            while sent < header_bytes:
+                n = min(len(chunk), header_bytes - sent)
+                s.sendall(chunk[:n])
+                sent += n
+            s.sendall(b"\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server stopped reading: what we want
+        try:
+            return s.recv(4096)
+        except (ConnectionResetError, TimeoutError):
+            return b""
+
+
+def _oversized_heads_get_431_and_bounded_memory(port: int, pid: int) -> None:
+    """Issue #9 case 7: eight concurrent 50 MB headers got 200 and grew the process by ~85 MB
+    before auth was checked. A head over JOURNEY_API_MAX_HEADER_BYTES gets 431."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    resp = _send_head(port, 64 * 1024)
+    assert resp.startswith(b"HTTP/1.1 431 "), resp[:200]
+    assert b"JOURNEY_API_MAX_HEADER_BYTES" in resp
+    before = _rss_kb(pid)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: _send_head(port, 50 * 1024 * 1024), range(8)))
+    assert all(a == b"" or a.startswith(b"HTTP/1.1 431 ") for a in answers), [a[:80] for a in answers]
+    grown_mb = (_rss_kb(pid) - before) / 1024
+    assert grown_mb < 20, f"the server grew by {grown_mb:.0f} MB reading oversized heads"
 
 
 def test_serve_refuses_without_a_token(tmp_path, monkeypatch):
