@@ -177,9 +177,13 @@ def create_app(runtime=None, *, registry=None, require_auth: bool | None = None,
             poller.stop()
             service.pool.close()
 
-    app = FastAPI(title="journey-ml scoring API", version="1",
-                  description="Scores, reasons and next-best actions from the production models.",
-                  lifespan=lifespan)
+    from fastapi_offline import FastAPIOffline
+
+    # /docs and /redoc assets come from the package, not a CDN: the docs work offline
+    app = FastAPIOffline(title="journey-ml scoring API", version="1",
+                         description="Scores, reasons and next-best actions from the production models.",
+                         lifespan=lifespan, favicon_url=None)
+    _document_tasks(app, list(rt.config.tasks))
     app.add_middleware(_Edge, max_body=s.api_max_body_bytes, metrics=metrics, max_inflight=s.api_max_inflight)
     bearer = HTTPBearer(auto_error=False, description="JOURNEY_API_TOKEN")
 
@@ -265,6 +269,32 @@ def create_app(runtime=None, *, registry=None, require_auth: bool | None = None,
         return svc().committee(account_id, as_of)
 
     return app
+
+
+def _document_tasks(app: FastAPI, tasks: list[str]) -> None:
+    """List the configured tasks as an enum wherever the API takes a task (the schema only:
+    the service still answers an unknown task with 422 naming the configured ones)."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = default()
+        for name, model in (schema.get("components", {}).get("schemas") or {}).items():
+            prop = (model.get("properties") or {}).get("task")
+            if prop is not None and name.startswith("Score"):
+                prop.pop("anyOf", None)
+                prop.update(type="string", enum=tasks)
+        for path in (schema.get("paths") or {}).values():
+            for op in path.values():
+                for p in op.get("parameters") or []:
+                    if p.get("name") == "task":
+                        p["schema"] = {"anyOf": [{"type": "string", "enum": tasks}, {"type": "null"}],
+                                       "title": "Task"}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_env() -> FastAPI:
