@@ -304,6 +304,25 @@ class ScoringService:
 
     # --- readiness ---------------------------------------------------------------------------
 
+    def _missing_production(self, st) -> list[str]:
+        """Production versions the alias ledger records that the registry view does not serve
+        (a deleted or replaced tracking store): an outage, reported by /readyz."""
+        from journey_ml.registry.consistency import ledger_production
+
+        if not self.warmed or (st.last_error and not st.refreshes):
+            return []  # not asked yet, or the registry is unreachable (the fallback's case)
+        out = []
+        try:
+            recorded = ledger_production(self.engine)
+        except Exception:  # noqa: BLE001 - the warehouse problem is reported on its own
+            return []
+        for name, move in sorted(recorded.items()):
+            if name in st.production and st.production[name] != move.to_version:
+                have = st.production[name]
+                out.append(f"the alias ledger says {name}@production is v{move.to_version}, the registry "
+                           + (f"serves v{have}" if have is not None else "has no production version of it"))
+        return out
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """(ready, details): the warehouse answers and every task knows what scores it."""
         problems: list[str] = []
@@ -332,6 +351,8 @@ class ScoringService:
                              "loaded": loaded,
                              "serves": "this version" if loaded else "the next step of the fallback ladder"}
             tasks[t] = segs
+        missing = self._missing_production(st)
+        problems += [f"registry outage: {m}" for m in missing]
         registry = {"refreshed_at": st.refreshed_at.isoformat() if st.refreshed_at else None,
                     "last_error": st.last_error, "refreshes": st.refreshes, "failures": st.failures}
         if st.last_error and not st.refreshes:

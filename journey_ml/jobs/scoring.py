@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from journey_ml.jobs._common import require_schema, resolve_as_of, resolve_tasks, utc
+from journey_ml.registry.consistency import RegistryOutage, missing_production
 from journey_ml.runtime import Runtime
 from journey_ml.scoring import ScoreRunResult, open_registry, score_task
 
@@ -32,6 +33,19 @@ class ScoringJobResult:
         return sum(r.rows_written for r in self.runs)
 
 
+def _refuse_on_outage(rt: Runtime, registry, tasks: list[str]) -> None:
+    """An empty or replaced tracking store is an outage, not a reason to fall back: refuse
+    before overwriting the stored scores. (An unreachable registry is the ladder's case.)"""
+    missing = []
+    for t in tasks:
+        try:
+            missing += missing_production(rt.engine, registry, t)
+        except Exception:  # noqa: BLE001 - unreachable: the fallback ladder handles and reports it
+            return
+    if missing:
+        raise RegistryOutage(missing)
+
+
 def run_scoring(rt: Runtime, params: ScoringParams) -> ScoringJobResult:
     """Score every requested task as of T (one run id for all); an unreachable registry
     degrades to built-in rules, and every score says which mode produced it. Raises
@@ -40,6 +54,7 @@ def run_scoring(rt: Runtime, params: ScoringParams) -> ScoringJobResult:
     names = resolve_tasks(rt.config, params.tasks)
     as_of, _ = resolve_as_of(rt.engine, params.as_of)
     registry = open_registry(lambda: rt.registry)
+    _refuse_on_outage(rt, registry, names)
     run_id = str(uuid.uuid4())
     scored_at = utc(params.scored_at, "scored_at")
     runs = tuple(score_task(rt.engine, registry, rt.config, n, as_of, run_id=run_id, scored_at=scored_at)
