@@ -15,7 +15,13 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from journey_ml.registry import ledger
-from journey_ml.registry._types import PRODUCTION, AliasMoveInfo, ModelNotFound, RegistryError, split_model_name
+from journey_ml.registry._types import (
+    PRODUCTION,
+    AliasMoveInfo,
+    ModelNotFound,
+    RegistryError,
+    split_model_name,
+)
 
 
 @dataclass(frozen=True)
