@@ -42,6 +42,20 @@ app.add_typer(config_app, name="config")
 app.add_typer(features_app, name="features")
 
 
+@app.callback()
+def _options(verbose: Annotated[bool, typer.Option("--verbose", help="Also show MLflow's download "
+                                                   "progress bars and INFO logs (hidden by default).")] = False
+             ) -> None:
+    """Predictive customer journey mapping: ingest, features, models, scores."""
+    if verbose:
+        import logging
+        import os
+
+        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "true"
+        os.environ["MLFLOW_LOGGING_LEVEL"] = "INFO"
+        logging.basicConfig(level=logging.INFO)
+
+
 def _mount() -> None:
     from journey_ml.cli.models import models_app
     from journey_ml.cli.monitor import monitor, reports_app

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from journey_ml.cli._common import console, fail
+from journey_ml.cli._common import console, fail, quiet_mlflow
 from journey_ml.config import ConfigError
 
 
@@ -28,6 +28,7 @@ def serve(
 
     for k, v in (("DO_NOT_TRACK", "1"), ("MLFLOW_DISABLE_TELEMETRY", "true")):
         os.environ.setdefault(k, v)
+    quiet_mlflow()  # the API's log is ours: no download bars or MLflow INFO lines (--verbose shows them)
     if config is not None:
         os.environ["JOURNEY_CONFIG_PATH"] = str(config.resolve())
     try:
