@@ -122,7 +122,7 @@ def read_columns(path: Path, fmt: str) -> list[str]:
     if fmt == "csv":
         with path.open("rb") as f:
             head = f.read(1 << 16).decode("utf-8-sig", errors="replace")
-        first = next(csv.reader(io.StringIO(head)), None)
+        first = next(csv.reader(io.StringIO(head, newline=None)), None)
         if not first or all(not column_key(c) for c in first):
             raise SourceFileError(f"{path}: empty header row")
         return _unique(path, [column_key(c) for c in first], "in header")
@@ -181,7 +181,7 @@ def _csv_batches(path: Path, batch_rows: int, null_values: list[str]) -> Iterato
     pending_bad: list[BadRow] = []
 
     def _invalid(row: pacsv.InvalidRow) -> str:
-        fields = next(csv.reader(io.StringIO(row.text)), [])
+        fields = next(csv.reader(io.StringIO(row.text, newline=None)), [])
         pending_bad.append(BadRow(
             row_number=0,  # numbered by _CsvLines: Arrow does not know it
             reason=f"expected {row.expected_columns} columns, got {row.actual_columns}",
@@ -321,7 +321,9 @@ class _CsvLines:
         """(has the header's width, starting line) of every row after the header."""
         if csv.field_size_limit() < 1 << 30:
             csv.field_size_limit(min(sys.maxsize, 1 << 31))  # a cell as large as Arrow allows
-        with self.path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        # universal newlines: \n, \r\n and a lone \r each end one line, as for Arrow (values
+        # are not kept, only fields counted, so translating their line breaks is harmless)
+        with self.path.open(encoding="utf-8-sig", errors="surrogateescape") as f:
             reader = csv.reader(f)
             end = 0
             header = True

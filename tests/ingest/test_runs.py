@@ -66,7 +66,7 @@ def _kill(engine, proc: subprocess.Popen) -> None:
 
 def _runs(engine) -> dict[str, dict]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT * FROM ingest_runs")).mappings().all()
+        rows = conn.execute(sa.select(IngestRun.__table__)).mappings().all()
     return {r["run_id"]: dict(r) for r in rows}
 
 
@@ -157,3 +157,40 @@ def _dead_pid() -> int:
     except ProcessLookupError:
         return p.pid
     raise AssertionError("pid reused immediately")  # pragma: no cover
+
+
+def test_case10_a_run_proves_it_is_alive_while_it_works(engine):
+    """The holder itself: a heartbeat that moves (SQLite), a lock the server sees (PostgreSQL)."""
+    from itertools import count as ticks
+
+    from journey_ml.ingest.runs import RunLease
+
+    start = datetime(2026, 7, 1, tzinfo=UTC)
+    tick = ticks()
+    lease = RunLease(engine, "r-1", clock=lambda: start + timedelta(seconds=next(tick)), interval=0.02)
+    lease.acquire()
+    with engine.begin() as conn:
+        conn.execute(IngestRun.__table__.insert().values(
+            run_id="r-1", source="web", kind="events", status="running", started_at=start, files=0,
+            rows_read=0, rows_loaded=0, rows_duplicate=0, rows_rejected=0, rows_suppressed=0,
+            holder="h:1", heartbeat_at=start))
+    lease.start_heartbeat()
+    try:
+        deadline = time.monotonic() + 20
+        if engine.dialect.name == "postgresql":
+            held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            with engine.connect() as conn:
+                assert conn.execute(sa.text(held)).scalar_one() == 1
+        else:
+            while _runs(engine)["r-1"]["heartbeat_at"] < start + timedelta(seconds=2):
+                assert time.monotonic() < deadline, "the heartbeat never moved"
+                time.sleep(0.02)
+    finally:
+        lease.release()
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(held)).scalar_one() == 0
+    else:  # stopped: no beat after release
+        last = _runs(engine)["r-1"]["heartbeat_at"]
+        time.sleep(0.1)
+        assert _runs(engine)["r-1"]["heartbeat_at"] == last
