@@ -11,11 +11,12 @@ import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from journey_ml.schemas import CONTRACTS, STAGES, Kind
+from journey_ml.schemas import CONTRACTS, STAGES, Kind, column_key
 
 DEFAULT_CONFIG_NAME = "default_config.yaml"
 
@@ -46,6 +47,11 @@ class PiiConfig(_Strict):
     hash: list[str] = Field(default_factory=list)
     drop: list[str] = Field(default_factory=list)
 
+    @field_validator("hash", "drop")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        return [column_key(n) for n in v]
+
     @model_validator(mode="after")
     def _disjoint(self) -> PiiConfig:
         both = set(self.hash) & set(self.drop)
@@ -65,8 +71,14 @@ class SourceConfig(_Strict):
     columns: dict[str, str] = Field(default_factory=dict)
     # constant values for contract fields the export does not carry (e.g. channel: web)
     defaults: dict[str, Any] = Field(default_factory=dict)
-    # timezone assumed for timestamps without an offset
+    # timezone assumed for timestamps without an offset (a date alone is local midnight)
     timezone: str = "UTC"
+    # how timestamps are written: ISO 8601 text, or numbers of seconds / milliseconds
+    # since 1970-01-01 UTC (numbers are rejected unless declared here)
+    timestamp_format: Literal["iso", "epoch_s", "epoch_ms"] = "iso"
+    # rows without an id that are exact copies of each other: one event ("merge"), or one
+    # event per row ("keep": the row's ordinal in its file joins the derived id)
+    identical_rows: Literal["merge", "keep"] = "merge"
     pii: PiiConfig = Field(default_factory=PiiConfig)
     # unmapped columns: kept in properties/attributes ("keep") or discarded ("drop")
     extra_columns: Literal["keep", "drop"] = "keep"
@@ -74,6 +86,21 @@ class SourceConfig(_Strict):
     null_values: list[str] = Field(default_factory=lambda: ["", "NULL", "null", "NA", "N/A"])
     # values of a boolean column that mean true (case-insensitive)
     true_values: list[str] = Field(default_factory=lambda: ["true", "1", "yes", "y", "t"])
+
+    @field_validator("columns")
+    @classmethod
+    def _column_names(cls, v: dict[str, str]) -> dict[str, str]:
+        return {k: column_key(c) for k, c in v.items()}
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name such as "
+                             "Europe/Paris or America/New_York)") from None
+        return v
 
     @model_validator(mode="after")
     def _known_fields(self) -> SourceConfig:
@@ -96,6 +123,9 @@ class IngestConfig(_Strict):
     # incremental runs re-read files changed within this window before the watermark
     overlap_hours: int = Field(72, ge=0)
     unknown_event_types: Literal["keep", "reject"] = "keep"
+    # a run is abandoned (killed) when its holder is gone: on PostgreSQL its session lock,
+    # on SQLite its process on this host, or its heartbeat for this long (other hosts)
+    stale_run_minutes: int = Field(10, ge=1)
 
 
 class SimulationConfig(_Strict):

@@ -5,19 +5,23 @@ snapshots, scores) add their tables there, and a test checks that every warehous
 with a ``contact_id``/``account_id`` column is covered. One transaction deletes the rows,
 writes a tombstone (a keyed hash, so a re-ingest of an old export cannot bring the subject
 back) and an erasure record that holds no personal data.
+
+Ids are compared exactly (``0035e00000ABCDE`` is not ``0035e00000AbCdE``; see
+:mod:`journey_ml.ingest.pii` for the one place that says how values are compared).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Connection, Engine, delete, or_, select
+from sqlalchemy import Connection, Engine, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from journey_ml.db.models import Base, Contact, ErasureLog, QuarantineRow, Tombstone
-from journey_ml.ingest.pii import subject_hash
+from journey_ml.db.models import Account, Base, Contact, ErasureLog, QuarantineRow, Tombstone
+from journey_ml.ingest.pii import TOMBSTONE_HASHES, Match, subject_hash
 
 SubjectKind = Literal["contact", "account"]
 
@@ -43,6 +47,9 @@ class ErasureResult:
     subject_hash: str
     rows_deleted: dict[str, int] = field(default_factory=dict)
     contacts_erased: int = 0  # for an account: the people of its buying committee
+    # stored ids equal to the requested one but for letter case (ids are compared exactly,
+    # so these were NOT erased; a request that deleted nothing may have a typo in the case)
+    case_variants: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -76,6 +83,7 @@ def forget(engine: Engine, kind: SubjectKind, subject_id: str, *, salt: str, act
                 _erase(conn, "contact", cid, salt, at, result.rows_deleted)
             result.contacts_erased = len(contact_ids)
         _erase(conn, kind, subject_id, salt, at, result.rows_deleted)
+        result.case_variants = _case_variants(conn, kind, subject_id)
         conn.execute(ErasureLog.__table__.insert().values(
             subject_hash=h, subject_kind=kind, erased_at=at, actor=actor,
             rows_deleted=dict(result.rows_deleted)))
@@ -89,22 +97,43 @@ def _erase(conn: Connection, kind: str, subject_id: str, salt: str, at: datetime
         table = tables[table_name]
         cond = table.c[column] == subject_id
         if table_name == QuarantineRow.__tablename__:
-            # rejected rows may carry the id only inside the raw text
-            cond = or_(cond, table.c.raw.contains(f'"{subject_id}"', autoescape=True))
+            # rejected rows may carry the id only inside the raw text; found case-sensitively
+            # (SQLite's LIKE ignores letter case: it would take another person's rows)
+            find = func.strpos if conn.dialect.name == "postgresql" else func.instr
+            cond = or_(cond, find(table.c.raw, f'"{subject_id}"') > 0)
         n = conn.execute(delete(table).where(cond)).rowcount
         counts[table_name] = counts.get(table_name, 0) + n
     h = subject_hash(kind, subject_id, salt)
     ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(Tombstone)
-    conn.execute(ins.values(subject_hash=h, subject_kind=kind, erased_at=at)
+    conn.execute(ins.values(subject_hash=h, subject_kind=kind, erased_at=at, hash_form=Match.exact.value)
                  .on_conflict_do_nothing(index_elements=["subject_hash"]))
 
 
+def _case_variants(conn: Connection, kind: str, subject_id: str) -> list[str]:
+    """Stored ids of ``kind`` that equal ``subject_id`` ignoring letter case (but are not it)."""
+    column = Contact.contact_id if kind == "contact" else Account.account_id
+    return sorted(conn.execute(select(column).where(
+        func.lower(column) == subject_id.lower(), column != subject_id)).scalars())
+
+
+def erased_subjects(conn: Connection, subjects: Iterable[tuple[str, str]], salt: str) -> set[tuple[str, str]]:
+    """The (kind, id) pairs among ``subjects`` that a tombstone of either form covers."""
+    keys: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (form, hash) -> subjects
+    for kind, sid in set(subjects):
+        for form, hash_of in TOMBSTONE_HASHES.items():
+            keys.setdefault((form.value, hash_of(kind, sid, salt)), set()).add((kind, sid))
+    if not keys:
+        return set()
+    hits = conn.execute(select(Tombstone.hash_form, Tombstone.subject_hash).where(
+        Tombstone.subject_hash.in_({h for _, h in keys}))).all()
+    return {s for form, h in hits for s in keys.get((form, h), set())}
+
+
 def is_erased(engine: Engine, kind: SubjectKind, subject_id: str, *, salt: str) -> bool:
-    """Whether a tombstone exists for this subject."""
-    h = subject_hash(kind, subject_id, salt)
+    """Whether a tombstone (exact, or a legacy case-folded one) covers this subject."""
     with engine.connect() as conn:
-        return conn.execute(select(Tombstone.subject_hash).where(Tombstone.subject_hash == h)).first() is not None
+        return bool(erased_subjects(conn, [(kind, subject_id)], salt))
 
 
-__all__ = ["forget", "is_erased", "register_subject_table", "ErasureResult", "ErasureError",
-           "SUBJECT_COLUMNS"]
+__all__ = ["forget", "is_erased", "erased_subjects", "register_subject_table",
+           "ErasureResult", "ErasureError", "SUBJECT_COLUMNS"]

@@ -13,6 +13,16 @@ from enum import StrEnum
 CONTRACT_VERSION = "events-v1"
 
 
+def column_key(name: str) -> str:
+    """A column name as it is matched: without a byte-order mark and surrounding whitespace.
+
+    Spreadsheets saving "CSV UTF-8" put a BOM before the first header, so ``\ufeffEmail``
+    must still be the configured ``Email``. Applied to every reader's names and to every
+    column name in the configuration, so both sides of a match are normalised the same way.
+    """
+    return name.replace("\ufeff", "").strip()
+
+
 class Kind(StrEnum):
     """What a source delivers."""
 

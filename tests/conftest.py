@@ -77,6 +77,20 @@ def engine(request, tmp_path: Path) -> Iterator[sa.Engine]:
     eng.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_db_url(request, tmp_path: Path) -> Iterator[str]:
+    """The URL of a brand-new, never-migrated warehouse (SQLite file or PostgreSQL database)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    name = f"journey_fresh_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def pg_engine(pg_url: str) -> Iterator[sa.Engine]:
     eng = make_engine(pg_url)

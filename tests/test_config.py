@@ -29,6 +29,12 @@ def test_packaged_default_config_is_valid():
     ("sources: [{name: web, kind: clicks, path: x}]\n", "cfg.yaml: sources.0.kind: Input should be"),
     ("sources: [{name: a, kind: events, path: x}, {name: a, kind: events, path: y}]\n", "source names must be unique"),
     ("pii: {hash: [email], drop: [email]}\n", "columns both hashed and dropped: ['email']"),
+    ("sources: [{name: web, kind: events, path: x, timezone: America/Newyork}]\n",
+     "cfg.yaml: sources.0.timezone: Value error, unknown timezone 'America/Newyork'"),
+    ("sources: [{name: web, kind: events, path: x, timestamp_format: unix}]\n",
+     "cfg.yaml: sources.0.timestamp_format: Input should be 'iso', 'epoch_s' or 'epoch_ms'"),
+    ("sources: [{name: web, kind: events, path: x, identical_rows: drop}]\n",
+     "cfg.yaml: sources.0.identical_rows: Input should be 'merge' or 'keep'"),
     ("- just\n- a list\n", "cfg.yaml: the top level must be a mapping"),
     ("taxonomy: [unclosed\n", "cfg.yaml: not valid YAML"),
 ])
@@ -82,3 +88,14 @@ def test_monitoring_paths_are_absolute_for_a_relative_home():
     d = cfg.monitoring.resolve_dir(Path(".journey"))
     assert d.is_absolute() and d == (Path(".journey") / "reports").resolve()
     assert all(u.startswith("file:///") for u in cfg.monitoring.alert_urls(Path(".journey")) if u.startswith("file:"))
+
+
+def test_column_names_in_the_config_are_normalised_like_the_exports():
+    """Issue #9 case 1: a BOM or spaces around a name match the export's cleaned header."""
+    cfg = parse_config({"pii": {"hash": [" Email"], "drop": ["\ufeffnotes "]},
+                        "sources": [{"name": "web", "kind": "events", "path": "x",
+                                     "columns": {"event_id": "\ufeffid ", "occurred_at": " ts"},
+                                     "pii": {"hash": ["Phone "]}}]}, "cfg.yaml")
+    src = cfg.source("web")
+    assert (src.column_for("event_id"), src.column_for("occurred_at")) == ("id", "ts")
+    assert (cfg.pii.hash, cfg.pii.drop, src.pii.hash) == (["Email"], ["notes"], ["Phone"])

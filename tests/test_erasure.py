@@ -90,3 +90,59 @@ def test_every_table_holding_people_is_covered_by_erasure():
                 assert SUBJECT_COLUMNS[kind].get(table.name) == f"{kind}_id", (table.name, kind)
             if "entity_id" in table.c:
                 assert SUBJECT_COLUMNS[kind].get(table.name) == "entity_id", (table.name, kind)
+
+
+# --- issue #9 case 3: tombstones ignore letter case ---------------------------------------
+
+UPPER, MIXED = "0035e00000ABCDE", "0035e00000AbCdE"  # two people: Salesforce ids are case-sensitive
+
+
+def _load_two(engine, tmp_path):
+    write(tmp_path / "contacts.csv", "ContactId,AccountId,Email,FullName,BuyingRole,OptedOut\n"
+          f"{UPPER},acme,u@x.com,U Pper,economic_buyer,false\n"
+          f"{MIXED},acme,m@x.com,M Ixed,end_user,false\n")
+    write(tmp_path / "web" / "a.csv", HEADER
+          + f"e1,2026-01-05T10:00:00Z,{UPPER},acme,page_view,,,\n"
+          + f"e2,2026-01-05T10:00:00Z,{MIXED},acme,page_view,,,\n"
+          + f"e3,not-a-date,{MIXED},acme,page_view,,,\n")
+    cfg = make_config(CONTACTS, WEB)
+    run(engine, cfg, tmp_path, source="crm_contacts")
+    run(engine, cfg, tmp_path, source="web")
+    return cfg
+
+
+def _reingest(engine, cfg, tmp_path):
+    for p in (tmp_path / "contacts.csv", tmp_path / "web" / "a.csv"):
+        p.write_text(p.read_text() + "\n")  # a new export with the same rows
+    return run(engine, cfg, tmp_path, source="crm_contacts"), run(engine, cfg, tmp_path, source="web")
+
+
+def test_case03_tombstones_compare_ids_exactly(engine, tmp_path):
+    cfg = _load_two(engine, tmp_path)
+    res = forget(engine, "contact", UPPER, salt=SALT, actor="dpo", at=AT)
+    assert res.rows_deleted["contacts"] == 1 and res.rows_deleted["events"] == 1
+    # the other person, whose id differs only in letter case, is untouched ...
+    assert _mentions(engine, UPPER) == [] and set(_mentions(engine, MIXED)) >= {"contacts", "events", "quarantine"}
+    assert not is_erased(engine, "contact", MIXED, salt=SALT)
+    # ... and is not suppressed by the tombstone when their rows arrive again
+    c, w = _reingest(engine, cfg, tmp_path)
+    assert (c.rows_suppressed, w.rows_suppressed) == (1, 1)
+    assert _mentions(engine, UPPER) == []
+    assert count(engine, "contacts") == 1 and count(engine, "events") == 1
+
+
+def test_case03_forgetting_an_id_in_the_wrong_case_says_so_and_blocks_nobody(engine, tmp_path):
+    cfg = _load_two(engine, tmp_path)
+    res = forget(engine, "contact", UPPER.lower(), salt=SALT, actor="dpo", at=AT)
+    assert res.total == 0
+    # the result names the ids that differ only in letter case, so the operator can retry
+    assert sorted(res.case_variants) == [UPPER, MIXED]
+    c, w = _reingest(engine, cfg, tmp_path)
+    assert (c.rows_suppressed, w.rows_suppressed) == (0, 0)
+
+
+def test_case03_quarantine_raw_text_is_matched_exactly_on_both_backends(engine, tmp_path):
+    _load_two(engine, tmp_path)
+    forget(engine, "contact", UPPER, salt=SALT, actor="dpo", at=AT)
+    # the rejected row of the other person (SQLite's LIKE ignores case) is still there
+    assert count(engine, "quarantine") == 1

@@ -26,8 +26,9 @@ from journey_ml.api.models import ScoreRequest
 from journey_ml.api.registry_view import RegistryView, candidate_segments
 from journey_ml.api.scratch import ScratchPool
 from journey_ml.config import ConfigError, JourneyConfig
-from journey_ml.db.models import Account, Contact, Tombstone
-from journey_ml.ingest.pii import keyed_hash, subject_hash
+from journey_ml.db.models import Account, Contact
+from journey_ml.erasure import erased_subjects
+from journey_ml.ingest.pii import keyed_hash
 from journey_ml.registry._types import model_name
 from journey_ml.scoring.batch import compute_scores
 from journey_ml.scoring.committee import committee_view
@@ -148,14 +149,9 @@ class ScoringService:
         return out or None
 
     def _erased(self, contact_ids: set[str], account_ids: set[str]) -> set[tuple[str, str]]:
-        subjects = {subject_hash("contact", c, self.salt): ("contact", c) for c in contact_ids}
-        subjects |= {subject_hash("account", a, self.salt): ("account", a) for a in account_ids}
-        if not subjects:
-            return set()
-        t = Tombstone.__table__
+        subjects = {("contact", c) for c in contact_ids} | {("account", a) for a in account_ids}
         with self.engine.connect() as conn:
-            hit = conn.execute(sa.select(t.c.subject_hash).where(t.c.subject_hash.in_(list(subjects)))).scalars()
-            return {subjects[h] for h in hit}
+            return erased_subjects(conn, subjects, self.salt)
 
     def _rows(self, req: ScoreRequest, entity: str, now: datetime) -> dict[str, list[dict[str, Any]]]:
         eid = req.entity_id

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -20,10 +22,44 @@ def _config(engine: Engine) -> Config:
     return cfg
 
 
+# pg_advisory_xact_lock key of "migrating this database" (any constant; the ingest run
+# locks use the two-key form, a separate key space)
+_MIGRATION_LOCK = 0x6A6D6C5F6D696772  # "jml_migr"
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """One transaction that holds the database's migration lock until it commits.
+
+    Two first-time commands used to race on a fresh database (both saw no
+    ``alembic_version`` and both created it: UniqueViolation). Now the second waits for the
+    first to commit, then finds the schema at head and does nothing. PostgreSQL: a
+    transaction-level advisory lock; SQLite: ``BEGIN IMMEDIATE`` (the write lock, which also
+    makes the migration's DDL one transaction instead of autocommitted statements).
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.connection.driver_connection.rollback()
+                raise
+            conn.connection.driver_connection.commit()
+            return
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            yield conn
+
+
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
-    """Apply migrations up to ``revision`` and return the revision now current."""
+    """Apply migrations up to ``revision`` and return the revision now current.
+
+    Safe to call from several processes at once (see ``_migrating``).
+    """
     cfg = _config(engine)
-    with engine.begin() as conn:
+    with _migrating(engine) as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
     return current_revision(engine)
@@ -32,7 +68,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
 def downgrade(engine: Engine, revision: str) -> str | None:
     """Revert migrations down to ``revision`` ("base" for an empty database)."""
     cfg = _config(engine)
-    with engine.begin() as conn:
+    with _migrating(engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)
     return current_revision(engine)

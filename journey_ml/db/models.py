@@ -166,7 +166,7 @@ class IngestRun(Base):
     run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     source: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed
+    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed | abandoned
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     files: Mapped[int] = mapped_column(Integer, default=0)
@@ -177,7 +177,13 @@ class IngestRun(Base):
     rows_suppressed: Mapped[int] = mapped_column(BigInteger, default=0)
     unknown_event_types: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     watermark: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)  # also why a run was marked abandoned
+    # who runs it ("host:pid") and when it last said so: a later run marks the row
+    # abandoned when the holder is gone (see journey_ml.ingest.runs)
+    holder: Mapped[str | None] = mapped_column(String(300))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_ingest_runs_status", "status"),)
 
 
 class IngestBatch(Base):
@@ -214,6 +220,10 @@ class QuarantineRow(Base):
     contact_id: Mapped[str | None] = mapped_column(Key(), index=True)
     account_id: Mapped[str | None] = mapped_column(Key(), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # the physical line of the file where the row starts (1 = a CSV's header); row_number is
+    # the row's ordinal among the file's rows. NULL for Parquet (no lines) and rows from
+    # before migration 0005
+    line_number: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Tombstone(Base):
@@ -224,6 +234,9 @@ class Tombstone(Base):
     subject_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     subject_kind: Mapped[str] = mapped_column(String(16))
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # how the id was hashed (journey_ml.ingest.pii.Match): "exact", or "casefold" for the
+    # tombstones written before ids were compared exactly (migration 0005)
+    hash_form: Mapped[str] = mapped_column(String(16), default="exact")
 
 
 class ErasureLog(Base):

@@ -61,7 +61,8 @@ def apply_batch(conn: Connection, kind: Kind, prepared: PreparedBatch, *, run_id
     if len(prepared.rejects):
         recs = [
             {"run_id": run_id, "source": source, "file": file, "created_at": applied_at,
-             "row_number": int(r.row_number), "reason": str(r.reason), "raw": str(r.raw),
+             "row_number": int(r.row_number), "line_number": _opt_int(r.line_number),
+             "reason": str(r.reason), "raw": str(r.raw),
              "contact_id": _opt(r.contact_id), "account_id": _opt(r.account_id)}
             for r in prepared.rejects.itertuples(index=False)
         ]
@@ -149,7 +150,12 @@ def _csv_bytes(frame: pd.DataFrame) -> memoryview:
 
 
 def _opt(v: object) -> str | None:
-    return None if v is None or (isinstance(v, float) and v != v) else str(v)
+    """Text, or None for every kind of missing (None, NaN, pd.NA: never the text '<NA>')."""
+    return None if v is None or pd.isna(v) else str(v)
+
+
+def _opt_int(v: object) -> int | None:
+    return None if v is None or pd.isna(v) else int(v)
 
 
 def _stage_table(table: Table) -> Table:

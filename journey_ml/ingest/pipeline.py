@@ -7,7 +7,9 @@
 * every row read is loaded, a duplicate, rejected (quarantined with a reason) or
   suppressed (an erased subject): ``read == loaded + duplicate + rejected + suppressed``;
 * a batch is applied in one transaction together with its ledger row, exactly once: a
-  failure leaves no partial batch, and re-running skips batches already applied.
+  failure leaves no partial batch, and re-running skips batches already applied;
+* a run holds its ``ingest_runs`` row while it works; a killed run's row is marked
+  ``abandoned`` by the next run (see :mod:`journey_ml.ingest.runs`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from journey_ml.config import JourneyConfig, SourceConfig
 from journey_ml.db.models import IngestBatch, IngestRun, Tombstone
 from journey_ml.ingest.load import CopyPayload, apply_batch, batch_applied, encode_copy_payload
+from journey_ml.ingest.pii import Tombstones
 from journey_ml.ingest.readers import (
     RawBatch,
     SourceFileError,
@@ -41,6 +44,7 @@ from journey_ml.ingest.readers import (
     read_batches,
     read_columns,
 )
+from journey_ml.ingest.runs import AbandonedRun, RunLease, holder_name, sweep_abandoned, utc_now
 from journey_ml.ingest.validate import TABLES, PreparedBatch, ValidationContext, prepare_batch
 from journey_ml.schemas import CONTRACT_VERSION, CONTRACTS, Kind
 
@@ -79,6 +83,8 @@ class IngestResult:
     watermark: datetime | None = None
     seconds: float = 0.0
     error: str | None = None
+    # earlier runs found dead when this one started (marked "abandoned" in ingest_runs)
+    abandoned: list[AbandonedRun] = field(default_factory=list)
 
     @property
     def balanced(self) -> bool:
@@ -89,6 +95,7 @@ class IngestResult:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["watermark"] = self.watermark.isoformat() if self.watermark else None
+        d["abandoned"] = [{**asdict(a), "started_at": a.started_at.isoformat()} for a in self.abandoned]
         d["balanced"] = self.balanced
         return d
 
@@ -116,11 +123,13 @@ def ingest_source(
     incremental: bool = False,
     progress: Callable[[Progress], None] | None = None,
     parallel_loads: int = 1,
+    clock: Callable[[], datetime] = utc_now,
 ) -> IngestResult:
     """Ingest every file of one configured source into the warehouse.
 
     ``received_at`` (UTC-aware) is the ingestion time: the reference for rejecting future
-    timestamps and the ledger's clock. Raises IngestError (after recording the failed
+    timestamps and the ledger's clock. ``clock`` is the wall clock, used only to tell live
+    runs from dead ones (heartbeats). Raises IngestError (after recording the failed
     run) when a file cannot be read or the database fails; batches applied before the
     failure stay applied and are skipped by the next run.
     """
@@ -129,8 +138,27 @@ def ingest_source(
         raise ValueError("received_at must be timezone-aware (UTC)")
     started = time.perf_counter()
     result = IngestResult(run_id=str(uuid.uuid4()), source=src.name, kind=str(src.kind))
-    _record_run_start(engine, result, received_at)
+    lease = RunLease(engine, result.run_id, clock)
+    lease.acquire()  # before the row exists, so no later run can see it unheld
     try:
+        _record_run_start(engine, result, received_at, clock())
+        lease.start_heartbeat()
+        result = _run(engine, config, src, result, lease, data_dir=data_dir, salt=salt,
+                      received_at=received_at, batch_rows=batch_rows, incremental=incremental,
+                      progress=progress, parallel_loads=parallel_loads, clock=clock, started=started)
+    finally:
+        lease.release()
+    return result
+
+
+def _run(engine: Engine, config: JourneyConfig, src: SourceConfig, result: IngestResult,
+         lease: RunLease, *, data_dir: Path, salt: str, received_at: datetime, batch_rows: int,
+         incremental: bool, progress: Callable[[Progress], None] | None, parallel_loads: int,
+         clock: Callable[[], datetime], started: float) -> IngestResult:
+    try:
+        result.abandoned = sweep_abandoned(
+            engine, own_run_id=result.run_id, now=clock(), finished_at=received_at,
+            stale_after=timedelta(minutes=config.ingest.stale_run_minutes))
         files = _preflight(src, _resolve(src, data_dir))
         if incremental:
             files, skipped = _recent_files(engine, src, files, config.ingest.overlap_hours)
@@ -145,7 +173,7 @@ def ingest_source(
             unknown_event_types=config.ingest.unknown_event_types,
             pii_hash=frozenset(config.pii.hash),
             pii_drop=frozenset(config.pii.drop),
-            tombstones=_tombstones(engine),
+            tombstones=_tombstones(engine, salt),
         )
         applied = _applied_keys(engine, src.name)
         unknown: Counter = Counter()
@@ -205,6 +233,7 @@ def ingest_source(
     except Exception as e:  # the database or the disk failed: record it, then report
         result.status, result.error, cause = "failed", f"{type(e).__name__}: {e}", e
     result.seconds = time.perf_counter() - started
+    lease.stop_heartbeat()  # before the end is written; the lock is held until after it
     _record_run_end(engine, result, received_at)
     if result.status == "failed":
         raise IngestError(f"source {src.name!r}: {result.error}", result) from cause
@@ -406,9 +435,9 @@ def _count_applied(result: IngestResult, src: SourceConfig, prepared: PreparedBa
             result.watermark = latest
 
 
-def _tombstones(engine: Engine) -> frozenset[str]:
+def _tombstones(engine: Engine, salt: str) -> Tombstones:
     with engine.connect() as conn:
-        return frozenset(conn.execute(select(Tombstone.subject_hash)).scalars())
+        return Tombstones.from_rows(conn.execute(select(Tombstone.subject_hash, Tombstone.hash_form)), salt)
 
 
 def _applied_keys(engine: Engine, source: str) -> set[str]:
@@ -433,11 +462,11 @@ def _recent_files(engine: Engine, src: SourceConfig, files: list[tuple[Path, str
     return keep, len(files) - len(keep)
 
 
-def _record_run_start(engine: Engine, result: IngestResult, at: datetime) -> None:
+def _record_run_start(engine: Engine, result: IngestResult, at: datetime, now: datetime) -> None:
     with engine.begin() as conn:
         conn.execute(IngestRun.__table__.insert().values(
             run_id=result.run_id, source=result.source, kind=result.kind, status="running",
-            started_at=at))
+            started_at=at, holder=holder_name(), heartbeat_at=now))
 
 
 def _record_run_end(engine: Engine, result: IngestResult, at: datetime) -> None:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from journey_ml.config import SourceConfig, TaxonomyEntry
 from journey_ml.db.models import Account, Contact, Event, Outcome
-from journey_ml.ingest.pii import apply_pii, hash_series, subject_hash
+from journey_ml.ingest.pii import Tombstones, apply_pii, hash_series
 from journey_ml.ingest.readers import STRING, BadRow, RawBatch
 from journey_ml.schemas import CONTRACTS, Contract, DType, Kind
 
@@ -28,7 +28,13 @@ TABLES = {Kind.events: Event.__table__, Kind.outcomes: Outcome.__table__,
           Kind.accounts: Account.__table__, Kind.contacts: Contact.__table__}
 
 FALSE_VALUES = ("false", "0", "no", "n", "f")
-_OFFSET = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
+# a time of day followed by a UTC offset or Z (a date's "-05" is not an offset)
+_HAS_OFFSET = r"[T ]\d{2}(?::?\d{2}){0,2}(?:[.,]\d+)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+_UTC_SUFFIX = r"\s*(?:[Uu][Tt][Cc]|[Gg][Mm][Tt])$"
+_DATE_ONLY = r"\d{4}-\d{2}-\d{2}|\d{8}"
+_NUMBER = r"[+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?"
+_EXACT_FLOAT = 2 ** 53  # float64 holds every integer up to here, and not all beyond
+_EPOCH = {"epoch_s": ("s", "seconds"), "epoch_ms": ("ms", "milliseconds")}
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class ValidationContext:
     unknown_event_types: str = "keep"
     pii_hash: frozenset[str] = frozenset()
     pii_drop: frozenset[str] = frozenset()
-    tombstones: frozenset[str] = frozenset()
+    tombstones: Tombstones | None = None
 
     @property
     def contract(self) -> Contract:
@@ -55,7 +61,7 @@ class PreparedBatch:
     """The outcome of validating one batch."""
 
     rows: pd.DataFrame  # in the target table's columns
-    rejects: pd.DataFrame  # row_number, reason, raw, contact_id, account_id
+    rejects: pd.DataFrame  # REJECT_COLUMNS
     rows_read: int
     duplicates: int = 0  # dropped inside the batch
     suppressed: int = 0  # rows of erased subjects, dropped without a trace
@@ -66,7 +72,7 @@ class PreparedBatch:
         return len(self.rejects)
 
 
-REJECT_COLUMNS = ["row_number", "reason", "raw", "contact_id", "account_id"]
+REJECT_COLUMNS = ["row_number", "line_number", "reason", "raw", "contact_id", "account_id"]
 
 
 def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
@@ -103,6 +109,23 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
         col = src.column_for(name)
         return f" (column {col!r})" if col != name else ""
 
+    # one value per field: a JSON object or array is no id, no name, no time
+    for spec in contract.fields:
+        s = out[spec.name]
+        if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True).startswith("mixed"):
+            nested = s.map(_json_container)
+            if nested.notna().any():
+                reject(nested.notna(), lambda m, nested=nested, spec=spec: [
+                    f"{spec.name}{where(spec.name)} is a JSON {k}, not a single value" for k in nested[m]])
+                out[spec.name] = s.where(nested.isna(), None)
+    # ids are text: a float above 2^53 has already lost digits (two ids would merge)
+    for spec in contract.fields:
+        if spec.name.endswith("_id"):
+            lossy = _lossy_float(out[spec.name])
+            reject(lossy, _value_reason(out[spec.name], spec.name, where(spec.name),
+                                        "is a floating-point number above 2^53: the export lost the "
+                                        "id's exact digits (export ids as text or integers)"))
+
     # text: trimmed, empty means missing (typed Parquet columns are left as they are)
     for spec in contract.fields:
         s = out[spec.name]
@@ -118,7 +141,7 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
             name = f"{kind}_id"
             if name in out:
                 ids = out[name].dropna()
-                erased = [u for u in ids.unique() if subject_hash(kind, u, ctx.salt) in ctx.tombstones]
+                erased = [u for u in ids.unique() if ctx.tombstones.erased(kind, u)]
                 if erased:
                     suppressed[ids.index[ids.isin(erased)]] = True
 
@@ -140,9 +163,10 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
             reject(s.str.contains("\x00", regex=False),
                    f"NUL byte in {spec.name}{where(spec.name)}")
         elif spec.dtype == DType.timestamp:
-            parsed = _parse_timestamps(s, src.timezone)
-            bad = parsed.isna() & s.notna()
-            reject(bad, _value_reason(s, spec.name, where(spec.name), "is not a valid timestamp"))
+            parsed, problems = _parse_timestamps(s, src.timezone, src.timestamp_format)
+            reject(problems.notna().to_numpy(), lambda m, s=s, p=problems, name=spec.name: [
+                f"{name}{where(name)} {_short(v if isinstance(v, str | int | float) else str(v))} {why}"
+                for v, why in zip(s[m], p[m], strict=True)])
             limit = ctx.received_at + ctx.max_future_skew
             future = parsed > limit
             reject(future, f"{spec.name}{where(spec.name)} is in the future "
@@ -199,7 +223,9 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
         missing_id = out[id_field].isna().to_numpy() & pd.isna(reasons)
         if missing_id.any():
             out[id_field] = out[id_field].astype(object)
-            derived = _derive_ids(out, contract, np.flatnonzero(missing_id), src.name)
+            idx = np.flatnonzero(missing_id)
+            ordinals = batch.row_numbers[idx] if src.identical_rows == "keep" else None
+            derived = _derive_ids(out, contract, idx, src.name, ordinals)
             out[id_field].iloc[np.flatnonzero(missing_id)] = derived
     else:
         out["source"] = pd.Series([src.name] * n, dtype=object)
@@ -248,30 +274,102 @@ def _clean_strings(s: pd.Series) -> pd.Series:
     return s.mask(s == "")
 
 
-def _parse_timestamps(s: pd.Series, tz: str) -> pd.Series:
-    """Parse to UTC; values without an offset are taken in the source's timezone."""
-    if pd.api.types.is_datetime64_any_dtype(s):
-        ts = pd.Series(s)
-        if ts.dt.tz is None:
-            ts = ts.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-        return ts.dt.tz_convert("UTC")
-    text = s if s.dtype == STRING else _clean_strings(s)
+def _json_container(v: object) -> str | None:
+    return "object" if isinstance(v, dict) else "array" if isinstance(v, list) else None
+
+
+def _lossy_float(s: pd.Series) -> np.ndarray:
+    """Rows holding a float too large to stand for an integer id exactly."""
+    if pd.api.types.is_float_dtype(s) and not isinstance(s.dtype, pd.StringDtype):
+        return (s.abs() >= _EXACT_FLOAT).to_numpy(dtype=bool, na_value=False)
+    if s.dtype == object and "float" in pd.api.types.infer_dtype(s, skipna=True):
+        return s.map(lambda v: isinstance(v, float) and abs(v) >= _EXACT_FLOAT).to_numpy(dtype=bool)
+    return np.zeros(len(s), dtype=bool)
+
+
+def _parse_timestamps(s: pd.Series, tz: str, fmt: str = "iso") -> tuple[pd.Series, pd.Series]:
+    """Parse to UTC: (timestamps, why each unparsable value was refused, or None).
+
+    ISO 8601 text (``timestamp_format: iso``): an offset, ``Z`` or a ``UTC`` suffix is
+    honoured; a value without one is local time in the source's ``tz``; a date alone is
+    local midnight. Refused, each with its own reason: a bare year or year-month, a number
+    (epoch times must be declared), a local time that DST makes ambiguous or non-existent.
+    ``epoch_s`` / ``epoch_ms``: numbers of seconds / milliseconds since 1970-01-01 UTC.
+    """
     result = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
-    has = text.notna()
+    problems = pd.Series(None, index=s.index, dtype=object)
+    if pd.api.types.is_datetime64_any_dtype(s):  # typed (Parquet): only the zone to settle
+        ts = pd.Series(s)
+        if ts.dt.tz is not None:
+            return ts.dt.tz_convert("UTC"), problems
+        return _localize(ts, tz, problems)
+    if fmt in _EPOCH:
+        unit, word = _EPOCH[fmt]
+        has = s.notna()
+        num = pd.to_numeric(s if pd.api.types.is_numeric_dtype(s) else _clean_strings(s), errors="coerce")
+        problems[has & num.isna()] = (f"is not a number of {word} since 1970-01-01 UTC "
+                                      f"(the source declares timestamp_format: {fmt})")
+        ok = num.notna()
+        if ok.any():
+            result[ok] = pd.to_datetime(num[ok].astype(float), unit=unit, utc=True, errors="coerce")
+        problems[ok & result.isna()] = f"is out of range for timestamp_format: {fmt}"
+        return result, problems
+    text = s if s.dtype == STRING else _clean_strings(s)
+    has = text.notna().to_numpy()
     if not has.any():
-        return result
-    if tz.upper() == "UTC":
-        parsed = pd.to_datetime(text[has], format="ISO8601", utc=True, errors="coerce")
-        result[has] = parsed
-        return result
-    aware = has & text.str.contains(_OFFSET, regex=True).fillna(False)
-    naive = has & ~aware
+        return result, problems
+    text = text.str.replace(_UTC_SUFFIX, "+00:00", regex=True)
+    aware = has & text.str.contains(_HAS_OFFSET, regex=True).to_numpy(dtype=bool, na_value=False)
     if aware.any():
         result[aware] = pd.to_datetime(text[aware], format="ISO8601", utc=True, errors="coerce")
-    if naive.any():
-        local = pd.to_datetime(text[naive], format="ISO8601", errors="coerce")
-        result[naive] = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
-    return result
+    rest = has & ~aware
+    if rest.any():
+        t = text[rest]
+        year = t.str.fullmatch(r"\d{4}").to_numpy(dtype=bool, na_value=False)
+        month = t.str.fullmatch(r"\d{4}-\d{2}").to_numpy(dtype=bool, na_value=False)
+        date = t.str.fullmatch(_DATE_ONLY).to_numpy(dtype=bool, na_value=False)
+        number = ~year & ~date & t.str.fullmatch(_NUMBER).to_numpy(dtype=bool, na_value=False)
+        sub = pd.Series(None, index=t.index, dtype=object)
+        sub[year] = "is a year without a month and day"
+        sub[month] = "has no day (a month is not a point in time)"
+        sub[number] = ("is a number, not a date; if the source sends epoch times, set "
+                       "timestamp_format: epoch_s or epoch_ms")
+        problems[sub.index] = sub
+        local = ~(year | month | number)
+        if local.any():
+            idx = t.index[local]
+            naive = pd.Series(pd.to_datetime(t[local], format="ISO8601", errors="coerce"), index=idx)
+            parsed, why = _localize(naive, tz, problems[idx], midnight=pd.Series(date[local], index=idx))
+            result[idx] = parsed
+            problems[idx] = why
+    problems[has & result.isna().to_numpy() & problems.isna().to_numpy()] = "is not a valid timestamp"
+    return result, problems
+
+
+def _localize(naive: pd.Series, tz: str, problems: pd.Series,
+              midnight: pd.Series | None = None) -> tuple[pd.Series, pd.Series]:
+    """Naive local times in ``tz`` to UTC; a DST gap or fold is a problem that says which.
+
+    ``midnight`` marks dates without a time: a day whose midnight is skipped by DST (e.g.
+    America/Santiago) starts at the first valid instant instead.
+    """
+    problems = problems.copy()
+    if tz.upper() == "UTC":
+        return naive.dt.tz_localize("UTC"), problems
+    out = naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").copy()
+    failed = out.isna() & naive.notna()
+    if failed.any():
+        forward = naive[failed].dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
+        gap = forward.notna()
+        if midnight is not None:
+            start = gap & midnight[failed]
+            out[start[start].index] = forward[start]
+            gap &= ~start
+        problems[gap[gap].index] = f"does not exist in {tz} (the clocks went forward)"
+        fold = ~forward.notna()
+        problems[fold[fold].index] = (f"is ambiguous in {tz} (the clocks went back: it happened "
+                                      "twice); add a UTC offset")
+    return out.dt.tz_convert("UTC"), problems
 
 
 def _value_reason(values: pd.Series, name: str, where: str, what: str) -> Callable[[np.ndarray], list[str]]:
@@ -320,11 +418,15 @@ def _json_documents(frame: pd.DataFrame) -> pd.Series:
 _ID_KEYS = ("journey-ml-ids-1", "journey-ml-ids-2")  # 16 bytes each (SipHash keys)
 
 
-def _derive_ids(out: dict[str, pd.Series], contract: Contract, idx: np.ndarray, source: str) -> list[str]:
+def _derive_ids(out: dict[str, pd.Series], contract: Contract, idx: np.ndarray, source: str,
+                ordinals: np.ndarray | None = None) -> list[str]:
     """Deterministic ids from a row's content, so re-reading an export is idempotent.
 
     128 bits: two keyed SipHash-2-4 digests (pandas' vectorised ``hash_array``) of the
-    row's canonical text. Same content, same id, on every machine and in every run.
+    row's canonical text. Same content, same id, on every machine and in every run. With
+    ``ordinals`` (``identical_rows: keep``) each row's ordinal in its file joins the text,
+    so exact copies within a file stay separate rows (and the same file still maps to the
+    same ids).
     """
     fields = [f for f in contract.names if f not in contract.key] + [contract.extras_column]
     parts = []
@@ -339,6 +441,8 @@ def _derive_ids(out: dict[str, pd.Series], contract: Contract, idx: np.ndarray, 
         else:
             text = s.astype(object).where(s.notna(), None).map(str, na_action="ignore")
         parts.append(text.astype(object).where(text.notna(), "\x00").reset_index(drop=True))
+    if ordinals is not None:
+        parts.append(pd.Series(np.char.mod("#%d", ordinals), dtype=object))
     joined = pd.Series([source] * len(idx), dtype=object).str.cat(parts, sep="\x1f")
     values = joined.to_numpy(dtype=object)
     h1 = pd.util.hash_array(values, hash_key=_ID_KEYS[0], categorize=False)
@@ -368,6 +472,7 @@ def _rejects_frame(batch: RawBatch, safe: pd.DataFrame, rows: pd.DataFrame, reas
                                      force_ascii=False).rstrip("\n").split("\n")
         parts.append(pd.DataFrame({
             "row_number": batch.row_numbers[rejected],
+            "line_number": batch.line_numbers[rejected] if batch.line_numbers is not None else None,
             "reason": reasons[rejected],
             "raw": raw,
             "contact_id": rows["contact_id"][rejected].to_numpy() if "contact_id" in rows else None,
@@ -383,8 +488,8 @@ def _rejects_frame(batch: RawBatch, safe: pd.DataFrame, rows: pd.DataFrame, reas
 
 
 def _erased(row: dict, ctx: ValidationContext) -> bool:
-    return any(row.get(f"{k}_id") and subject_hash(k, str(row[f"{k}_id"]), ctx.salt) in ctx.tombstones
-               for k in ("contact", "account"))
+    return bool(ctx.tombstones) and any(
+        row.get(f"{k}_id") and ctx.tombstones.erased(k, str(row[f"{k}_id"])) for k in ("contact", "account"))
 
 
 def _bad_row(b: BadRow, ctx: ValidationContext, columns: list[str], to_hash: set[str],
@@ -394,12 +499,16 @@ def _bad_row(b: BadRow, ctx: ValidationContext, columns: list[str], to_hash: set
     if b.values is not None:
         frame = apply_pii(pd.DataFrame([b.values]), to_hash, to_drop, ctx.salt)
         raw = frame.iloc[0].to_dict()
-        return {"row_number": b.row_number, "reason": b.reason, "raw": json.dumps(raw, ensure_ascii=False),
+        return {"row_number": b.row_number, "line_number": b.line_number, "reason": b.reason,
+                "raw": json.dumps(raw, ensure_ascii=False),
                 "contact_id": raw.get(src.column_for("contact_id")),
                 "account_id": raw.get(src.column_for("account_id"))}
     raw = b.raw
     pii = to_hash | to_drop
-    if raw.lstrip().startswith("{"):
+    if b.fields is not None:
+        # a CSV row with the wrong number of fields: its fields, minus any that may be personal
+        raw = json.dumps(_scrub_fields(b.fields, columns, pii), ensure_ascii=False)
+    elif raw.lstrip().startswith("{"):
         # unparsable JSON: blank the values of personal keys wherever they can be found
         for key in pii:
             raw = re.sub(_PII_JSON.format(key=re.escape(key)), r'\1"<removed>"', raw)
@@ -415,4 +524,19 @@ def _bad_row(b: BadRow, ctx: ValidationContext, columns: list[str], to_hash: set
             ids[name] = b.fields[columns.index(col)].strip() or None
         else:
             ids[name] = None
-    return {"row_number": b.row_number, "reason": b.reason, "raw": raw, **ids}
+    return {"row_number": b.row_number, "line_number": b.line_number, "reason": b.reason, "raw": raw, **ids}
+
+
+def _scrub_fields(fields: list[str], columns: list[str], pii: set[str]) -> list[str]:
+    """A misaligned row's fields with every one that may hold a personal column removed.
+
+    With ``d`` extra fields, field ``j`` is one of columns ``j-d .. j``; with ``d`` missing
+    fields, one of ``j .. j+d``. A field is kept only if none of those columns is personal.
+    """
+    personal = [i for i, c in enumerate(columns) if c in pii]
+    if not personal:
+        return fields
+    d = len(fields) - len(columns)
+    lo, hi = (-d, 0) if d > 0 else (0, -d)
+    return ["<removed>" if any(j + lo <= p <= j + hi for p in personal) else f
+            for j, f in enumerate(fields)]
