@@ -86,3 +86,35 @@ def test_usage_errors_are_two_lines_and_exit_2(args, message, tmp_path):
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) <= 4  # usage, hint, blank, error
+
+
+def test_quarantine_list_shows_rejects_with_line_and_reason(tmp_path):
+    """Issue #9 case 23: the demo printed a sqlite3 command even on PostgreSQL; the CLI lists
+    rejects on any backend, filtered by source and reason."""
+    data = tmp_path / "data"
+    (data / "web").mkdir(parents=True)
+    (data / "web" / "a.csv").write_text("id,ts,who,event\n1,2026-01-01T00:00:00Z,c1,page_view\n"
+                                        "2,31/02/2025,c2,page_view\n3,2026-01-03T00:00:00Z,,page_view\n")
+    cfg = tmp_path / "j.yaml"
+    cfg.write_text(
+        f"data_dir: {data}\n"
+        "taxonomy: {page_view: {channel: web, stage: awareness}}\n"
+        "sources:\n  - {name: web, kind: events, path: web, "
+        "columns: {event_id: id, occurred_at: ts, contact_id: who, event_type: event}}\n")
+    env = {"JOURNEY_HOME": str(tmp_path / "home")}
+    assert cli("db", "upgrade", "--config", str(cfg), env=env).returncode == 0
+    assert cli("ingest", "--config", str(cfg), env=env).returncode == 0
+    r = cli("quarantine", "list", "--config", str(cfg), "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["total"] == 2
+    by_line = {row["line_number"]: row for row in got["rows"]}
+    assert set(by_line) == {3, 4}
+    assert "occurred_at (column 'ts') '31/02/2025'" in by_line[3]["reason"]
+    assert by_line[3]["contact_id"] == "c2" and by_line[4]["contact_id"] is None
+    r = cli("quarantine", "list", "--config", str(cfg), "--reason", "TIMESTAMP", "--json", env=env)
+    assert [row["line_number"] for row in json.loads(r.stdout)["rows"]] == [3]
+    r = cli("quarantine", "list", "--config", str(cfg), env=env, )
+    assert r.returncode == 0 and "a.csv:3" in r.stdout
+    r = cli("quarantine", "list", "--config", str(cfg), "--source", "nope", env=env)
+    assert r.returncode == 1 and "unknown source 'nope'" in r.stderr

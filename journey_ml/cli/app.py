@@ -59,12 +59,14 @@ def _options(verbose: Annotated[bool, typer.Option("--verbose", help="Also show 
 def _mount() -> None:
     from journey_ml.cli.models import models_app
     from journey_ml.cli.monitor import monitor, reports_app
+    from journey_ml.cli.quarantine import quarantine_app
     from journey_ml.cli.serve import serve
 
     app.add_typer(models_app, name="models", help="Registry: list, history, promote, rollback.")
     app.command("monitor")(monitor)
     app.add_typer(reports_app, name="reports", help="Monitoring reports: list, open.")
     app.command("serve")(serve)
+    app.add_typer(quarantine_app, name="quarantine", help="Rejected rows: list them with their reasons.")
 
 
 # --- db ---------------------------------------------------------------------------------
@@ -180,6 +182,10 @@ def ingest(
         emit_json({"runs": [r.to_dict() for r in result.runs], "error": result.error})
     else:
         out.print(render.ingest_table(result.runs))
+        for r in result.runs:
+            for a in r.abandoned:
+                console.print(f"[yellow]note:[/] earlier run {a.run_id} of {a.source} (started "
+                              f"{a.started_at:%Y-%m-%d %H:%M} UTC) marked abandoned: {a.reason}", highlight=False)
     if result.error:
         fail(result.error)
 
@@ -279,9 +285,13 @@ def forget(
     res = run_forget(rt.engine, kind, sid, salt=rt.salt, actor=actor, at=now())
     if as_json:
         emit_json({"subject_kind": res.subject_kind, "subject_hash": res.subject_hash,
-                   "rows_deleted": res.rows_deleted, "contacts_erased": res.contacts_erased})
+                   "rows_deleted": res.rows_deleted, "contacts_erased": res.contacts_erased,
+                   "case_variants": res.case_variants})
         return
     out.print(render.erasure_table(kind, res))
+    if res.case_variants:  # ids are case-sensitive: a wrong-case request erases nobody else
+        console.print(f"[yellow]note:[/] ids are compared exactly; stored {kind} ids differing only in letter "
+                      f"case were NOT erased: {', '.join(res.case_variants)}", highlight=False)
 
 
 # --- demo -------------------------------------------------------------------------------

@@ -163,8 +163,7 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     if top_unknown:
         console.print(f"unknown event names kept and reported: {top_unknown}")
     console.print(f"warehouse: {rt.engine.url.render_as_string(hide_password=True)}")
-    console.print(f"rejects:   sqlite3 {home / 'warehouse.db'} "
-                  "\"select source, reason, count(*) from quarantine group by 1, 2\"")
+    console.print("rejects:   .venv/bin/journey-ml quarantine list [--source web] [--reason timestamp] [--json]")
     promoted = [f"{o.task}/{o.segment} v{o.version}" for o in trained.by_status("promoted")]
     pooled = [f"{o.task}/{o.segment}" for o in trained.by_status("pooled")]
     console.print(f"promoted to production: {', '.join(promoted) or 'none'}")

@@ -40,6 +40,19 @@ def ingest_table(runs) -> Table:
     return t
 
 
+def quarantine_table(listing) -> Table:
+    """Rejected rows: source, file and line, reason, raw text (PII already scrubbed)."""
+    t = Table(title=f"quarantine: {len(listing.rows)} of {listing.total} rows (newest ingestion first)",
+              title_justify="left")
+    for col in ("source", "file:line", "reason", "raw"):
+        t.add_column(col, overflow="fold")
+    for r in listing.rows:
+        where = f"{r.file}:{r.line_number if r.line_number is not None else f'row {r.row_number}'}"
+        raw = r.raw if len(r.raw) <= 120 else r.raw[:117] + "..."
+        t.add_row(r.source, where, r.reason, raw)
+    return t
+
+
 # --- features / training ---------------------------------------------------------------------
 
 
