@@ -658,9 +658,12 @@ def _assemble(plan: Q.Plan, fs: FeatureSet, as_of: datetime, older: dict, recent
     attr_specs = [s for s in fs.features if s.group == "attribute"]
     if attr_specs:
         ids, recs = older["attrs"]
-        frame = pd.DataFrame.from_records(recs, index=pd.Index(ids, dtype=object),
-                                          columns=sorted({s.source for s in attr_specs}))
-        frame = frame[~frame.index.duplicated()].reindex(pop)
+        cols = sorted({s.source for s in attr_specs})
+        if recs:
+            frame = pd.DataFrame.from_records(recs, index=pd.Index(ids, dtype=object), columns=cols)
+            frame = frame[~frame.index.duplicated()].reindex(pop)
+        else:  # no entity has attributes (e.g. a posted body without them): every value missing
+            frame = pd.DataFrame(None, index=pop, columns=cols, dtype=object)
         for s in attr_specs:
             col = frame[s.source]
             if s.kind == "numeric":

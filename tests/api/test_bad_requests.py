@@ -133,3 +133,33 @@ def test_unknown_route_and_method(api):
     assert r.status_code == 404 and r.json()["error"] == "not_found"
     r = api.get("/v1/score", headers=AUTH)
     assert r.status_code == 405
+
+
+def _without_attributes(body: dict) -> dict:
+    b = copy.deepcopy(body)
+    b["account"].pop("attributes", None)
+    for c in b.get("contacts") or []:
+        c.pop("attributes", None)
+    return b
+
+
+@pytest.mark.parametrize("builder", [
+    pytest.param(lambda g: _without(g, "account"), id="no account"),
+    pytest.param(lambda g: {**g, "account": None}, id="account null"),
+    pytest.param(_without_attributes, id="no attributes"),
+    pytest.param(lambda g: _without(g, "outcomes"), id="no outcomes"),
+])
+def test_optional_fields_left_out_still_score(api, good, builder):
+    """Issue #9 case 6: a valid body without `account` or `account.attributes` (both optional)
+    answered 500. Every optional field left out still gets a score."""
+    r = api.post("/v1/score", json=builder(good), headers=AUTH)
+    assert r.status_code == 200, r.text
+    rec = r.json()
+    assert 0.0 <= rec["probability"] <= 1.0 and rec["entity_id"] == good["entity_id"]
+
+
+def test_no_contacts_is_a_4xx_naming_the_event(api, good):
+    """Without `contacts`, an event that names only a contact cannot be placed: 422 naming it."""
+    r = api.post("/v1/score", json=_without(good, "contacts"), headers=AUTH)
+    assert r.status_code == 422, r.text
+    assert "contact_id" in r.json()["detail"] and "not one of the posted contacts" in r.json()["detail"]
