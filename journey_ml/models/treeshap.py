@@ -31,10 +31,10 @@ so no instability for small covers. The bias column is the cover-weighted mean o
 plus the base margin, as in ``pred_contribs``. Values agree with XGBoost's to float32 rounding
 (XGBoost accumulates in float32; this module in float64).
 
-Supported: ``gbtree`` boosters with one output (``binary:logistic`` and the other logistic
-objectives, squared error), numeric and categorical splits, missing values, any depth (the
-per-subtree tables are bounded by ``MAX_BITS``; leaf tables grow as ``2**depth``, so depth
-is limited to ``MAX_DEPTH``).
+Supported: ``gbtree`` boosters with one output (``binary:logistic``, ``reg:logistic``,
+``binary:logitraw``, squared error and the other identity-link regressions), numeric and
+categorical splits, missing values, trees of depth up to ``MAX_DEPTH`` (leaf tables have
+``2**depth`` rows; the per-subtree tables at most ``2**MAX_BITS``).
 """
 
 from __future__ import annotations
@@ -50,11 +50,13 @@ import numpy as np
 import scipy.sparse as sp
 
 MAX_BITS = 8  # bits of one subtree code: tables of at most 256 rows
-MAX_DEPTH = 12  # leaf tables have 2**depth rows
+MAX_DEPTH = 10  # leaf tables have 2**depth rows
+_LEAF_BATCH = 256  # leaves tabulated together (bounds the memory of deep trees)
 BLOCK_NODES = 750  # splits evaluated together (about 50 trees of depth 4)
 CHUNK_ROWS = 1024  # rows per pass: a block's intermediates stay in the CPU cache
-_LOGISTIC = ("binary:logistic", "reg:logistic", "binary:logitraw")
-_IDENTITY = ("reg:squarederror", "reg:linear", "reg:pseudohubererror", "reg:absoluteerror")
+# the base score is a probability (its logit is the margin) or already a margin
+_LOGISTIC = ("binary:logistic", "reg:logistic")
+_IDENTITY = ("binary:logitraw", "reg:squarederror", "reg:linear", "reg:pseudohubererror", "reg:absoluteerror")
 
 
 @dataclass(frozen=True)
@@ -285,15 +287,22 @@ def _fill_tables(trees: list[_Tree], groups: list[_Group]) -> None:
         g.table = np.zeros((1 << g.bits, len(g.features)))
     position = {id(g): {v: j for j, v in enumerate(g.below)} for g in groups}
     slot = {id(g): {f: j for j, f in enumerate(g.features)} for g in groups}
-    for signature, items in by_signature.items():
-        tables = _leaf_tables(signature, np.array([a for *_, a in items]),
-                              np.array([leaf.value for _, leaf, _, _ in items]))
-        for (g, leaf, distinct, _), W in zip(items, tables, strict=True):
-            pos, under = position[id(g)], leaf.path[len(g.path):]
-            pattern = _code_to_pattern(g.bits, len(g.path), tuple(pos[v] for v, _ in under),
-                                       tuple(left for _, left in under))
-            cols = [slot[id(g)][f] for f in distinct]
-            g.table[:, cols] += W[pattern]
+    for signature, every in by_signature.items():
+        for lo in range(0, len(every), _LEAF_BATCH):
+            items = every[lo:lo + _LEAF_BATCH]
+            tables = _leaf_tables(signature, np.array([a for *_, a in items]),
+                                  np.array([leaf.value for _, leaf, _, _ in items]))
+            _add_leaf_tables(items, tables, position, slot)
+
+
+def _add_leaf_tables(items: list, tables: np.ndarray, position: dict, slot: dict) -> None:
+    """Sum each leaf's table into its subtree's, row by subtree code."""
+    for (g, leaf, distinct, _), W in zip(items, tables, strict=True):
+        pos, under = position[id(g)], leaf.path[len(g.path):]
+        pattern = _code_to_pattern(g.bits, len(g.path), tuple(pos[v] for v, _ in under),
+                                   tuple(left for _, left in under))
+        cols = [slot[id(g)][f] for f in distinct]
+        g.table[:, cols] += W[pattern]
 
 
 def _block(trees: list[_Tree], groups: list[_Group], n_features: int) -> _Block:

@@ -227,6 +227,7 @@ def test_trees_that_are_a_single_leaf():
 @pytest.mark.parametrize(("params", "bias_of_empty_model"), [
     ({"objective": "binary:logistic", "base_score": 0.2}, np.log(0.2 / 0.8)),  # logit of the base score
     ({"objective": "reg:squarederror", "base_score": 0.3}, 0.3),  # the base score itself
+    ({"objective": "binary:logitraw", "base_score": 0.3}, 0.3),  # a margin already
 ])
 def test_base_score_is_in_the_bias_column(params, bias_of_empty_model):
     b, X, types = _raw_booster(params, 20)
@@ -297,3 +298,12 @@ def test_tables_are_built_once_kept_out_of_the_artifact_and_rebuilt_after_a_load
     scorer.fit(X.iloc[:800], y[:800], X, y)
     assert scorer.prepare_explanations() is not tables
     assert np.abs(ours(scorer, rows) - reference(scorer, rows)).max() <= TOL
+
+
+def test_trees_deeper_than_the_tables_allow_are_refused():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6000, 8))
+    b = xgb.train({"objective": "binary:logistic", "max_depth": 12, "min_child_weight": 0, "lambda": 0},
+                  xgb.DMatrix(X, rng.integers(0, 2, 6000).astype(float)), 1)
+    with pytest.raises(ValueError, match=r"trees of depth <= 10, got 1[12]"):
+        TreeShapTables.from_booster(b)
