@@ -8,6 +8,7 @@ scikit-learn estimator contract: parameters in ``__init__``, fitted attributes e
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,10 @@ import xgboost as xgb
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
+from journey_ml.models.treeshap import TreeShapTables
+
 CHUNK_ROWS = 50_000  # rows per DMatrix when scoring and explaining in one pass
+_TABLES_LOCK = threading.Lock()  # one build of a model's TreeSHAP tables at a time
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,11 @@ class XGBScorer:
         return out
 
     def _predict_dmatrix(self, X: pd.DataFrame) -> xgb.DMatrix:
+        return self._array_dmatrix(self._array(X))
+
+    def _array_dmatrix(self, A: np.ndarray) -> xgb.DMatrix:
         types = ["c" if c.kind == "categorical" else "q" for c in self.columns]
-        return xgb.DMatrix(self._array(X), feature_names=self.feature_names, feature_types=types,
+        return xgb.DMatrix(A, feature_names=self.feature_names, feature_types=types,
                            enable_categorical=True, nthread=self.n_jobs)
 
     # --- estimator contract --------------------------------------------------------------
@@ -136,6 +143,7 @@ class XGBScorer:
             "scale_pos_weight": max((len(y) - pos) / max(pos, 1.0), 1.0),
             "seed": self.random_state, "nthread": self.n_jobs, "max_cat_to_onehot": 8,
         }
+        self._shap_tables = None  # a new booster: the TreeSHAP tables are rebuilt on first use
         dtrain = self._dmatrix(X, y)
         dvalid = self._dmatrix(X_valid, y_valid)
         self.booster_ = xgb.train(params, dtrain, num_boost_round=self.n_estimators,
@@ -166,27 +174,50 @@ class XGBScorer:
         """Calibrated P(outcome) per row."""
         return self._calibrate(self._raw(self._predict_dmatrix(X)))
 
-    def _contribs(self, d: xgb.DMatrix, approx: bool) -> np.ndarray:
-        return self.booster_.predict(d, pred_contribs=True, approx_contribs=approx,
-                                     iteration_range=(0, self.best_iteration_ + 1))
+    # --- explanations ----------------------------------------------------------------------
 
-    def contributions(self, X: pd.DataFrame, *, approx: bool = False) -> pd.DataFrame:
-        """Per-row SHAP values (log-odds scale) from XGBoost's native TreeSHAP; bias dropped.
+    def __getstate__(self) -> dict:
+        # the TreeSHAP tables are derived from the booster: never pickled into the artifact
+        # (which stays byte-identical whether or not they were built), rebuilt after a load
+        return {k: v for k, v in self.__dict__.items() if k != "_shap_tables"}
 
-        ``approx=True`` gives Saabas path attributions instead (about 10x faster, not
-        Shapley values: consistency is lost); only on explicit request.
+    def prepare_explanations(self) -> TreeShapTables:
+        """The model's TreeSHAP tables, built once per booster and kept on the scorer.
+
+        The MLflow wrapper calls this when a model is loaded, so the first explanation a
+        service gives pays no build (a fraction of a second for a few hundred trees).
         """
-        contribs = self._contribs(self._predict_dmatrix(X), approx)
+        def fresh(cached) -> bool:  # built from this very booster and iteration range
+            return cached is not None and cached[0] is self.booster_ and cached[1] == self.best_iteration_
+
+        cached = getattr(self, "_shap_tables", None)
+        if not fresh(cached):
+            with _TABLES_LOCK:
+                cached = getattr(self, "_shap_tables", None)
+                if not fresh(cached):
+                    tables = TreeShapTables.from_booster(self.booster_, self.best_iteration_ + 1)
+                    cached = self._shap_tables = (self.booster_, self.best_iteration_, tables)
+        return cached[2]
+
+    def _contribs(self, A: np.ndarray) -> np.ndarray:
+        """(n, features + 1) exact path-dependent SHAP values of the encoded rows ``A``, bias
+        last: what ``booster.predict(..., pred_contribs=True)`` gives (tests/models), from
+        decision-pattern tables (journey_ml.models.treeshap) at a fraction of its cost."""
+        return self.prepare_explanations().shap_values(A, n_threads=self.n_jobs)
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per-row SHAP values (log-odds scale): exact path-dependent TreeSHAP; bias dropped."""
+        contribs = self._contribs(self._array(X))
         return pd.DataFrame(contribs[:, :-1], columns=self.feature_names, index=X.index)
 
-    def score_explain(self, X: pd.DataFrame, top_k: int = 3, *, approx: bool = False,
+    def score_explain(self, X: pd.DataFrame, top_k: int = 3, *,
                       chunk_rows: int = CHUNK_ROWS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Probabilities and the top-``top_k`` contributions of every row in one pass.
 
         Returns (p (n,), idx (n, k) feature indices, val (n, k) signed SHAP values), each row's
         picks ordered positive first, then by -|value|. Rows are processed in chunks (one
-        DMatrix per chunk for both predictions), so the (n, features) contributions matrix
-        never exists in full.
+        encoding per chunk for both), so the (n, features) contributions matrix never exists
+        in full.
         """
         from journey_ml.scoring.reasons import top_k_matrix
 
@@ -198,16 +229,16 @@ class XGBScorer:
         step = max(int(chunk_rows), 1)
         for lo in range(0, n, step):
             hi = min(lo + step, n)
-            d = self._predict_dmatrix(X.iloc[lo:hi])
-            p[lo:hi] = self._calibrate(self._raw(d))
-            idx[lo:hi], val[lo:hi] = top_k_matrix(self._contribs(d, approx)[:, :-1], k)
+            A = self._array(X.iloc[lo:hi])
+            p[lo:hi] = self._calibrate(self._raw(self._array_dmatrix(A)))
+            idx[lo:hi], val[lo:hi] = top_k_matrix(self._contribs(A)[:, :-1], k)
         return p, idx, val
 
-    def explain(self, X: pd.DataFrame, top_k: int = 3, *, approx: bool = False) -> list[list[tuple[str, float]]]:
+    def explain(self, X: pd.DataFrame, top_k: int = 3) -> list[list[tuple[str, float]]]:
         """Top-|contribution| features per row, with their signed SHAP value (positive first)."""
         from journey_ml.scoring.reasons import explanation_lists
 
-        _, idx, val = self.score_explain(X, top_k, approx=approx)
+        _, idx, val = self.score_explain(X, top_k)
         return explanation_lists(idx, val, self.feature_names)
 
     def importance(self) -> dict[str, float]:

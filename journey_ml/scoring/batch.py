@@ -12,8 +12,8 @@ contributions (chunked, so the full SHAP matrix never exists), reason texts are 
 once per distinct (feature, shown value), playbook rules are boolean masks, the holdout
 is a vectorised keyed hash, and on PostgreSQL the rows go in with COPY (text format,
 built from the columns, sent from a writer thread while the next chunk is built).
-``ScoreRunResult.phases`` says where the time went. Exact TreeSHAP is by far the largest
-cost; ``approx_contributions=True`` is the documented, opt-in faster alternative.
+``ScoreRunResult.phases`` says where the time went. Reasons are exact path-dependent
+TreeSHAP values, from tables precomputed once per model (`journey_ml.models.treeshap`).
 """
 
 from __future__ import annotations
@@ -338,14 +338,12 @@ def bands_of(p: np.ndarray, config: JourneyConfig) -> np.ndarray:
 
 def compute_scores(engine: Engine, registry, config: JourneyConfig, task_name: str, as_of: datetime, *,
                    run_id: str | None = None, scored_at: datetime, cache: ModelCache | None = None,
-                   build: Callable[..., Any] = build_features, approx_contributions: bool = False) -> ScoreBatch:
+                   build: Callable[..., Any] = build_features) -> ScoreBatch:
     """Score the population of ``task_name`` as of ``as_of`` without writing anything.
 
     ``engine`` is any warehouse holding the entities' data (the real one for batch
     scoring, a per-request in-memory one for the API). ``registry`` may be None or
-    unreachable: built-in rules then score everyone. ``approx_contributions`` (opt-in,
-    off by default) explains XGBoost scores with Saabas attributions instead of exact
-    TreeSHAP: about 10x faster, but not Shapley values. Raises ConfigError for an unknown
+    unreachable: built-in rules then score everyone. Raises ConfigError for an unknown
     task, ValueError for a naive datetime.
     """
     task = config.task(task_name)
@@ -392,8 +390,7 @@ def compute_scores(engine: Engine, registry, config: JourneyConfig, task_name: s
     results: list[SegmentScores] = []
     for seg in sorted(segments.unique()):
         rows = segments.index[seg_values == seg]
-        results.append(score_segment(reader, config, task_name, seg, rows, frame_for, cache, rh, k,
-                                     approx=approx_contributions))
+        results.append(score_segment(reader, config, task_name, seg, rows, frame_for, cache, rh, k))
     lap("models")
 
     ids, probs, bands, actions, parts, blocks = [], [], [], [], [], []
@@ -443,7 +440,7 @@ def compute_scores(engine: Engine, registry, config: JourneyConfig, task_name: s
 
 def score_task(engine: Engine, registry, config: JourneyConfig, task_name: str, as_of: datetime, *,
                run_id: str | None = None, scored_at: datetime, cache: ModelCache | None = None,
-               build: Callable[..., Any] = build_features, approx_contributions: bool = False) -> ScoreRunResult:
+               build: Callable[..., Any] = build_features) -> ScoreRunResult:
     """Score the population of ``task_name`` as of ``as_of`` into ``scores`` (a re-run
     replaces the (task, as_of) rows in one transaction). See `compute_scores`.
 
@@ -452,7 +449,7 @@ def score_task(engine: Engine, registry, config: JourneyConfig, task_name: str, 
     t0 = time.perf_counter()
     run_id = run_id or str(uuid.uuid4())
     batch = compute_scores(engine, registry, config, task_name, as_of, run_id=run_id, scored_at=scored_at,
-                           cache=cache, build=build, approx_contributions=approx_contributions)
+                           cache=cache, build=build)
     t1 = time.perf_counter()
     written = _write(engine, batch)
     phases = {**batch.phases, "write": time.perf_counter() - t1}

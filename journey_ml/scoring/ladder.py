@@ -84,6 +84,9 @@ class ModelCache:
             fs = getattr(loaded.pyfunc.unwrap_python_model(), "feature_set", None)
         except Exception:  # noqa: BLE001 - a model without a stored feature set scores the main frame
             fs = None
+        prepare = getattr(loaded.scorer, "prepare_explanations", None)
+        if callable(prepare):  # the XGBoost scorer's TreeSHAP tables, before the first request
+            prepare()
         m = Model(name=loaded.info.name, version=int(loaded.info.version),
                   kind=loaded.info.kind or getattr(loaded.scorer, "kind", None), scorer=loaded.scorer,
                   feature_set=fs)
@@ -141,17 +144,16 @@ class SegmentScores:
                 for i, c in zip(self.idx.tolist(), self.val.tolist(), strict=True)]
 
 
-def score_and_explain(scorer, X: pd.DataFrame, top_k: int, *, approx: bool = False) -> Explained:
+def score_and_explain(scorer, X: pd.DataFrame, top_k: int) -> Explained:
     """P(outcome) and the top-``top_k`` contributions of every row, from any Scorer.
 
     Uses the scorer's one-pass ``score_explain`` or column-wise ``explain_matrix`` when it
-    has them, else ``predict_proba`` + ``explain``. ``approx`` (XGBoost only) asks for
-    Saabas attributions instead of exact TreeSHAP.
+    has them, else ``predict_proba`` + ``explain``.
     """
     from journey_ml.scoring.reasons import order_reasons
 
     if hasattr(scorer, "score_explain"):
-        p, idx, val = scorer.score_explain(X, top_k, approx=approx)
+        p, idx, val = scorer.score_explain(X, top_k)
         return Explained(np.asarray(p, dtype=float), list(scorer.feature_names), idx, val)
     p = np.asarray(scorer.predict_proba(X), dtype=float)
     if hasattr(scorer, "explain_matrix"):
@@ -223,11 +225,11 @@ def _rows(frame: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
     return frame.loc[rows]
 
 
-def _try(model: Model, rows: pd.Index, frame_for: FrameFor, top_k: int, approx: bool):
+def _try(model: Model, rows: pd.Index, frame_for: FrameFor, top_k: int):
     frame, labels = frame_for(model.feature_set)
     sub = _rows(frame, rows)
     X = check_input(model.scorer, sub)
-    e = score_and_explain(model.scorer, X, top_k, approx=approx)
+    e = score_and_explain(model.scorer, X, top_k)
     p = e.probability
     if p.shape != (len(rows),) or not np.isfinite(p).all():
         raise ValueError(f"scorer returned {p.shape} values (non-finite: {int((~np.isfinite(p)).sum())}) "
@@ -237,8 +239,7 @@ def _try(model: Model, rows: pd.Index, frame_for: FrameFor, top_k: int, approx: 
 
 
 def score_segment(reader: _RegistryReader, config: JourneyConfig, task: str, segment: str, rows: pd.Index,
-                  frame_for: FrameFor, cache: ModelCache, rules_hash: str | None, top_k: int, *,
-                  approx: bool = False) -> SegmentScores:
+                  frame_for: FrameFor, cache: ModelCache, rules_hash: str | None, top_k: int) -> SegmentScores:
     """Walk the ladder for one segment's rows; never raises for a model problem."""
     skipped: list[str] = []
 
@@ -258,7 +259,7 @@ def score_segment(reader: _RegistryReader, config: JourneyConfig, task: str, seg
             skipped.append(f"{what} {name} v{version} failed to load ({one_line(e)})")
             return None
         try:
-            return model, _try(model, rows, frame_for, top_k, approx)
+            return model, _try(model, rows, frame_for, top_k)
         except Exception as e:  # noqa: BLE001 - SchemaMismatch or a failing scorer
             skipped.append(f"{what} {name} v{version} cannot score these features ({one_line(e)})")
             return None

@@ -56,6 +56,9 @@ def main() -> None:
     p.add_argument("--quality-accounts", type=int, default=4000, help="training quality: accounts")
     p.add_argument("--train-rows", type=int, default=1_000_000, help="training speed: rows")
     p.add_argument("--score-entities", type=int, default=1_000_000, help="scoring: entities")
+    p.add_argument("--score-peer-entities", type=int, default=200_000,
+                   help="scoring: entities the (single-threaded) shap peer runs on")
+    p.add_argument("--shap-rows", type=int, default=20_000, help="scoring: rows of the exact TreeSHAP comparison")
     p.add_argument("--api-seconds", type=float, default=20.0, help="api: seconds of load per rate")
     p.add_argument("--api-rate", type=float, default=200.0, help="api: requests per second")
     p.add_argument("--drift-rows", type=int, default=1_000_000, help="drift: rows")
@@ -84,7 +87,8 @@ def main() -> None:
         elif section == "scoring":
             from tests.bench import scoring
 
-            parts.append(scoring.markdown(scoring.run(entities=a.score_entities, repeat=a.repeat)))
+            parts.append(scoring.markdown(scoring.run(entities=a.score_entities, repeat=a.repeat,
+                                                      peer_entities=a.score_peer_entities, shap_rows=a.shap_rows)))
         elif section == "api":
             from tests.bench import api
 
