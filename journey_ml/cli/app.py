@@ -193,10 +193,22 @@ def ingest(
 # --- features / train / score ---------------------------------------------------------------
 
 
+AllowEmptyOpt = Annotated[bool, typer.Option("--allow-empty", help="Exit 0 even when a task's population "
+                          "is empty (nothing to do).")]
+
+
+def _refuse_empty(rt, tasks: list[str], as_of, data_end, allow: bool) -> None:
+    from journey_ml.jobs import empty_population
+
+    if tasks and not allow:
+        fail("; ".join(empty_population(rt.config, t, as_of, data_end) for t in tasks)
+             + " -- nothing written for it (pass --allow-empty to accept)")
+
+
 @features_app.command("build")
 @guarded
 def features_build(config: ConfigOpt = None, task: TasksOpt = None, as_of: AsOfOpt = None,
-                   as_json: JsonOpt = False) -> None:
+                   allow_empty: AllowEmptyOpt = False, as_json: JsonOpt = False) -> None:
     """Build and store feature snapshots (and segment memberships) as of a date."""
     from journey_ml.jobs import FeaturesParams, run_features
 
@@ -204,8 +216,10 @@ def features_build(config: ConfigOpt = None, task: TasksOpt = None, as_of: AsOfO
     result = run_features(rt, FeaturesParams(tasks=tuple(task or ()), as_of=as_of_option(as_of), created_at=now()))
     if as_json:
         emit_json([r.to_dict() for r in result.snapshots])
-        return
-    out.print(render.features_table(result))
+    else:
+        out.print(render.features_table(result))
+    _refuse_empty(rt, [s.task for s in result.snapshots if s.entities == 0], result.as_of, result.data_end,
+                  allow_empty)
 
 
 @app.command()
@@ -245,6 +259,7 @@ def score(
     task: TasksOpt = None,
     as_of: AsOfOpt = None,
     top: Annotated[int, typer.Option(help="Show the top N scores of each task.")] = 5,
+    allow_empty: AllowEmptyOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Score every entity of each task as of a date: probability, band, reasons, next-best action."""
@@ -255,10 +270,12 @@ def score(
     result = run_scoring(rt, ScoringParams(scored_at=now(), tasks=tuple(task or ()), as_of=as_of_option(as_of)))
     if as_json:
         emit_json([r.to_dict() for r in result.runs])
-        return
-    for r in result.runs:
-        out.print(render.score_summary_table(r))
-        out.print(render.top_scores_table(top_scores(rt.engine, r.task, r.as_of, top), r.task))
+    else:
+        for r in result.runs:
+            out.print(render.score_summary_table(r))
+            if r.entities:
+                out.print(render.top_scores_table(top_scores(rt.engine, r.task, r.as_of, top), r.task))
+    _refuse_empty(rt, result.empty_tasks(), result.as_of, result.data_end, allow_empty)
 
 
 # --- forget -----------------------------------------------------------------------------

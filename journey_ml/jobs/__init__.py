@@ -6,7 +6,14 @@ call these and nothing else, so no loop over tasks, sources or segments is writt
 Every job checks that the warehouse schema is current and changes nothing when it is not.
 """
 
-from journey_ml.jobs._common import Each, JobFailed, SchemaNotCurrent, require_schema, serial
+from journey_ml.jobs._common import (
+    Each,
+    JobFailed,
+    SchemaNotCurrent,
+    empty_population,
+    require_schema,
+    serial,
+)
 from journey_ml.jobs.features import FeaturesJobResult, FeaturesParams, run_features
 from journey_ml.jobs.ingest import IngestJobResult, IngestParams, run_ingest
 from journey_ml.jobs.monitoring import MonitoringJobResult, MonitoringParams, run_monitoring
@@ -15,7 +22,7 @@ from journey_ml.jobs.simulation import run_simulation, simulation_params
 from journey_ml.jobs.training import TaskFailure, TrainingJobResult, TrainingParams, run_training
 
 __all__ = [
-    "Each", "serial", "JobFailed", "SchemaNotCurrent", "require_schema",
+    "Each", "serial", "empty_population", "JobFailed", "SchemaNotCurrent", "require_schema",
     "IngestParams", "IngestJobResult", "run_ingest",
     "FeaturesParams", "FeaturesJobResult", "run_features",
     "TrainingParams", "TrainingJobResult", "TaskFailure", "run_training",

@@ -78,3 +78,14 @@ def resolve_as_of(engine: Engine, as_of: datetime | None) -> tuple[datetime, dat
 
     end = data_end(engine)
     return (end if as_of is None else utc(as_of, "as_of")), end
+
+
+def empty_population(config: JourneyConfig, task: str, as_of: datetime, data_end: datetime) -> str:
+    """Why a task has no entity as of T, in one line (for commands that refuse an empty run)."""
+    t = config.task(task)
+    why = f"task {task!r}: no entity is in the {t.population!r} population as of {as_of:%Y-%m-%d %H:%M} UTC"
+    if as_of > data_end:
+        why += f" (the data ends at {data_end:%Y-%m-%d %H:%M} UTC: nothing happens after it)"
+    else:
+        why += f" (lookback {t.lookback_days} days; data ends at {data_end:%Y-%m-%d %H:%M} UTC)"
+    return why

@@ -27,6 +27,11 @@ class ScoringJobResult:
     as_of: datetime
     run_id: str
     runs: tuple[ScoreRunResult, ...]
+    data_end: datetime | None = None
+
+    def empty_tasks(self) -> list[str]:
+        """Tasks whose population was empty (nothing scored)."""
+        return [r.task for r in self.runs if r.entities == 0]
 
     @property
     def rows_written(self) -> int:
@@ -52,11 +57,11 @@ def run_scoring(rt: Runtime, params: ScoringParams) -> ScoringJobResult:
     ConfigError for an unknown task and SchemaNotCurrent."""
     require_schema(rt.engine)
     names = resolve_tasks(rt.config, params.tasks)
-    as_of, _ = resolve_as_of(rt.engine, params.as_of)
+    as_of, end = resolve_as_of(rt.engine, params.as_of)
     registry = open_registry(lambda: rt.registry)
     _refuse_on_outage(rt, registry, names)
     run_id = str(uuid.uuid4())
     scored_at = utc(params.scored_at, "scored_at")
     runs = tuple(score_task(rt.engine, registry, rt.config, n, as_of, run_id=run_id, scored_at=scored_at)
                  for n in names)
-    return ScoringJobResult(as_of, run_id, runs)
+    return ScoringJobResult(as_of, run_id, runs, end)
