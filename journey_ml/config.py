@@ -126,6 +126,10 @@ class IngestConfig(_Strict):
     # a run is abandoned (killed) when its holder is gone: on PostgreSQL its session lock,
     # on SQLite its process on this host, or its heartbeat for this long (other hosts)
     stale_run_minutes: int = Field(10, ge=1)
+    # PostgreSQL: each batch is split by key hash into this many partitions, each loaded on
+    # its own connection (a parallel COPY stream); no two loaders touch the same key.
+    # SQLite has one writer and always uses one.
+    loaders: int = Field(2, ge=1, le=16)
 
 
 class SimulationConfig(_Strict):

@@ -33,7 +33,7 @@ def progress(p):
     print("applied", flush=True)
     time.sleep(3600)
 
-ingest_source(make_engine(sys.argv[1]), make_config(WEB), "web", data_dir=Path(sys.argv[2]),
+ingest_source(make_engine(sys.argv[1]), make_config(WEB), "web", loaders=1, data_dir=Path(sys.argv[2]),
               salt=SALT, received_at=RECEIVED_AT, batch_rows=10, progress=progress)
 """
 
