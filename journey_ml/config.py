@@ -143,16 +143,37 @@ class SimulationConfig(_Strict):
     dirty_rate: float = Field(0.002, ge=0, le=0.5)
 
 
+class PopulationFilter(_Strict):
+    """Keep only the entities whose attributes and segments take one of the listed values
+    (every entry must hold). ``attributes``: attribute key -> values (compared as text);
+    ``segments``: segmentation name (of ``segments:``) -> segment names."""
+
+    attributes: dict[str, list[str | int | float | bool]] = Field(default_factory=dict)
+    segments: dict[str, list[str]] = Field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.attributes or self.segments)
+
+
+# population rules (see journey_ml.features.population for how each is computed)
+POPULATIONS = ("prospects", "customers", "active", "all")
+
+
 class TaskConfig(_Strict):
-    """A prediction task: population as of T, label = outcome within (T, T + horizon]."""
+    """A prediction task: population as of T, label = outcome within [T, T + horizon)
+    (the boundary rule of `journey_ml.features.boundary`)."""
 
     entity: Literal["contact", "account"] = "account"
     outcome: str
     horizon_days: int = Field(90, gt=0)
     # prospects: an event in the lookback, and never an event of `customer_events` before T;
-    # customers: an event of `customer_events` in the lookback and no `outcome` in it
-    population: Literal["prospects", "customers"] = "prospects"
+    # customers: an event of `customer_events` in the lookback and no `outcome` in it;
+    # active: any event in the lookback (repeat outcomes allowed: repurchase);
+    # all: every known entity (in the accounts/contacts table or with an event before T)
+    population: Literal["prospects", "customers", "active", "all"] = "prospects"
+    # what makes an entity a customer (prospects and customers populations only)
     customer_events: list[str] = Field(default_factory=list)
+    population_filter: PopulationFilter = Field(default_factory=PopulationFilter)
     # only entities with at least one event in this window before T are scored
     lookback_days: int = Field(365, gt=0)
     segment_by: str | None = None
@@ -469,9 +490,13 @@ class JourneyConfig(_Strict):
             if t.outcome not in self.outcomes:
                 raise ValueError(f"task {name!r}: outcome {t.outcome!r} is not in outcomes "
                                  f"({', '.join(self.outcomes) or 'none'})")
-            if not t.customer_events:
+            if not t.customer_events and t.population in ("prospects", "customers"):
                 raise ValueError(f"task {name!r}: customer_events must name the event types "
-                                 "that make an entity a customer")
+                                 f"that make an entity a customer (population {t.population!r})")
+            for seg in t.population_filter.segments:
+                if seg not in self.segments:
+                    raise ValueError(f"task {name!r}: population_filter.segments: {seg!r} is not in "
+                                     f"segments ({', '.join(self.segments) or 'none'})")
             if t.segment_by is not None and t.segment_by not in self.segments:
                 raise ValueError(f"task {name!r}: segment_by {t.segment_by!r} is not in segments "
                                  f"({', '.join(self.segments) or 'none'})")
@@ -486,6 +511,22 @@ class JourneyConfig(_Strict):
                 raise ValueError(f"monitoring.tasks.{name}: unknown task {name!r} "
                                  f"(configured: {', '.join(self.tasks) or 'none'})")
         return self
+
+    def unknown_event_types(self, seen: set[str] | None = None) -> list[str]:
+        """Warnings, one per task and event type named in its ``customer_events`` or its
+        outcome's event types that is neither in the taxonomy nor in ``seen`` (the event
+        types in the data; None: not checked against the data). Such a name matches
+        nothing, so a population or a label silently comes out empty."""
+        known = set(self.taxonomy) | (seen or set())
+        where = "the taxonomy or the data" if seen is not None else "the taxonomy (data not checked)"
+        out = []
+        for name, t in self.tasks.items():
+            named = [("customer_events", e) for e in t.customer_events]
+            named += [(f"outcomes.{t.outcome}", e) for e in self.outcomes.get(t.outcome, [])]
+            for key, e in named:
+                if e not in known:
+                    out.append(f"tasks.{name}: {key} names event type {e!r}, which is in neither {where}")
+        return out
 
     def task(self, name: str) -> TaskConfig:
         """The task called ``name``; raises ConfigError naming the known tasks."""
