@@ -430,10 +430,18 @@ _CRON = re.compile(r"^\S+(\s+\S+){4,5}$")
 
 
 class FlowSchedule(_Strict):
-    """When `python -m flows.serve` runs one flow (``cron`` None: deployed, run on demand)."""
+    """When `python -m flows.serve` runs one flow: a ``cron`` expression or every
+    ``interval_seconds`` (neither: deployed, run on demand)."""
 
     cron: str | None = None
+    interval_seconds: int | None = Field(None, gt=0)
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FlowSchedule:
+        if self.cron is not None and self.interval_seconds is not None:
+            raise ValueError("give either cron or interval_seconds, not both")
+        return self
 
     @field_validator("cron")
     @classmethod
