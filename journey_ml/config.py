@@ -249,6 +249,44 @@ class TrainingConfig(_Strict):
     max_parallel_segments: int = Field(2, gt=0)
 
 
+class ExecutionConfig(_Strict):
+    """Where a job's independent pieces (segments to train, partitions to score) run.
+
+    ``thread``: a thread pool in the flow's process (``training.max_parallel_segments``
+    at once). ``dask``: Prefect tasks on Dask (prefect-dask): the scheduler at ``address``,
+    or a LocalCluster of ``n_workers`` x ``threads_per_worker`` started for the flow run.
+    See `journey_ml.execution`.
+    """
+
+    runner: Literal["thread", "dask"] = "thread"
+    address: str | None = None
+    n_workers: int = Field(2, gt=0)
+    threads_per_worker: int = Field(1, gt=0)
+    processes: bool = True
+    # batch scoring splits each task's population into this many partitions (by entity
+    # hash); default 1 on the thread runner, one per worker thread on dask
+    scoring_partitions: int | None = Field(None, gt=0)
+    # a segment with at least this many training rows trains with xgboost.dask across the
+    # cluster (dask runner only); default: never
+    distributed_training_rows: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExecutionConfig:
+        local = {"n_workers", "threads_per_worker", "processes"} & self.model_fields_set
+        if self.runner == "thread":
+            dask_only = sorted(({"address", "distributed_training_rows"} | local) & self.model_fields_set)
+            if dask_only:
+                raise ValueError(f"{', '.join(dask_only)}: only with runner: dask (runner is thread)")
+        if self.address is not None:
+            if not re.fullmatch(r"(tcp|tls|ucx|inproc)://\S+", self.address):
+                raise ValueError(f"address {self.address!r}: expected a Dask scheduler address "
+                                 "such as tcp://scheduler:8786 (or tls://...)")
+            if local:
+                raise ValueError(f"{', '.join(sorted(local))}: only for a local cluster; with an address "
+                                 "the cluster's own workers are used")
+        return self
+
+
 class RegistryConfig(_Strict):
     experiment: str = "journey-ml"
     promotion_metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"] = "roc_auc"
@@ -481,6 +519,7 @@ class JourneyConfig(_Strict):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     @model_validator(mode="after")
     def _unique_sources(self) -> JourneyConfig:
