@@ -243,6 +243,11 @@ class TrainingConfig(_Strict):
     validation_as_of_count: int = Field(1, ge=1)
     holdout_as_of_count: int = Field(1, ge=1)
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    # isotonic calibration only with this many validation positives (else Platt scaling)
+    min_isotonic_positives: int = Field(200, gt=0)
+    # learned candidates of model selection (the best on validation is taken)
+    candidates: list[Literal["xgboost", "logistic"]] = Field(default_factory=lambda: ["xgboost", "logistic"],
+                                                             min_length=1)
     xgboost: XGBoostConfig = Field(default_factory=XGBoostConfig)
     # rows of training features kept (in the warehouse) as the drift reference
     reference_sample_rows: int = Field(5000, gt=0)
