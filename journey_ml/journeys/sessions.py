@@ -152,9 +152,9 @@ def sessionise(events: pd.DataFrame, *, as_of: datetime, level: Level = "stage",
              else np.zeros(t.size))
     # order: entity, time, then the outcome last among ties (it closes the journey), then label
     fixed = list(labels or ())
-    names = fixed + sorted(set(lab.tolist()) - set(fixed))
+    names = fixed + sorted(set(lab[~is_out].tolist()) - set(fixed))  # an outcome is not a step
     code_of = {n: i for i, n in enumerate(names)}
-    code = pd.Series(lab).map(code_of).to_numpy(np.int64)
+    code = pd.Series(lab).map(code_of).fillna(-1).to_numpy(np.int64)
     order = np.lexsort((code, is_out, t, ent_codes))
     ent, t, is_out, code, value = ent_codes[order], t[order], is_out[order], code[order], value[order]
 
