@@ -113,8 +113,7 @@ def _prepare(j: Journeys, pt: PathTable, half_life_days: float, first_w: float, 
             vc[m] = np.nan_to_num(v / conv_n[:, None])
     # Shapley (closed form): equal split between the distinct channels of the path
     member = np.zeros((n_p, k))
-    for p, codes in enumerate(pt.codes):
-        member[p, list(set(codes))] = 1.0
+    member[np.repeat(np.arange(n_p), pt.paths["length"].to_numpy(np.int64)), pt.flat] = 1.0
     share = member / np.maximum(member.sum(axis=1, keepdims=True), 1)
     cc["shapley"] = share
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -141,7 +140,7 @@ def _chain(pt: PathTable, k: int, order: int) -> _Chain:
     """States are the last ``order`` channels (shorter at the start of a path)."""
     lengths = pt.paths["length"].to_numpy(np.int64)
     n_p = lengths.size
-    flat = np.fromiter((c for codes in pt.codes for c in codes), np.int64, int(lengths.sum()))
+    flat = pt.flat
     pid = np.repeat(np.arange(n_p), lengths)
     first = np.cumsum(lengths) - lengths
     pos = np.arange(flat.size) - first[pid]
@@ -220,7 +219,7 @@ def shapley_by_enumeration(pt: PathTable, k: int, weight: str = "conversions") -
     if k > MAX_EXACT_ENUMERATION:
         raise ValueError(f"{k} channels: enumeration is exact up to {MAX_EXACT_ENUMERATION}")
     w = pt.paths[weight].to_numpy(float)
-    masks = np.array([sum(1 << c for c in set(codes)) for codes in pt.codes], np.int64)
+    masks = np.bitwise_or.reduceat(np.left_shift(1, pt.flat), pt.starts) if len(pt.paths) else np.zeros(0, np.int64)
     v = np.zeros(1 << k)
     np.add.at(v, masks, w)
     for b in range(k):  # v(S) = sum over subsets: the zeta transform

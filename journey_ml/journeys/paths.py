@@ -21,31 +21,40 @@ _END_OF = {"converted": CONVERSION, "exited": EXIT, "ongoing": ONGOING}
 class PathTable:
     """Distinct paths: ``path_of`` (one path id per journey); ``paths``: one row per path
     (``n`` journeys, ``conversions``, ``value``, ``exited``, ``ongoing``, ``length``);
-    ``codes``: each distinct path's step codes (tuple), in path id order."""
+    ``flat``: the distinct paths' step codes end to end, path ``i`` at
+    ``flat[starts[i]:starts[i] + length[i]]``."""
 
     path_of: np.ndarray
     paths: pd.DataFrame
-    codes: tuple[tuple[int, ...], ...]
+    flat: np.ndarray
+    starts: np.ndarray
+
+    def codes(self, i: int) -> tuple[int, ...]:
+        s = int(self.starts[i])
+        return tuple(int(c) for c in self.flat[s:s + int(self.paths["length"].iat[i])])
 
 
 def path_table(j: Journeys) -> PathTable:
-    """Deduplicate the journeys' paths (a 2 x 64-bit polynomial hash plus the length)."""
+    """Deduplicate the journeys' paths (a polynomial hash of the codes and the length,
+    64 bits: for a million distinct paths a collision has odds of about 1 in 30 million)."""
     codes = j.steps["code"].to_numpy(np.uint64) + np.uint64(1)
     pos = j.steps["pos"].to_numpy(np.int64)
     length = j.table["n_steps"].to_numpy(np.int64)
     first_row, _ = j.bounds()
-    keys = np.zeros((j.n, 3), np.uint64)
+    key = np.zeros(j.n, np.uint64)
     if j.n:
         with np.errstate(over="ignore"):  # the hash wraps modulo 2**64 on purpose
-            for col, base in ((0, np.uint64(1_000_003)), (1, np.uint64(998_244_353))):
-                powers = np.ones(int(pos.max()) + 1, np.uint64)
-                for i in range(1, powers.size):
-                    powers[i] = powers[i - 1] * base
-                keys[:, col] = np.add.reduceat(codes * powers[pos], first_row)
-    keys[:, 2] = length.astype(np.uint64)
-    _, first, path_of = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    path_of = path_of.reshape(-1)
-    n_p = first.size
+            base = np.uint64(0x9E3779B97F4A7C15)
+            powers = np.ones(int(pos.max()) + 1, np.uint64)
+            for i in range(1, powers.size):
+                powers[i] = powers[i - 1] * base
+            key = np.add.reduceat(codes * powers[pos], first_row) ^ (length.astype(np.uint64) * np.uint64(
+                0xC2B2AE3D27D4EB4F))
+    path_of, uniq = pd.factorize(key)
+    n_p = len(uniq)
+    # factorize numbers paths in order of first appearance: a path starts where the id is new
+    seen = np.r_[-1, np.maximum.accumulate(path_of)[:-1]] if j.n else np.array([], np.int64)
+    first = np.flatnonzero(path_of > seen)
     t = j.table
     conv = t["converted"].to_numpy()
     st = t["status"].to_numpy()
@@ -57,9 +66,11 @@ def path_table(j: Journeys) -> PathTable:
         "ongoing": np.bincount(path_of, weights=st == "ongoing", minlength=n_p).astype(np.int64),
         "length": length[first],
     })
-    allc = j.steps["code"].to_numpy()
-    codes_t = tuple(tuple(int(c) for c in allc[first_row[f]:first_row[f] + length[f]]) for f in first)
-    return PathTable(path_of, paths, codes_t)
+    plen = length[first]
+    starts = np.cumsum(plen) - plen
+    src = np.repeat(first_row[first], plen) + (np.arange(int(plen.sum())) - np.repeat(starts, plen))
+    flat = j.steps["code"].to_numpy(np.int64)[src]
+    return PathTable(path_of.astype(np.int64), paths, flat, starts)
 
 
 def _names(j: Journeys, codes) -> str:
@@ -76,7 +87,7 @@ def top_paths(j: Journeys, pt: PathTable | None = None, n: int = 10) -> dict[str
         total = int(p[col].sum())
         top = p[p[col] > 0].sort_values([col, "n"], ascending=False, kind="stable").head(n)
         out[kind] = pd.DataFrame({
-            "path": [_names(j, pt.codes[i]) for i in top.index],
+            "path": [_names(j, pt.codes(i)) for i in top.index],
             "journeys": top[col].to_numpy(np.int64),
             "share": top[col].to_numpy() / total if total else np.zeros(len(top)),
             "all_journeys_on_path": top["n"].to_numpy(np.int64),
@@ -162,11 +173,8 @@ def friction(j: Journeys) -> pd.DataFrame:
     at = j.steps["at"].to_numpy(np.int64)
     conv = j.table["converted"].to_numpy()
     status = j.table["status"].to_numpy()
-    pair = np.unique(jn * k + code) if k else np.array([], np.int64)
-    pj, pc = pair // max(k, 1), pair % max(k, 1)
-    reach = np.bincount(pc, minlength=k)
-    conv_reach = np.bincount(pc, weights=conv[pj], minlength=k)
     first, stop = j.bounds()
+    reach, conv_reach = _reach(jn, code, first, conv, k)
     last_code = code[stop - 1]
     exited = status == "exited"
     exits = np.bincount(last_code[exited], minlength=k)
@@ -190,6 +198,20 @@ def friction(j: Journeys) -> pd.DataFrame:
     f["rank"] = np.arange(1, len(f) + 1)
     f["sentence"] = [_sentence(r) for r in f.itertuples()]
     return f.reset_index(drop=True)
+
+
+def _reach(jn: np.ndarray, code: np.ndarray, first: np.ndarray, conv: np.ndarray, k: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Per label: journeys whose path contains it, and how many of those converted."""
+    if k == 0 or code.size == 0:
+        return np.zeros(k, np.int64), np.zeros(k)
+    if k <= 63:  # one bit per label per journey: no sort of millions of pairs
+        mask = np.bitwise_or.reduceat(np.left_shift(np.uint64(1), code.astype(np.uint64)), first)
+        bits = np.array([(mask >> np.uint64(b)) & np.uint64(1) for b in range(k)], dtype=bool)
+        return bits.sum(axis=1), (bits & conv[None, :]).sum(axis=1).astype(float)
+    pair = np.unique(jn * k + code)
+    pj, pc = pair // k, pair % k
+    return np.bincount(pc, minlength=k), np.bincount(pc, weights=conv[pj], minlength=k)
 
 
 def _sentence(r) -> str:

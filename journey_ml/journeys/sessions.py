@@ -140,21 +140,33 @@ def sessionise(events: pd.DataFrame, *, as_of: datetime, level: Level = "stage",
     t = _ns(events["occurred_at"])
     asof_ns = _as_ns(as_of)
     outcome_set = set(outcome_types)
-    etype = events["event_type"].astype(str).to_numpy()
-    keep = (t < asof_ns) & ~np.isin(etype, list(set(exclude_event_types) - outcome_set))
-    ent_codes, ent_names = pd.factorize(events["entity_id"].astype(str).to_numpy()[keep])
+    # factorize once, then test the few distinct names (isin on millions of strings is slow)
+    et_code, et_names = pd.factorize(events["event_type"], use_na_sentinel=False)
+    et_names = np.asarray(et_names, dtype=object).astype(str)
+    excluded = np.isin(et_names, list(set(exclude_event_types) - outcome_set))
+    keep = (t < asof_ns) & ~excluded[et_code]
+    ent_codes, ent_names = pd.factorize(events["entity_id"].to_numpy()[keep])
+    ent_names = np.asarray(ent_names, dtype=object).astype(str)
     t = t[keep]
-    etype = etype[keep]
-    is_out = np.isin(etype, list(outcome_set)) if outcome_set else np.zeros(t.size, bool)
-    raw = events[level].to_numpy()[keep] if level != "event_type" else etype
-    lab = pd.Series(raw, dtype=object).fillna("unknown").astype(str).to_numpy()
-    value = (pd.to_numeric(events["value"], errors="coerce").to_numpy()[keep] if "value" in events.columns
+    et_code = et_code[keep]
+    is_out = np.isin(et_names, list(outcome_set))[et_code] if outcome_set else np.zeros(t.size, bool)
+    if level == "event_type":
+        lab_code, lab_names = et_code, et_names
+    else:
+        lab_code, lab_names = pd.factorize(events[level].to_numpy()[keep], use_na_sentinel=True)
+        lab_names = np.asarray(lab_names, dtype=object).astype(str)
+        if (lab_code < 0).any():
+            lab_names = np.append(lab_names, "unknown")
+            lab_code = np.where(lab_code < 0, lab_names.size - 1, lab_code)
+    value = (pd.to_numeric(events["value"], errors="coerce").to_numpy(float)[keep] if "value" in events.columns
              else np.zeros(t.size))
     # order: entity, time, then the outcome last among ties (it closes the journey), then label
     fixed = list(labels or ())
-    names = fixed + sorted(set(lab[~is_out].tolist()) - set(fixed))  # an outcome is not a step
+    step_names = set(lab_names[np.unique(lab_code[~is_out])].tolist()) if t.size else set()
+    names = fixed + sorted(step_names - set(fixed))  # an outcome is not a step
     code_of = {n: i for i, n in enumerate(names)}
-    code = pd.Series(lab).map(code_of).fillna(-1).to_numpy(np.int64)
+    remap = np.array([code_of.get(n, -1) for n in lab_names], np.int64)
+    code = remap[lab_code] if lab_code.size else lab_code.astype(np.int64)
     order = np.lexsort((code, is_out, t, ent_codes))
     ent, t, is_out, code, value = ent_codes[order], t[order], is_out[order], code[order], value[order]
 
@@ -217,7 +229,7 @@ def sessionise(events: pd.DataFrame, *, as_of: datetime, level: Level = "stage",
     steps = pd.DataFrame({"journey": sj.astype(np.int64), "pos": pos.astype(np.int32),
                           "code": sc.astype(np.int32), "at": st})
     table = pd.DataFrame({
-        "entity_id": np.asarray(ent_names, dtype=object)[j_ent] if len(ent_names) else np.array([], object),
+        "entity_id": ent_names[j_ent] if len(ent_names) else np.array([], object),
         "start": pd.to_datetime(first_t, utc=True), "end": pd.to_datetime(last_t, utc=True),
         "n_steps": counts.astype(np.int64), "converted": conv, "value": val,
         "converted_at": conv_at, "status": status,
