@@ -140,6 +140,32 @@ def transition_matrix(trans: pd.DataFrame, value: str = "probability") -> pd.Dat
     return trans.pivot_table(index="from", columns="to", values=value, aggfunc="sum", fill_value=0)
 
 
+def flows(j: Journeys, steps: int = 5) -> pd.DataFrame:
+    """Links of a Sankey: (``step``, ``source``) -> (``step + 1``, ``target``) with the
+    number of journeys, for the first ``steps`` steps; a journey's last step links to its
+    end, (conversion) / (exit) / (ongoing). Journeys longer than ``steps`` flow on to
+    ``(more steps)``."""
+    code = j.steps["code"].to_numpy(np.int64)
+    pos = j.steps["pos"].to_numpy(np.int64)
+    jn = j.steps["journey"].to_numpy(np.int64)
+    n = j.table["n_steps"].to_numpy(np.int64)[jn]
+    status = j.table["status"].to_numpy()[jn]
+    names = np.asarray(j.labels, dtype=object)
+    sel = pos < steps
+    last = sel & (pos == n - 1)
+    cont = sel & (pos < n - 1) & (pos < steps - 1)
+    more = sel & (pos == steps - 1) & (pos < n - 1)
+    idx = np.flatnonzero(cont)
+    parts = [
+        pd.DataFrame({"step": pos[idx] + 1, "source": names[code[idx]], "target": names[code[idx + 1]]}),
+        pd.DataFrame({"step": pos[last] + 1, "source": names[code[last]],
+                      "target": pd.Series(status[last]).map(_END_OF).to_numpy()}),
+        pd.DataFrame({"step": pos[more] + 1, "source": names[code[more]], "target": "(more steps)"}),
+    ]
+    links = pd.concat(parts, ignore_index=True)
+    return (links.groupby(["step", "source", "target"], sort=True).size().rename("journeys").reset_index())
+
+
 def step_matrix(j: Journeys, steps: int = 10) -> pd.DataFrame:
     """Share of all journeys at each step position (columns 1..steps): rows are the labels,
     then (conversion) / (exit) / (ongoing) for journeys that ended before that position.
@@ -277,5 +303,5 @@ def compare_periods(j: Journeys, split_at, alpha: float = 0.05) -> pd.DataFrame:
     return compare(j.subset(~after), j.subset(after), ("before", "after"), alpha)
 
 
-__all__ = ["PathTable", "path_table", "top_paths", "transitions", "transition_matrix", "step_matrix", "friction",
+__all__ = ["PathTable", "path_table", "flows", "top_paths", "transitions", "transition_matrix", "step_matrix", "friction",
            "compare", "compare_segments", "compare_periods", "two_proportion_test"]

@@ -48,3 +48,21 @@ def tiny_frame():
     f = pd.DataFrame(list(tiny_rows()))
     return f.rename(columns={"account_id": "entity_id"})[
         ["entity_id", "occurred_at", "event_type", "channel", "stage", "value"]]
+
+
+@pytest.fixture(scope="session")
+def sim_world(tmp_path_factory):
+    """600 simulated accounts ingested into a SQLite warehouse (no models): (root, config, engine)."""
+    from journey_ml.config import load_config
+    from journey_ml.db import make_engine, upgrade
+    from journey_ml.ingest import ingest_all
+    from journey_ml.simulate import SimulationParams, simulate
+
+    root = tmp_path_factory.mktemp("journeys_world")
+    simulate(SimulationParams(accounts=600, seed=5), root / "exports")
+    cfg, _ = load_config(None)
+    engine = make_engine(f"sqlite:///{root / 'warehouse.db'}")
+    upgrade(engine)
+    ingest_all(engine, cfg, data_dir=root / "exports", salt="t", received_at=datetime(2026, 7, 1, tzinfo=UTC))
+    yield root, cfg, engine
+    engine.dispose()
