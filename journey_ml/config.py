@@ -425,6 +425,51 @@ class SegmentPolicy(_Strict):
     rollback_margin: float
 
 
+class JourneysConfig(_Strict):
+    """Journey mapping (see journey_ml/journeys): sessions, friction, attribution, lift."""
+
+    # the level the map, paths and friction use; attribution uses `attribution_level`
+    level: Literal["event_type", "channel", "stage"] = "stage"
+    attribution_level: Literal["event_type", "channel"] = "channel"
+    # a silence this long (days) ends a journey; an outcome event always ends it
+    gap_days: float = Field(30.0, gt=0)
+    lookback_days: int = Field(365, gt=0)
+    # events the company does to people rather than steps they take (not journey steps)
+    exclude_event_types: list[str] = Field(default_factory=lambda: ["email_sent"])
+    collapse_repeats: bool = True
+    # the last N steps of a journey are kept (older steps are dropped)
+    max_steps: int = Field(50, ge=2)
+    top_paths: int = Field(10, ge=1)
+    step_matrix_steps: int = Field(10, ge=1)
+    half_life_days: float = Field(7.0, gt=0)
+    # position-based attribution: share of the first and the last touch (the rest: the middle)
+    position_first: float = Field(0.4, ge=0, le=1)
+    position_last: float = Field(0.4, ge=0, le=1)
+    markov_orders: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    bootstrap: int = Field(100, ge=0)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    seed: int = 7
+    # next-step prediction: Markov order and the share of journeys held out for its accuracy
+    next_order: int = Field(2, ge=0, le=5)
+    next_holdout_share: float = Field(0.2, gt=0, lt=1)
+    # lift: below this many entities in either arm, no lift is claimed
+    lift_min_n: int = Field(100, ge=1)
+
+    @field_validator("markov_orders")
+    @classmethod
+    def _orders(cls, v: list[int]) -> list[int]:
+        bad = [o for o in v if not 1 <= o <= 3]
+        if bad or not v:
+            raise ValueError(f"markov orders must be 1, 2 or 3 (got {v})")
+        return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _position(self) -> JourneysConfig:
+        if self.position_first + self.position_last > 1:
+            raise ValueError("position_first + position_last must be at most 1")
+        return self
+
+
 class MonitoringConfig(_Strict):
     """Monitoring: drift and performance reports, the policy that acts on them, alerts."""
 
@@ -525,6 +570,7 @@ class JourneyConfig(_Strict):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    journeys: JourneysConfig = Field(default_factory=JourneysConfig)
 
     @model_validator(mode="after")
     def _unique_sources(self) -> JourneyConfig:

@@ -269,6 +269,22 @@ class Registry:
         self._retry(self.client.set_terminated, rid)
         return rid
 
+    def log_journey_run(self, task: str, segment: str, as_of: datetime, *, metrics: dict[str, float],
+                        params: dict[str, Any], files: list[Path]) -> str:
+        """One journey-mapping run of a task and segment: its figures as metrics, the map
+        (HTML + JSON) as artifacts under ``journey_map/``. Returns the run id."""
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            for f in files:
+                shutil.copy2(f, Path(d) / Path(f).name)
+            return self.log_run(f"journeys-{task}-{segment}",
+                                tags={"journey.kind": "journey_map", "journey.task": task, "journey.segment": segment,
+                                      "journey.as_of": _utc(as_of).isoformat()},
+                                params=params, metrics={k: float(v) for k, v in metrics.items() if v is not None},
+                                artifacts=d, artifact_path="journey_map")
+
     # --- logging a model --------------------------------------------------------------------
 
     def log_model(self, scorer, *, task: str, segment: str, run_id: str | None = None,

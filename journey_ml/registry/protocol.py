@@ -33,6 +33,9 @@ class ModelRegistry(Protocol):
                 metrics: dict[str, float], artifacts: str | Path | None = None,
                 artifact_path: str = "report") -> str: ...
 
+    def log_journey_run(self, task: str, segment: str, as_of: datetime, *, metrics: dict[str, float],
+                        params: dict[str, Any], files: list[Path]) -> str: ...
+
     def log_model(self, scorer, *, task: str, segment: str, run_id: str | None = None,
                   feature_set: dict | None = None, metrics: dict[str, float] | None = None,
                   params: dict | None = None, tags: dict[str, str] | None = None,
