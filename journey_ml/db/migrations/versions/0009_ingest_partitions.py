@@ -9,7 +9,7 @@ and deletes the rows of batches a killed run left incomplete: the older code the
 those batches, and the rows already loaded count as duplicates.
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-03
 """
 import sqlalchemy as sa
