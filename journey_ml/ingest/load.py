@@ -49,9 +49,10 @@ def batch_applied(conn: Connection, batch_key: str, partition_no: int = 0) -> st
 def split_batch(prepared: PreparedBatch, kind: Kind, partitions: int) -> list[PreparedBatch]:
     """``prepared`` split by a stable hash of each row's key into ``partitions`` parts.
 
-    The hash is pandas' fixed-key SipHash of the key columns, the same on every machine and
-    in every run, so a batch re-read after a crash splits exactly as before (its missing
-    partitions hold exactly the rows not yet loaded). Partition 0 also carries what belongs
+    The hash is pandas' fixed-key SipHash of the row's id (the last key column: the source is
+    one per run), the same on every machine and in every run, so a batch re-read after a
+    crash splits exactly as before (its missing partitions hold exactly the rows not yet
+    loaded). Partition 0 also carries what belongs
     to the batch as a whole: the rejects, in-batch duplicates, suppressed rows and unknown
     event types. Each part's ``rows_read`` is what it accounts for, so the parts add up to
     the batch and each balances on its own.
@@ -59,8 +60,8 @@ def split_batch(prepared: PreparedBatch, kind: Kind, partitions: int) -> list[Pr
     if partitions == 1:
         return [prepared]
     rows = prepared.rows
-    part = (pd.util.hash_pandas_object(rows[list(CONTRACTS[kind].key)], index=False).to_numpy()
-            % np.uint64(partitions)).astype(np.int64)
+    ids = rows[CONTRACTS[kind].key[-1]].to_numpy(dtype=object)
+    part = (pd.util.hash_array(ids, categorize=False) % np.uint64(partitions)).astype(np.int64)
     out = []
     for p in range(partitions):
         sub = rows[part == p].reset_index(drop=True)
