@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import JSON, Column, Connection, MetaData, Table, Text, select, text
 
@@ -179,9 +180,15 @@ def _merge_via_stage(conn: Connection, kind: Kind, rows: pd.DataFrame, run_id: s
 
 
 def _csv_bytes(frame: pd.DataFrame) -> memoryview:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
+            # Arrow writes zone-aware times ~20x slower than naive ones; the UTC wall time
+            # followed by "Z" is the very text it would write
+            utc = table.column(i).cast(pa.timestamp(f.type.unit)).cast(pa.string())
+            table = table.set_column(i, f.name, pc.binary_join_element_wise(utc, "Z", ""))
     buf = io.BytesIO()
-    pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buf,
-                    pacsv.WriteOptions(include_header=False))
+    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False))
     return buf.getbuffer()
 
 
