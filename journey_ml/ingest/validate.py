@@ -103,7 +103,7 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
             out[spec.name] = safe[col]
             used.add(col)
         elif spec.name in src.defaults:
-            out[spec.name] = pd.Series([src.defaults[spec.name]] * n, dtype=object)
+            out[spec.name] = pd.Series(np.full(n, src.defaults[spec.name], dtype=object))
         else:
             out[spec.name] = _nones(n)
 
@@ -228,7 +228,10 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
             idx = np.flatnonzero(missing_id)
             ordinals = batch.row_numbers[idx] if src.identical_rows == "keep" else None
             derived = _derive_ids(out, contract, idx, src.name, ordinals)
-            out[id_field].iloc[np.flatnonzero(missing_id)] = derived
+            if len(idx) == n:  # no row has an id of its own: the column is the derived ids
+                out[id_field] = pd.Series(pd.arrays.ArrowStringArray(pa.array(derived, type=pa.large_string())))
+            else:
+                out[id_field].iloc[idx] = derived
     else:
         out["source"] = pd.Series([src.name] * n, dtype=object)
         out["updated_at"] = pd.Series([pd.Timestamp(ctx.received_at)] * n)
@@ -402,20 +405,21 @@ def _json_documents(frame: pd.DataFrame) -> pd.Series:
         return pd.Series([], dtype=object)
     present = frame.notna().to_numpy()
     k = present.shape[1]
-    out = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     if k <= 62:
         codes = (present.astype(np.int64) << np.arange(k, dtype=np.int64)).sum(axis=1)
         patterns = np.unique(codes)
         if len(patterns) <= 64:
+            out = np.full(len(frame), None, dtype=object)
             for code in patterns:
                 cols = [c for i, c in enumerate(frame.columns) if (code >> i) & 1]
                 if not cols:
                     continue
                 rows = codes == code
-                text = frame.loc[rows, cols].to_json(orient="records", lines=True, date_format="iso",
-                                                     force_ascii=False, double_precision=15)
+                part = frame[cols] if len(patterns) == 1 else frame.loc[rows, cols]
+                text = part.to_json(orient="records", lines=True, date_format="iso",
+                                    force_ascii=False, double_precision=15)
                 out[rows] = text.rstrip("\n").split("\n")
-            return out
+            return pd.Series(out, index=frame.index)
     text = frame.to_json(orient="records", lines=True, date_format="iso", force_ascii=False,
                          double_precision=15)
     docs = pd.Series(text.rstrip("\n").split("\n"), index=frame.index, dtype=object)
@@ -447,9 +451,13 @@ def _derive_ids(out: dict[str, pd.Series], contract: Contract, idx: np.ndarray, 
             ticks = s.dt.tz_convert("UTC").astype("int64") if s.dt.tz is not None else s.astype("int64")
             text = pa.array(ticks.to_numpy(), mask=~present).cast(pa.string())
         elif pd.api.types.is_float_dtype(s):
-            text = pa.array(s.astype(str).where(s.notna(), None).to_numpy(dtype=object), type=pa.string())
+            shown = np.full(len(s), None, dtype=object)  # pandas' text of each present value
+            shown[present] = s[present].astype(str).to_numpy(dtype=object)
+            text = pa.array(shown, type=pa.string())
         elif isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
             text = pa.array(s.array).cast(pa.string())  # already text: no per-value conversion
+        elif s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+            text = pa.array(s.to_numpy(), type=pa.string(), from_pandas=True)  # str(v) is v
         else:
             text = pa.array(s.astype(object).where(s.notna(), None).map(str, na_action="ignore")
                             .to_numpy(dtype=object), type=pa.string())

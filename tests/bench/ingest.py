@@ -66,6 +66,20 @@ def _checksums(db: str) -> dict:
         engine.dispose()
 
 
+def _timed(args: list[str], label: str, log, inspect=None):
+    """Run one contender in a fresh database, dropped after; ``inspect(db, measure)`` sees it first."""
+    db = fresh_database()
+    try:
+        m = run_child([*args, "--db", db])
+        log(f"  {label}: {m.output['rows']:,} rows in {m.seconds:.1f} s ({m.output['rows'] / m.seconds:,.0f} rows/s), "
+            f"peak {m.peak_rss_mb:,.0f} MB, load {_load()}")
+        if inspect:
+            inspect(db, m)
+        return m
+    finally:
+        drop_database(db)
+
+
 def _load() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -84,44 +98,30 @@ def run(events: int = 5_000_000, repeat: int = 3, peer_rows: int = 100_000, load
     config = _config(data_dir)
     clean_csv = CACHE / f"clean-{simulated}.csv"
 
-    ours, ours1, floor, floor_n, peer = [], [], [], [], []
+    ours, ours1, floor, floor_n = [], [], [], []
     out = {"loaders": loaders, "load_before": _load()}
     sums = {}
+
+    def first_run(n: int):
+        def inspect(db: str, m) -> None:
+            sums[n] = _checksums(db)
+            if n == loaders:
+                out["loaded"] = _dump_events(db, clean_csv)
+                out.update({k: m.output[k] for k in ("rows", "loaded", "rejected", "duplicate", "balanced")})
+            else:
+                out["balanced_one"] = m.output["balanced"]
+        return inspect
+
+    plural = lambda n, word: f"{n} {word}{'s' if n > 1 else ''}"  # noqa: E731
     for i in range(repeat):
         for n, into in ((loaders, ours), (1, ours1)):
-            db = fresh_database()
-            try:
-                m = run_child(["ingest-ours", "--db", db, "--config", str(config), "--loaders", str(n)])
-                into.append(m)
-                log(f"  ours ({n} loader{'s' if n > 1 else ''}) run {i + 1}: {m.output['rows']:,} rows in "
-                    f"{m.seconds:.1f} s ({m.output['rows'] / m.seconds:,.0f} rows/s), "
-                    f"peak {m.peak_rss_mb:,.0f} MB, load {_load()}")
-                if i == 0:
-                    sums[n] = _checksums(db)
-                    if n == loaders:
-                        out["loaded"] = _dump_events(db, clean_csv)
-                        out.update({k: m.output[k] for k in ("rows", "loaded", "rejected", "duplicate", "balanced")})
-                    else:
-                        out["balanced_one"] = m.output["balanced"]
-            finally:
-                drop_database(db)
+            into.append(_timed(["ingest-ours", "--config", str(config), "--loaders", str(n)],
+                               f"ours ({plural(n, 'loader')}) run {i + 1}", log,
+                               first_run(n) if i == 0 else None))
         for n, into in ((1, floor), (loaders, floor_n)):
-            db = fresh_database()
-            try:
-                f = run_child(["ingest-copy", "--db", db, "--csv", str(clean_csv), "--streams", str(n)])
-                into.append(f)
-                log(f"  floor ({n} stream{'s' if n > 1 else ''}) run {i + 1}: {f.output['rows']:,} rows in "
-                    f"{f.seconds:.1f} s ({f.output['rows'] / f.seconds:,.0f} rows/s)")
-            finally:
-                drop_database(db)
-    db = fresh_database()
-    try:
-        p = run_child(["ingest-pandas", "--db", db, "--csv", str(clean_csv), "--rows", str(peer_rows)])
-        peer.append(p)
-        log(f"  pandas (sample): {p.output['rows']:,} rows in {p.seconds:.1f} s "
-            f"({p.output['rows'] / p.seconds:,.0f} rows/s)")
-    finally:
-        drop_database(db)
+            into.append(_timed(["ingest-copy", "--csv", str(clean_csv), "--streams", str(n)],
+                               f"floor ({plural(n, 'stream')}) run {i + 1}", log))
+    peer = [_timed(["ingest-pandas", "--csv", str(clean_csv), "--rows", str(peer_rows)], "pandas (sample)", log)]
 
     rate = lambda ms: median([m.output["rows"] / m.seconds for m in ms])  # noqa: E731
     ours_rate, floor_rate, peer_rate = rate(ours), rate(floor), rate(peer)
