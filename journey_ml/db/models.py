@@ -398,6 +398,30 @@ class MonitorDecision(Base):
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class Lift(Base):
+    """Outcome rate of a next-best action against its holdout, per scoring date, band, segment."""
+
+    __tablename__ = "lift"
+
+    task: Mapped[str] = mapped_column(Key(64), primary_key=True)
+    score_as_of: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    action: Mapped[str] = mapped_column(String(512), primary_key=True)
+    band: Mapped[str] = mapped_column(String(32), primary_key=True)
+    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    treated_n: Mapped[int] = mapped_column(Integer)
+    treated_rate: Mapped[float | None] = mapped_column(Float)
+    holdout_n: Mapped[int] = mapped_column(Integer)
+    holdout_rate: Mapped[float | None] = mapped_column(Float)
+    difference: Mapped[float | None] = mapped_column(Float)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))  # lift | harm | no difference | collecting
+    horizon_days: Mapped[int] = mapped_column(Integer)
+    measured_as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 __all__ = [
     "Base",
     "Account",
@@ -416,6 +440,7 @@ __all__ = [
     "Score",
     "MonitorRun",
     "MonitorDecision",
+    "Lift",
     "UTCDateTime",
     "JSONType",
 ]
