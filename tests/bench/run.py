@@ -50,6 +50,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", choices=SECTIONS, action="append")
     p.add_argument("--events", type=int, default=5_000_000, help="ingest: simulated events")
+    p.add_argument("--loaders", type=int, default=2, help="ingest: loader connections (ingest.loaders)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--feature-events", type=int, default=20_000_000, help="features: events")
     p.add_argument("--feature-contacts", type=int, default=1_000_000, help="features: contacts")
@@ -73,7 +74,7 @@ def main() -> None:
         if section == "ingest":
             from tests.bench import ingest
 
-            parts.append(ingest.markdown(ingest.run(events=a.events, repeat=a.repeat)))
+            parts.append(ingest.markdown(ingest.run(events=a.events, repeat=a.repeat, loaders=a.loaders)))
         elif section == "features":
             from tests.bench import features
 
