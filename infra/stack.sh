@@ -30,8 +30,6 @@
 #   PGHOST/PGPORT/PGUSER   127.0.0.1 / 5432 / postgres
 #   MLFLOW_PORT     5000      PREFECT_PORT   4200      STACK_HOST   127.0.0.1 (bind address)
 #   API_PORT        8000      API_WORKERS    1
-#   JOURNEY_API_TOKEN  the API's bearer token; when unset one is generated once and kept in
-#                   $STACK_DIR/api-token (mode 600)
 #   MLFLOW_WORKERS  1         STACK_TIMEOUT  180 s for the services to answer their health endpoints
 #   MLFLOW_SERVER_ENABLE_JOB_EXECUTION  false  (MLflow's GenAI job runner: 7 more processes)
 #   STACK_DIR       <repo>/.journey/stack  (pid files, logs, Prefect home)
