@@ -127,6 +127,10 @@ class IngestConfig(_Strict):
     # a run is abandoned (killed) when its holder is gone: on PostgreSQL its session lock,
     # on SQLite its process on this host, or its heartbeat for this long (other hosts)
     stale_run_minutes: int = Field(10, ge=1)
+    # PostgreSQL: each batch is split by key hash into this many partitions, each loaded on
+    # its own connection (a parallel COPY stream); no two loaders touch the same key.
+    # SQLite has one writer and always uses one.
+    loaders: int = Field(2, ge=1, le=16)
 
 
 class SimulationConfig(_Strict):
@@ -261,10 +265,53 @@ class TrainingConfig(_Strict):
             raise ValueError("an empty list of dates")
         return v
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    # isotonic calibration only with this many validation positives (else Platt scaling)
+    min_isotonic_positives: int = Field(200, gt=0)
+    # learned candidates of model selection (the best on validation is taken)
+    candidates: list[Literal["xgboost", "logistic"]] = Field(default_factory=lambda: ["xgboost", "logistic"],
+                                                             min_length=1)
     xgboost: XGBoostConfig = Field(default_factory=XGBoostConfig)
     # rows of training features kept (in the warehouse) as the drift reference
     reference_sample_rows: int = Field(5000, gt=0)
     max_parallel_segments: int = Field(2, gt=0)
+
+
+class ExecutionConfig(_Strict):
+    """Where a job's independent pieces (segments to train, partitions to score) run.
+
+    ``thread``: a thread pool in the flow's process (``training.max_parallel_segments``
+    at once). ``dask``: Prefect tasks on Dask (prefect-dask): the scheduler at ``address``,
+    or a LocalCluster of ``n_workers`` x ``threads_per_worker`` started for the flow run.
+    See `journey_ml.execution`.
+    """
+
+    runner: Literal["thread", "dask"] = "thread"
+    address: str | None = None
+    n_workers: int = Field(2, gt=0)
+    threads_per_worker: int = Field(1, gt=0)
+    processes: bool = True
+    # batch scoring splits each task's population into this many partitions (by entity
+    # hash); default 1 on the thread runner, one per worker thread on dask
+    scoring_partitions: int | None = Field(None, gt=0)
+    # a segment with at least this many training rows trains with xgboost.dask across the
+    # cluster (dask runner only); default: never
+    distributed_training_rows: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExecutionConfig:
+        local = {"n_workers", "threads_per_worker", "processes"} & self.model_fields_set
+        if self.runner == "thread":
+            dask_only = sorted(({"address", "distributed_training_rows"} | local) & self.model_fields_set)
+            if dask_only:
+                raise ValueError(f"{', '.join(dask_only)}: only with runner: dask (runner is thread)")
+        if self.address is not None:
+            if not re.fullmatch(r"(tcp|tls|ucx|inproc)://\S+", self.address):
+                raise ValueError(f"address {self.address!r}: expected a Dask scheduler address "
+                                 "such as tcp://scheduler:8786 (or tls://...)")
+            if local:
+                raise ValueError(f"{', '.join(sorted(local))}: only for a local cluster; with an address "
+                                 "the cluster's own workers are used")
+        return self
 
 
 class RegistryConfig(_Strict):
@@ -400,6 +447,51 @@ class SegmentPolicy(_Strict):
     rollback_margin: float
 
 
+class JourneysConfig(_Strict):
+    """Journey mapping (see journey_ml/journeys): sessions, friction, attribution, lift."""
+
+    # the level the map, paths and friction use; attribution uses `attribution_level`
+    level: Literal["event_type", "channel", "stage"] = "stage"
+    attribution_level: Literal["event_type", "channel"] = "channel"
+    # a silence this long (days) ends a journey; an outcome event always ends it
+    gap_days: float = Field(30.0, gt=0)
+    lookback_days: int = Field(365, gt=0)
+    # events the company does to people rather than steps they take (not journey steps)
+    exclude_event_types: list[str] = Field(default_factory=lambda: ["email_sent"])
+    collapse_repeats: bool = True
+    # the last N steps of a journey are kept (older steps are dropped)
+    max_steps: int = Field(50, ge=2)
+    top_paths: int = Field(10, ge=1)
+    step_matrix_steps: int = Field(10, ge=1)
+    half_life_days: float = Field(7.0, gt=0)
+    # position-based attribution: share of the first and the last touch (the rest: the middle)
+    position_first: float = Field(0.4, ge=0, le=1)
+    position_last: float = Field(0.4, ge=0, le=1)
+    markov_orders: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    bootstrap: int = Field(100, ge=0)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    seed: int = 7
+    # next-step prediction: Markov order and the share of journeys held out for its accuracy
+    next_order: int = Field(2, ge=0, le=5)
+    next_holdout_share: float = Field(0.2, gt=0, lt=1)
+    # lift: below this many entities in either arm, no lift is claimed
+    lift_min_n: int = Field(100, ge=1)
+
+    @field_validator("markov_orders")
+    @classmethod
+    def _orders(cls, v: list[int]) -> list[int]:
+        bad = [o for o in v if not 1 <= o <= 3]
+        if bad or not v:
+            raise ValueError(f"markov orders must be 1, 2 or 3 (got {v})")
+        return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _position(self) -> JourneysConfig:
+        if self.position_first + self.position_last > 1:
+            raise ValueError("position_first + position_last must be at most 1")
+        return self
+
+
 class MonitoringConfig(_Strict):
     """Monitoring: drift and performance reports, the policy that acts on them, alerts."""
 
@@ -448,10 +540,18 @@ _CRON = re.compile(r"^\S+(\s+\S+){4,5}$")
 
 
 class FlowSchedule(_Strict):
-    """When `python -m flows.serve` runs one flow (``cron`` None: deployed, run on demand)."""
+    """When `python -m flows.serve` runs one flow: a ``cron`` expression or every
+    ``interval_seconds`` (neither: deployed, run on demand)."""
 
     cron: str | None = None
+    interval_seconds: int | None = Field(None, gt=0)
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FlowSchedule:
+        if self.cron is not None and self.interval_seconds is not None:
+            raise ValueError("give either cron or interval_seconds, not both")
+        return self
 
     @field_validator("cron")
     @classmethod
@@ -491,6 +591,8 @@ class JourneyConfig(_Strict):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    journeys: JourneysConfig = Field(default_factory=JourneysConfig)
 
     @model_validator(mode="after")
     def _unique_sources(self) -> JourneyConfig:

@@ -24,6 +24,13 @@ def serial(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     return [fn(i) for i in items]
 
 
+def slots_of(each: Each) -> int:
+    """How many calls ``each`` runs at once in this process: its ``slots`` attribute (a
+    flow's fan-out sets it; None when they run elsewhere, e.g. on a Dask cluster), else 1."""
+    slots = getattr(each, "slots", 1)
+    return 1 if slots is None else max(1, int(slots))
+
+
 class JobFailed(RuntimeError):
     """A job finished with problems (a source that failed, a task that could not train).
 
