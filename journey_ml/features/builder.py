@@ -16,29 +16,21 @@ Semantics (T = ``as_of``, a UTC-aware datetime; H = the task's horizon_days):
   aggregate, population, or label, and they are never in a contact population. Contacts
   counted in ``contacts_known`` are the account's contacts not opted out and created
   before T (or undated).
-* Population as of T: ``prospects`` = entities with an event in [T - lookback, T), no
-  event of ``task.customer_events`` before T and no outcome row of the task's outcome
-  before T; ``customers`` = entities with a customer event in [T - lookback, T) and no
-  outcome (event or outcome row) in [T - lookback, T). Erased people are absent already.
-* Days are float days (seconds / 86 400): ``days_since_*`` = T - last time (NaN when
-  never), ``stage_<s>_days`` = last - first event of the stage, ``days_to_renewal`` =
-  renewal date - T (the ``renewal_date`` property of the latest event before T carrying
-  one; negative once passed). ``active_days_<w>d`` counts distinct UTC calendar days.
-* ``trend_30d`` = (last 30 d - the 30 d before) / (the 30 d before + 1);
-  ``usage_decline_30d`` = max(0, (prev - last) / max(prev, 1)) over product-channel events.
-* ``furthest_stage`` = highest index in schemas.STAGES among the stages of the events
-  before T (-1 when none).
-* Firmographics and ``attr_*`` come from the latest entity export (no history; marked
-  ``point_in_time=False``). Categorical values outside a feature's known categories
-  become "other"; missing stays None.
-* Counts are 0 (not NaN) for population members without events in a window.
+* Population as of T: the rules of `population` (``prospects``, ``customers``, ``active``,
+  ``all``, then ``population_filter``); erased people are absent already.
+* Each feature's definition is in its family (`journey_ml.features.families`: activity,
+  recency, trend, stages, value, committee, firmographics, attributes), beside its
+  declaration. Days are float days (seconds / 86 400); counts are 0 (not NaN) for
+  population members without events in a window; categorical values outside a feature's
+  known categories become "other", missing stays None.
 
 How (see `_queries`): all aggregation is SQL through SQLAlchemy Core, the same statements
 on SQLite and PostgreSQL. History before T is split at T - span (span = the widest of
 the windows, 60 days for the trend and 90 for value/committee):
 
 1. older history, one row per entity: first/last event, per-stage first/last, last key
-   event and role times, population counts (conditional aggregation, GROUP BY entity);
+   event and role times, population counts, lifetime sums (conditional aggregation,
+   GROUP BY entity);
 2. recent history [T - span, T), one row per (entity, event_type, channel, stage):
    first/last time, a handful of conditional counts and UTC-day bit masks (active
    days). pandas pivots it per entity (bincount over integer positions, no loop over
@@ -47,6 +39,9 @@ the windows, 60 days for the trend and 90 for value/committee):
    time of this narrow aggregate plus the pivot.)
 3. small look-ups: outcome-table exclusions, renewal dates, committee, firmographics,
    attributes.
+
+The builder aligns these parts with the population once (`families.Parts`) and every
+family computes its columns from them.
 
 On PostgreSQL results stream through COPY into Arrow, and (1) runs on one connection
 while (2)-(3) run on another, both in one exported snapshot (identical data).
