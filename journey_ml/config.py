@@ -299,9 +299,12 @@ class ExecutionConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExecutionConfig:
-        local = {"n_workers", "threads_per_worker", "processes"} & self.model_fields_set
+        # set to something other than its default (a dumped and re-parsed config names them all)
+        changed = {n for n in self.model_fields_set
+                   if getattr(self, n) != type(self).model_fields[n].default}
+        local = {"n_workers", "threads_per_worker", "processes"} & changed
         if self.runner == "thread":
-            dask_only = sorted(({"address", "distributed_training_rows"} | local) & self.model_fields_set)
+            dask_only = sorted(({"address", "distributed_training_rows"} | local) & changed)
             if dask_only:
                 raise ValueError(f"{', '.join(dask_only)}: only with runner: dask (runner is thread)")
         if self.address is not None:

@@ -69,7 +69,7 @@ def test_scheduler_address():
     ({"address": "tcp://s:8786"}, "address: only with runner: dask"),
     ({"n_workers": 3}, "n_workers: only with runner: dask"),
     ({"runner": "dask", "address": "s:8786"}, "expected a Dask scheduler address"),
-    ({"runner": "dask", "address": "tcp://s:8786", "n_workers": 2}, "n_workers: only for a local cluster"),
+    ({"runner": "dask", "address": "tcp://s:8786", "n_workers": 3}, "n_workers: only for a local cluster"),
     ({"runner": "dask", "n_workers": 0}, "execution.n_workers"),
     ({"runner": "dask", "scoring_partitions": 0}, "execution.scoring_partitions"),
     ({"runner": "dask", "workers": 2}, "execution.workers"),
