@@ -8,6 +8,7 @@ key (``config.yaml: sources.2.columns.occured_at: ...``). Without a file, the pa
 from __future__ import annotations
 
 import re
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -178,9 +179,15 @@ class TaskConfig(_Strict):
     lookback_days: int = Field(365, gt=0)
     segment_by: str | None = None
     # training stacks this many as-of dates, this many days apart, ending at the newest
-    # date whose horizon has fully matured
+    # date whose horizon has fully matured (see journey_ml.features.dates)
     training_as_of_count: int = Field(8, ge=3)
     training_every_days: int = Field(30, gt=0)
+    # or calendar dates: weekly (the anchor's weekday, default Monday) or monthly (the
+    # anchor's day of the month, default the 1st)
+    training_frequency: Literal["days", "weekly", "monthly"] = "days"
+    training_anchor: date | None = None
+    # or an explicit list of as-of dates (midnight UTC); overrides the three above
+    training_dates: list[date] = Field(default_factory=list)
 
 
 class SegmentRule(_Strict):
@@ -221,6 +228,9 @@ class FeatureConfig(_Strict):
     # entity attribute columns used as features: all, none, or a list
     attributes: Literal["all", "none"] | list[str] = "all"
     max_categories: int = Field(20, ge=2)
+    # numeric event properties (extra columns of an export, e.g. items): summed over each
+    # window and over the lifetime, and averaged over the lifetime
+    numeric_properties: list[str] = Field(default_factory=list)
 
 
 class XGBoostConfig(_Strict):
@@ -242,6 +252,18 @@ class TrainingConfig(_Strict):
     # the latest as-of dates are held out: validation (early stopping, calibration), then test
     validation_as_of_count: int = Field(1, ge=1)
     holdout_as_of_count: int = Field(1, ge=1)
+    # instead of the counts: a share of the rows (newest dates first) or explicit dates
+    validation: float | list[date] | None = None
+    holdout: float | list[date] | None = None
+
+    @field_validator("validation", "holdout")
+    @classmethod
+    def _share(cls, v: float | list[date] | None) -> float | list[date] | None:
+        if isinstance(v, float | int) and not isinstance(v, bool) and not 0 < v < 1:
+            raise ValueError(f"a share of the rows must be between 0 and 1 (exclusive), got {v}")
+        if isinstance(v, list) and not v:
+            raise ValueError("an empty list of dates")
+        return v
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
     # isotonic calibration only with this many validation positives (else Platt scaling)
     min_isotonic_positives: int = Field(200, gt=0)
@@ -619,14 +641,15 @@ class JourneyConfig(_Strict):
         types in the data; None: not checked against the data). Such a name matches
         nothing, so a population or a label silently comes out empty."""
         known = set(self.taxonomy) | (seen or set())
-        where = "the taxonomy or the data" if seen is not None else "the taxonomy (data not checked)"
+        where = ("found in neither the taxonomy nor the data" if seen is not None
+                 else "not in the taxonomy (the data was not checked)")
         out = []
         for name, t in self.tasks.items():
             named = [("customer_events", e) for e in t.customer_events]
             named += [(f"outcomes.{t.outcome}", e) for e in self.outcomes.get(t.outcome, [])]
             for key, e in named:
                 if e not in known:
-                    out.append(f"tasks.{name}: {key} names event type {e!r}, which is in neither {where}")
+                    out.append(f"tasks.{name}: {key} names event type {e!r}, {where}: it matches nothing")
         return out
 
     def task(self, name: str) -> TaskConfig:

@@ -30,6 +30,8 @@ from journey_ml.features import (
     FeatureSet,
     declare_feature_set,
     discover_attributes,
+    population_steps,
+    split_dates,
     training_dates,
     training_frame,
 )
@@ -107,16 +109,21 @@ def prepare_training(engine: Engine, config: JourneyConfig, task_name: str, as_o
     fs = declare_feature_set(config, task, discover_attributes(engine, config, task_name))
     frame = training_frame(engine, config, task_name, dates, feature_set=fs)
     if frame.empty:
+        steps = population_steps(engine, config, task_name, dates[-1])
         raise TrainingError(f"task {task_name!r}: no entity in the population at any of "
-                            f"{len(dates)} as-of dates ({dates[0]:%Y-%m-%d} .. {dates[-1]:%Y-%m-%d})")
+                            f"{len(dates)} as-of dates ({dates[0]:%Y-%m-%d} .. {dates[-1]:%Y-%m-%d}); as of "
+                            f"{dates[-1]:%Y-%m-%d}: " + " -> ".join(f"{s.rule}: {s.entities:,}" for s in steps))
     if frame["label"].nunique() < 2:
         raise TrainingError(f"task {task_name!r}: all {len(frame)} labels are {int(frame['label'].iloc[0])}; "
                             "nothing to learn")
     tcfg = config.training
-    test_dates = dates[-tcfg.holdout_as_of_count:]
-    valid_dates = dates[-(tcfg.holdout_as_of_count + tcfg.validation_as_of_count):-tcfg.holdout_as_of_count]
-    frame["split"] = np.where(frame["as_of"].isin(test_dates), "test",
-                              np.where(frame["as_of"].isin(valid_dates), "valid", "train"))
+    try:
+        rows = {pd.Timestamp(d).to_pydatetime(): int(n) for d, n in frame["as_of"].value_counts().items()}
+        split = split_dates(tcfg, dates, rows)
+    except ValueError as e:
+        raise TrainingError(f"task {task_name!r}: {e}") from None
+    frame["split"] = np.where(frame["as_of"].isin(split.test), "test",
+                              np.where(frame["as_of"].isin(split.valid), "valid", "train"))
     if task.segment_by:
         seg_cfg = config.segments[task.segment_by]
         if seg_cfg.kind == "clusters":

@@ -64,7 +64,10 @@ def features_table(result) -> Table:
     for r in result.snapshots:
         segs = "; ".join(f"{k}: " + ", ".join(f"{s} {n}" for s, n in sorted(v.items()))
                          for k, v in r.segments.items())
-        tb.add_row(r.task, f"{r.entities:,}", str(r.features), "yes" if r.labelled else "not yet",
+        mature = r.labels_mature_at
+        not_yet = (f"not yet (horizon closes {mature:%Y-%m-%d}, after the data's end)" if mature
+                   else "not yet")
+        tb.add_row(r.task, f"{r.entities:,}", str(r.features), "yes" if r.labelled else not_yet,
                    _f(r.positive_rate, "{:.1%}"), segs)
     return tb
 
