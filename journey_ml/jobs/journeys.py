@@ -30,7 +30,7 @@ ALL = "all"
 class JourneysParams:
     """``tasks``: default every task; ``as_of``: default the newest event; ``segments``:
     which maps (``all`` = every entity; default ``all`` and every segment); ``level`` /
-    ``attribution_level`` / ``gap_days`` / ``bootstrap``: override the configuration;
+    ``attribution_level`` / ``gap_days`` / ``bootstrap`` / ``next_order``: override the configuration;
     ``compare_from``: also compare journeys started before / from this time (the ``all``
     map); ``sections``: what to compute (see `journey_ml.journeys.build.SECTIONS`);
     ``report``: write the HTML maps; ``log_run``: log each map to MLflow; ``lift``:
@@ -44,6 +44,7 @@ class JourneysParams:
     attribution_level: str | None = None
     gap_days: float | None = None
     bootstrap: int | None = None
+    next_order: int | None = None
     compare_from: datetime | None = None
     sections: tuple[str, ...] = SECTIONS
     report: bool = True
@@ -66,11 +67,17 @@ class JourneysJobResult:
                          f"(have: {', '.join(f'{m.task}/{m.segment}' for m in self.maps) or 'none'})")
 
 
-def _customers_only(events: pd.DataFrame, customer_events: list[str]) -> pd.DataFrame:
-    """A customer task's journeys start at the entity's first customer event."""
-    first = events[events["event_type"].isin(customer_events)].groupby("entity_id")["occurred_at"].min()
+def _population(events: pd.DataFrame, population: str, customer_events: list[str],
+                outcome_types: list[str]) -> pd.DataFrame:
+    """The task's side of each entity's story: a prospect task's journeys stop at the first
+    customer event other than the outcome (customers were never prospects of it); a customer
+    task's journeys start at the entity's first customer event."""
+    marks = [e for e in customer_events if population == "customers" or e not in outcome_types]
+    first = events[events["event_type"].isin(marks)].groupby("entity_id")["occurred_at"].min()
     since = events["entity_id"].map(first)
-    return events[since.notna() & (events["occurred_at"] >= since)]
+    if population == "customers":
+        return events[since.notna() & (events["occurred_at"] >= since)]
+    return events[since.isna() | (events["occurred_at"] < since)]
 
 
 def _lift(rt: Runtime, task: str, as_of: datetime, computed_at: datetime) -> tuple[pd.DataFrame, int]:
@@ -109,7 +116,13 @@ def run_journeys(rt: Runtime, params: JourneysParams) -> JourneysJobResult:
     as_of, _ = resolve_as_of(rt.engine, params.as_of)
     cfg = rt.config.journeys
     if params.gap_days is not None:
+        if params.gap_days <= 0:
+            raise ValueError(f"the inactivity gap must be positive, got {params.gap_days} days")
         cfg = cfg.model_copy(update={"gap_days": params.gap_days})
+    if params.next_order is not None:
+        if not 0 <= params.next_order <= 5:
+            raise ValueError(f"the next-step order must be 0 to 5, got {params.next_order}")
+        cfg = cfg.model_copy(update={"next_order": params.next_order})
     level = params.level or cfg.level
     touch_level = params.attribution_level or cfg.attribution_level
     computed_at = utc(params.computed_at, "computed_at")
@@ -120,8 +133,7 @@ def run_journeys(rt: Runtime, params: JourneysParams) -> JourneysJobResult:
         task = rt.config.task(name)
         outcome_types = rt.config.outcomes[task.outcome]
         events = read_events(rt.engine, as_of, entity=task.entity, lookback_days=cfg.lookback_days)
-        if task.population == "customers":
-            events = _customers_only(events, task.customer_events)
+        events = _population(events, task.population, task.customer_events, outcome_types)
         steps_j = cut(events, cfg, as_of, level, outcome_types)
         touch_j = cut(events, cfg, as_of, touch_level, outcome_types)
         seg_cfg = rt.config.segments.get(task.segment_by) if task.segment_by else None
