@@ -18,6 +18,7 @@ import pandas as pd
 
 from journey_ml.jobs._common import require_schema, resolve_as_of, resolve_tasks, utc
 from journey_ml.journeys.build import SECTIONS, JourneyMap, build_map, cut
+from journey_ml.journeys.committee import account_roles, role_summary
 from journey_ml.journeys.lift import lift_table
 from journey_ml.journeys.paths import compare, compare_periods
 from journey_ml.journeys.read import entity_segments, matured_scores, read_events, store_lift
@@ -164,8 +165,13 @@ def run_journeys(rt: Runtime, params: JourneysParams) -> JourneysJobResult:
                 comparison = compare(sj, steps_j.subset(~mask), (seg, "rest"))
                 seg_lift = (latest_lift[latest_lift["segment"].isin([seg, "(all)"])]
                             if not latest_lift.empty else latest_lift)
+            committee = None
+            if task.entity == "account" and sj.n:
+                steps_only = events[~events["event_type"].isin(cfg.exclude_event_types)]
+                committee = role_summary(account_roles(steps_only, sj), sj.table["entity_id"].nunique(),
+                                         int(sj.table.groupby("entity_id")["converted"].any().sum()))
             m = build_map(name, seg, sj, tj, cfg, bootstrap=params.bootstrap, lift=seg_lift,
-                          comparison=comparison, sections=params.sections)
+                          comparison=comparison, committee=committee, sections=params.sections)
             if params.report:
                 from journey_ml.journeys.report import write_report
 

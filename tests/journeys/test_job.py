@@ -86,7 +86,8 @@ def test_job_writes_offline_maps_with_the_tables_and_logs_them(sim_world, tmp_pa
     assert page.external == []  # opens offline: plotly.js is inlined
     assert {"sankey", "graph"} <= page.divs and '"type":"sankey"' in html.replace(" ", "")
     assert {"friction", "attribution", "attribution-value", "paths-conversion", "paths-drop-off",
-            "step-matrix"} <= set(page.tables)
+            "step-matrix", "committee"} <= set(page.tables)
+    assert "economic_buyer" in page.tables["committee"]
     # the figures of the tables are on the page
     assert top["step"] in page.tables["friction"] and f"{top['exit_rate']:.1%}" in page.tables["friction"]
     lin = m.attribution.wide()["linear"]
