@@ -2,37 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from journey_ml.jobs import JobFailed, TrainingJobResult, TrainingParams, run_training
+from flows.runners import fan_out
+from journey_ml.jobs import JobFailed, SegmentData, TrainingJobResult, TrainingParams, run_training
 from journey_ml.runtime import Runtime
 from journey_ml.training import SegmentOutcome
 
 
 @task(cache_policy=NO_CACHE, task_run_name="train {segment}")
-def train_segment(train: Callable[[str], SegmentOutcome], segment: str) -> SegmentOutcome:
+def train_segment(train: Callable[[SegmentData], SegmentOutcome], segment: SegmentData) -> SegmentOutcome:
     out = train(segment)
     get_run_logger().info("%s/%s: %s (%s)", out.task, out.segment, out.status, out.reason)
     return out
 
 
-def _as_tasks(train: Callable[[str], SegmentOutcome], segments: Sequence[str]) -> list[SegmentOutcome]:
-    futures = [train_segment.submit(train, s) for s in segments]
-    return [f.result() for f in futures]
-
-
-@flow(name="journey-train", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="journey-train")
 def train_flow(tasks: list[str] | None = None, segments: list[str] | None = None,
                as_of: datetime | None = None, config_path: str | None = None) -> TrainingJobResult:
     """Train the global model and every segment of each task; gate and promote."""
     rt = Runtime.load(config_path=config_path)
-    result = run_training(rt, TrainingParams(tasks=tuple(tasks or ()), segments=tuple(segments or ()),
-                                             as_of=as_of), each=_as_tasks)
+    with fan_out(rt.config, train_segment) as each:  # execution.runner: thread pool or Dask
+        result = run_training(rt, TrainingParams(tasks=tuple(tasks or ()), segments=tuple(segments or ()),
+                                                 as_of=as_of), each=each)
     if not result.ok:
         raise JobFailed("; ".join(result.problems()), result)
     return result

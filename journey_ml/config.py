@@ -126,6 +126,10 @@ class IngestConfig(_Strict):
     # a run is abandoned (killed) when its holder is gone: on PostgreSQL its session lock,
     # on SQLite its process on this host, or its heartbeat for this long (other hosts)
     stale_run_minutes: int = Field(10, ge=1)
+    # PostgreSQL: each batch is split by key hash into this many partitions, each loaded on
+    # its own connection (a parallel COPY stream); no two loaders touch the same key.
+    # SQLite has one writer and always uses one.
+    loaders: int = Field(2, ge=1, le=16)
 
 
 class SimulationConfig(_Strict):
@@ -139,16 +143,37 @@ class SimulationConfig(_Strict):
     dirty_rate: float = Field(0.002, ge=0, le=0.5)
 
 
+class PopulationFilter(_Strict):
+    """Keep only the entities whose attributes and segments take one of the listed values
+    (every entry must hold). ``attributes``: attribute key -> values (compared as text);
+    ``segments``: segmentation name (of ``segments:``) -> segment names."""
+
+    attributes: dict[str, list[str | int | float | bool]] = Field(default_factory=dict)
+    segments: dict[str, list[str]] = Field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.attributes or self.segments)
+
+
+# population rules (see journey_ml.features.population for how each is computed)
+POPULATIONS = ("prospects", "customers", "active", "all")
+
+
 class TaskConfig(_Strict):
-    """A prediction task: population as of T, label = outcome within (T, T + horizon]."""
+    """A prediction task: population as of T, label = outcome within [T, T + horizon)
+    (the boundary rule of `journey_ml.features.boundary`)."""
 
     entity: Literal["contact", "account"] = "account"
     outcome: str
     horizon_days: int = Field(90, gt=0)
     # prospects: an event in the lookback, and never an event of `customer_events` before T;
-    # customers: an event of `customer_events` in the lookback and no `outcome` in it
-    population: Literal["prospects", "customers"] = "prospects"
+    # customers: an event of `customer_events` in the lookback and no `outcome` in it;
+    # active: any event in the lookback (repeat outcomes allowed: repurchase);
+    # all: every known entity (in the accounts/contacts table or with an event before T)
+    population: Literal["prospects", "customers", "active", "all"] = "prospects"
+    # what makes an entity a customer (prospects and customers populations only)
     customer_events: list[str] = Field(default_factory=list)
+    population_filter: PopulationFilter = Field(default_factory=PopulationFilter)
     # only entities with at least one event in this window before T are scored
     lookback_days: int = Field(365, gt=0)
     segment_by: str | None = None
@@ -218,10 +243,56 @@ class TrainingConfig(_Strict):
     validation_as_of_count: int = Field(1, ge=1)
     holdout_as_of_count: int = Field(1, ge=1)
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    # isotonic calibration only with this many validation positives (else Platt scaling)
+    min_isotonic_positives: int = Field(200, gt=0)
+    # learned candidates of model selection (the best on validation is taken)
+    candidates: list[Literal["xgboost", "logistic"]] = Field(default_factory=lambda: ["xgboost", "logistic"],
+                                                             min_length=1)
     xgboost: XGBoostConfig = Field(default_factory=XGBoostConfig)
     # rows of training features kept (in the warehouse) as the drift reference
     reference_sample_rows: int = Field(5000, gt=0)
     max_parallel_segments: int = Field(2, gt=0)
+
+
+class ExecutionConfig(_Strict):
+    """Where a job's independent pieces (segments to train, partitions to score) run.
+
+    ``thread``: a thread pool in the flow's process (``training.max_parallel_segments``
+    at once). ``dask``: Prefect tasks on Dask (prefect-dask): the scheduler at ``address``,
+    or a LocalCluster of ``n_workers`` x ``threads_per_worker`` started for the flow run.
+    See `journey_ml.execution`.
+    """
+
+    runner: Literal["thread", "dask"] = "thread"
+    address: str | None = None
+    n_workers: int = Field(2, gt=0)
+    threads_per_worker: int = Field(1, gt=0)
+    processes: bool = True
+    # batch scoring splits each task's population into this many partitions (by entity
+    # hash); default 1 on the thread runner, one per worker thread on dask
+    scoring_partitions: int | None = Field(None, gt=0)
+    # a segment with at least this many training rows trains with xgboost.dask across the
+    # cluster (dask runner only); default: never
+    distributed_training_rows: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExecutionConfig:
+        # set to something other than its default (a dumped and re-parsed config names them all)
+        changed = {n for n in self.model_fields_set
+                   if getattr(self, n) != type(self).model_fields[n].default}
+        local = {"n_workers", "threads_per_worker", "processes"} & changed
+        if self.runner == "thread":
+            dask_only = sorted(({"address", "distributed_training_rows"} | local) & changed)
+            if dask_only:
+                raise ValueError(f"{', '.join(dask_only)}: only with runner: dask (runner is thread)")
+        if self.address is not None:
+            if not re.fullmatch(r"(tcp|tls|ucx|inproc)://\S+", self.address):
+                raise ValueError(f"address {self.address!r}: expected a Dask scheduler address "
+                                 "such as tcp://scheduler:8786 (or tls://...)")
+            if local:
+                raise ValueError(f"{', '.join(sorted(local))}: only for a local cluster; with an address "
+                                 "the cluster's own workers are used")
+        return self
 
 
 class RegistryConfig(_Strict):
@@ -450,10 +521,18 @@ _CRON = re.compile(r"^\S+(\s+\S+){4,5}$")
 
 
 class FlowSchedule(_Strict):
-    """When `python -m flows.serve` runs one flow (``cron`` None: deployed, run on demand)."""
+    """When `python -m flows.serve` runs one flow: a ``cron`` expression or every
+    ``interval_seconds`` (neither: deployed, run on demand)."""
 
     cron: str | None = None
+    interval_seconds: int | None = Field(None, gt=0)
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FlowSchedule:
+        if self.cron is not None and self.interval_seconds is not None:
+            raise ValueError("give either cron or interval_seconds, not both")
+        return self
 
     @field_validator("cron")
     @classmethod
@@ -493,6 +572,7 @@ class JourneyConfig(_Strict):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     journeys: JourneysConfig = Field(default_factory=JourneysConfig)
 
     @model_validator(mode="after")
@@ -511,9 +591,13 @@ class JourneyConfig(_Strict):
             if t.outcome not in self.outcomes:
                 raise ValueError(f"task {name!r}: outcome {t.outcome!r} is not in outcomes "
                                  f"({', '.join(self.outcomes) or 'none'})")
-            if not t.customer_events:
+            if not t.customer_events and t.population in ("prospects", "customers"):
                 raise ValueError(f"task {name!r}: customer_events must name the event types "
-                                 "that make an entity a customer")
+                                 f"that make an entity a customer (population {t.population!r})")
+            for seg in t.population_filter.segments:
+                if seg not in self.segments:
+                    raise ValueError(f"task {name!r}: population_filter.segments: {seg!r} is not in "
+                                     f"segments ({', '.join(self.segments) or 'none'})")
             if t.segment_by is not None and t.segment_by not in self.segments:
                 raise ValueError(f"task {name!r}: segment_by {t.segment_by!r} is not in segments "
                                  f"({', '.join(self.segments) or 'none'})")
@@ -528,6 +612,22 @@ class JourneyConfig(_Strict):
                 raise ValueError(f"monitoring.tasks.{name}: unknown task {name!r} "
                                  f"(configured: {', '.join(self.tasks) or 'none'})")
         return self
+
+    def unknown_event_types(self, seen: set[str] | None = None) -> list[str]:
+        """Warnings, one per task and event type named in its ``customer_events`` or its
+        outcome's event types that is neither in the taxonomy nor in ``seen`` (the event
+        types in the data; None: not checked against the data). Such a name matches
+        nothing, so a population or a label silently comes out empty."""
+        known = set(self.taxonomy) | (seen or set())
+        where = "the taxonomy or the data" if seen is not None else "the taxonomy (data not checked)"
+        out = []
+        for name, t in self.tasks.items():
+            named = [("customer_events", e) for e in t.customer_events]
+            named += [(f"outcomes.{t.outcome}", e) for e in self.outcomes.get(t.outcome, [])]
+            for key, e in named:
+                if e not in known:
+                    out.append(f"tasks.{name}: {key} names event type {e!r}, which is in neither {where}")
+        return out
 
     def task(self, name: str) -> TaskConfig:
         """The task called ``name``; raises ConfigError naming the known tasks."""

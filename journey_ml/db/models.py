@@ -187,11 +187,15 @@ class IngestRun(Base):
 
 
 class IngestBatch(Base):
-    """Ledger of applied batches, written in the batch's own transaction (exactly once)."""
+    """Ledger of applied batch partitions, each written in its partition's own transaction
+    (exactly once). A batch is split by key hash into ``partitions`` parts (one per loader
+    connection); it is applied when every ``partition_no`` in 0..partitions-1 has its row."""
 
     __tablename__ = "ingest_batches"
 
     batch_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    partition_no: Mapped[int] = mapped_column(Integer, primary_key=True, default=0)
+    partitions: Mapped[int] = mapped_column(Integer, default=1)
     run_id: Mapped[str] = mapped_column(String(36), index=True)
     source: Mapped[str] = mapped_column(String(64))
     file: Mapped[str] = mapped_column(Text)

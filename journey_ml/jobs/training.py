@@ -6,13 +6,21 @@ flow passes an ``each`` that runs the segments as Prefect tasks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 
 import pandas as pd
 
-from journey_ml.jobs._common import Each, require_schema, resolve_as_of, resolve_tasks, serial
+from journey_ml.execution import threads_here, with_model_threads
+from journey_ml.jobs._common import (
+    Each,
+    require_schema,
+    resolve_as_of,
+    resolve_tasks,
+    serial,
+    slots_of,
+)
 from journey_ml.runtime import Runtime
 from journey_ml.segments import GLOBAL
 from journey_ml.training import (
@@ -75,8 +83,23 @@ def segments_to_train(data: TrainingData, requested: tuple[str, ...] = ()) -> li
     return sorted(seen, key=lambda s: s != GLOBAL)
 
 
-def _train_one(rt: Runtime, data: TrainingData, actor: str, segment: str) -> SegmentOutcome:
-    return train_segment(data, segment, rt.config, rt.registry, rt.engine, actor=actor)
+@dataclass(frozen=True)
+class SegmentData:
+    """One segment to train and its task's training data cut to that segment's rows: what
+    a fan-out ships to where the segment trains (a Dask worker gets its rows, not the task's)."""
+
+    segment: str
+    data: TrainingData
+
+    def __str__(self) -> str:
+        return self.segment
+
+
+def _train_one(rt: Runtime, actor: str, concurrent: int, work: SegmentData) -> SegmentOutcome:
+    # XGBoost threads: the model's share of the cores where it trains (`model_threads`)
+    threads = threads_here(rt.config.training.xgboost.n_jobs, concurrent)
+    return train_segment(work.data, work.segment, with_model_threads(rt.config, threads), rt.registry,
+                         rt.engine, actor=actor)
 
 
 def run_training(rt: Runtime, params: TrainingParams, *, each: Each = serial) -> TrainingJobResult:
@@ -88,7 +111,7 @@ def run_training(rt: Runtime, params: TrainingParams, *, each: Each = serial) ->
     SchemaNotCurrent."""
     require_schema(rt.engine)
     names = resolve_tasks(rt.config, params.tasks)
-    as_of, _ = resolve_as_of(rt.engine, params.as_of)
+    as_of, _ = resolve_as_of(rt.engine, params.as_of, past_end_ok=False)
     outcomes: list[SegmentOutcome] = []
     failures: list[TaskFailure] = []
     holdouts: dict[str, tuple[datetime, ...]] = {}
@@ -101,9 +124,9 @@ def run_training(rt: Runtime, params: TrainingParams, *, each: Each = serial) ->
         test = data.frame.loc[data.frame["split"] == "test", "as_of"]
         holdouts[name] = tuple(sorted({pd.Timestamp(t).to_pydatetime() for t in test.unique()}))
         segs = segments_to_train(data, params.segments)
-        one = partial(_train_one, rt, data, params.actor)
-        if segs and segs[0] == GLOBAL:
-            outcomes.append(one(GLOBAL))
+        if segs and segs[0] == GLOBAL:  # alone, here: all the cores are its
+            outcomes.append(_train_one(rt, params.actor, 1, SegmentData(GLOBAL, data)))
             segs = segs[1:]
-        outcomes.extend(each(one, segs))
+        work = [SegmentData(s, replace(data, frame=data.rows(s))) for s in segs]
+        outcomes.extend(each(partial(_train_one, rt, params.actor, slots_of(each)), work))
     return TrainingJobResult(as_of, tuple(outcomes), tuple(failures), holdouts)

@@ -67,11 +67,15 @@ class ModelRegistry(Protocol):
     def load(self, task: str, segment: str, alias: str = ..., *, version: int | None = None) -> LoadedModel: ...
 
     def evaluate_gate(self, candidate_metric: float, production_metric: float | None, metric: str,
-                      margin: float) -> GateDecision: ...
+                      margin: float, *, baselines: dict[str, float] | None = None,
+                      global_metric: float | None = None, selection: str | None = None) -> GateDecision: ...
 
     def promote(self, task: str, segment: str, version: int, *, reason: str, run_id: str | None = None,
                 action: str = ..., alias: str = ..., actor: str | None = None,
                 at: datetime | None = None) -> AliasMoveInfo: ...
+
+    def retire(self, task: str, segment: str, *, reason: str, run_id: str | None = None,
+               actor: str | None = None, at: datetime | None = None) -> AliasMoveInfo: ...
 
     def rollback(self, task: str, segment: str, *, to_version: int | None = None, reason: str = ...,
                  run_id: str | None = None, actor: str | None = None,
