@@ -17,6 +17,7 @@ from prefect.schedules import Cron, Interval
 
 from flows.features import features_flow
 from flows.ingest import ingest_flow
+from flows.journeys import journeys_flow
 from flows.monitor import monitor_flow
 from flows.score import score_flow
 from flows.train import train_flow
@@ -30,7 +31,7 @@ TAGS = ["journey-ml"]
 def flows() -> dict[str, Any]:
     """Flow name (the key of ``schedules.flows``) -> Prefect flow."""
     return {"ingest": ingest_flow, "features": features_flow, "train": train_flow, "score": score_flow,
-            "monitor": monitor_flow}
+            "monitor": monitor_flow, "journeys": journeys_flow}
 
 
 def _triggers(name: str) -> list | None:
