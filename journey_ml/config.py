@@ -247,9 +247,11 @@ class ExecutionConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExecutionConfig:
-        local = {"n_workers", "threads_per_worker", "processes"} & self.model_fields_set
+        # keys given their default values are fine (a dumped configuration spells them all)
+        changed = {k for k, f in type(self).model_fields.items() if getattr(self, k) != f.default}
+        local = {"n_workers", "threads_per_worker", "processes"} & changed
         if self.runner == "thread":
-            dask_only = sorted(({"address", "distributed_training_rows"} | local) & self.model_fields_set)
+            dask_only = sorted(({"address", "distributed_training_rows"} | local) & changed)
             if dask_only:
                 raise ValueError(f"{', '.join(dask_only)}: only with runner: dask (runner is thread)")
         if self.address is not None:
