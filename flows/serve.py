@@ -8,11 +8,12 @@ process. `deployments` builds the list without starting anything (tested on its 
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from typing import Any
 
 from prefect import serve
 from prefect.events import DeploymentEventTrigger
-from prefect.schedules import Cron
+from prefect.schedules import Cron, Interval
 
 from flows.features import features_flow
 from flows.ingest import ingest_flow
@@ -41,8 +42,19 @@ def _triggers(name: str) -> list | None:
                                    match={"prefect.resource.id": "journey.segment.*"})]
 
 
+def _schedules(config: JourneyConfig, name: str) -> list | None:
+    sched = config.schedules.flows.get(name)
+    if sched is None:
+        return None
+    if sched.cron:
+        return [Cron(sched.cron, timezone=config.schedules.timezone)]
+    if sched.interval_seconds:
+        return [Interval(timedelta(seconds=sched.interval_seconds), timezone=config.schedules.timezone)]
+    return None
+
+
 def deployments(config: JourneyConfig, config_path: str | None = None) -> list:
-    """One RunnerDeployment per flow, named ``journey-<flow>``, with its cron schedule.
+    """One RunnerDeployment per flow, named ``journey-<flow>``, with its cron or interval schedule.
 
     ``config_path`` is passed to every run so workers read the same configuration. Raises
     ConfigError naming a scheduled flow that does not exist.
@@ -58,8 +70,8 @@ def deployments(config: JourneyConfig, config_path: str | None = None) -> list:
         params = dict(sched.parameters) if sched else {}
         if config_path:
             params.setdefault("config_path", config_path)
-        crons = [Cron(sched.cron, timezone=config.schedules.timezone)] if sched and sched.cron else None
-        out.append(fl.to_deployment(name=f"journey-{name}", schedules=crons, parameters=params, tags=TAGS,
+        out.append(fl.to_deployment(name=f"journey-{name}", schedules=_schedules(config, name), parameters=params,
+                                    tags=TAGS,
                                     triggers=_triggers(name),
                                     description=(fl.description or "").strip().splitlines()[0] or None))
     return out

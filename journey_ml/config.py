@@ -126,6 +126,10 @@ class IngestConfig(_Strict):
     # a run is abandoned (killed) when its holder is gone: on PostgreSQL its session lock,
     # on SQLite its process on this host, or its heartbeat for this long (other hosts)
     stale_run_minutes: int = Field(10, ge=1)
+    # PostgreSQL: each batch is split by key hash into this many partitions, each loaded on
+    # its own connection (a parallel COPY stream); no two loaders touch the same key.
+    # SQLite has one writer and always uses one.
+    loaders: int = Field(2, ge=1, le=16)
 
 
 class SimulationConfig(_Strict):
@@ -139,16 +143,37 @@ class SimulationConfig(_Strict):
     dirty_rate: float = Field(0.002, ge=0, le=0.5)
 
 
+class PopulationFilter(_Strict):
+    """Keep only the entities whose attributes and segments take one of the listed values
+    (every entry must hold). ``attributes``: attribute key -> values (compared as text);
+    ``segments``: segmentation name (of ``segments:``) -> segment names."""
+
+    attributes: dict[str, list[str | int | float | bool]] = Field(default_factory=dict)
+    segments: dict[str, list[str]] = Field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.attributes or self.segments)
+
+
+# population rules (see journey_ml.features.population for how each is computed)
+POPULATIONS = ("prospects", "customers", "active", "all")
+
+
 class TaskConfig(_Strict):
-    """A prediction task: population as of T, label = outcome within (T, T + horizon]."""
+    """A prediction task: population as of T, label = outcome within [T, T + horizon)
+    (the boundary rule of `journey_ml.features.boundary`)."""
 
     entity: Literal["contact", "account"] = "account"
     outcome: str
     horizon_days: int = Field(90, gt=0)
     # prospects: an event in the lookback, and never an event of `customer_events` before T;
-    # customers: an event of `customer_events` in the lookback and no `outcome` in it
-    population: Literal["prospects", "customers"] = "prospects"
+    # customers: an event of `customer_events` in the lookback and no `outcome` in it;
+    # active: any event in the lookback (repeat outcomes allowed: repurchase);
+    # all: every known entity (in the accounts/contacts table or with an event before T)
+    population: Literal["prospects", "customers", "active", "all"] = "prospects"
+    # what makes an entity a customer (prospects and customers populations only)
     customer_events: list[str] = Field(default_factory=list)
+    population_filter: PopulationFilter = Field(default_factory=PopulationFilter)
     # only entities with at least one event in this window before T are scored
     lookback_days: int = Field(365, gt=0)
     segment_by: str | None = None
@@ -218,6 +243,11 @@ class TrainingConfig(_Strict):
     validation_as_of_count: int = Field(1, ge=1)
     holdout_as_of_count: int = Field(1, ge=1)
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    # isotonic calibration only with this many validation positives (else Platt scaling)
+    min_isotonic_positives: int = Field(200, gt=0)
+    # learned candidates of model selection (the best on validation is taken)
+    candidates: list[Literal["xgboost", "logistic"]] = Field(default_factory=lambda: ["xgboost", "logistic"],
+                                                             min_length=1)
     xgboost: XGBoostConfig = Field(default_factory=XGBoostConfig)
     # rows of training features kept (in the warehouse) as the drift reference
     reference_sample_rows: int = Field(5000, gt=0)
@@ -247,8 +277,9 @@ class ExecutionConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExecutionConfig:
-        # keys given their default values are fine (a dumped configuration spells them all)
-        changed = {k for k, f in type(self).model_fields.items() if getattr(self, k) != f.default}
+        # set to something other than its default (a dumped and re-parsed config names them all)
+        changed = {n for n in self.model_fields_set
+                   if getattr(self, n) != type(self).model_fields[n].default}
         local = {"n_workers", "threads_per_worker", "processes"} & changed
         if self.runner == "thread":
             dask_only = sorted(({"address", "distributed_training_rows"} | local) & changed)
@@ -397,6 +428,51 @@ class SegmentPolicy(_Strict):
     rollback_margin: float
 
 
+class JourneysConfig(_Strict):
+    """Journey mapping (see journey_ml/journeys): sessions, friction, attribution, lift."""
+
+    # the level the map, paths and friction use; attribution uses `attribution_level`
+    level: Literal["event_type", "channel", "stage"] = "stage"
+    attribution_level: Literal["event_type", "channel"] = "channel"
+    # a silence this long (days) ends a journey; an outcome event always ends it
+    gap_days: float = Field(30.0, gt=0)
+    lookback_days: int = Field(365, gt=0)
+    # events the company does to people rather than steps they take (not journey steps)
+    exclude_event_types: list[str] = Field(default_factory=lambda: ["email_sent"])
+    collapse_repeats: bool = True
+    # the last N steps of a journey are kept (older steps are dropped)
+    max_steps: int = Field(50, ge=2)
+    top_paths: int = Field(10, ge=1)
+    step_matrix_steps: int = Field(10, ge=1)
+    half_life_days: float = Field(7.0, gt=0)
+    # position-based attribution: share of the first and the last touch (the rest: the middle)
+    position_first: float = Field(0.4, ge=0, le=1)
+    position_last: float = Field(0.4, ge=0, le=1)
+    markov_orders: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    bootstrap: int = Field(100, ge=0)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    seed: int = 7
+    # next-step prediction: Markov order and the share of journeys held out for its accuracy
+    next_order: int = Field(2, ge=0, le=5)
+    next_holdout_share: float = Field(0.2, gt=0, lt=1)
+    # lift: below this many entities in either arm, no lift is claimed
+    lift_min_n: int = Field(100, ge=1)
+
+    @field_validator("markov_orders")
+    @classmethod
+    def _orders(cls, v: list[int]) -> list[int]:
+        bad = [o for o in v if not 1 <= o <= 3]
+        if bad or not v:
+            raise ValueError(f"markov orders must be 1, 2 or 3 (got {v})")
+        return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _position(self) -> JourneysConfig:
+        if self.position_first + self.position_last > 1:
+            raise ValueError("position_first + position_last must be at most 1")
+        return self
+
+
 class MonitoringConfig(_Strict):
     """Monitoring: drift and performance reports, the policy that acts on them, alerts."""
 
@@ -445,10 +521,18 @@ _CRON = re.compile(r"^\S+(\s+\S+){4,5}$")
 
 
 class FlowSchedule(_Strict):
-    """When `python -m flows.serve` runs one flow (``cron`` None: deployed, run on demand)."""
+    """When `python -m flows.serve` runs one flow: a ``cron`` expression or every
+    ``interval_seconds`` (neither: deployed, run on demand)."""
 
     cron: str | None = None
+    interval_seconds: int | None = Field(None, gt=0)
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FlowSchedule:
+        if self.cron is not None and self.interval_seconds is not None:
+            raise ValueError("give either cron or interval_seconds, not both")
+        return self
 
     @field_validator("cron")
     @classmethod
@@ -489,6 +573,7 @@ class JourneyConfig(_Strict):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    journeys: JourneysConfig = Field(default_factory=JourneysConfig)
 
     @model_validator(mode="after")
     def _unique_sources(self) -> JourneyConfig:
@@ -506,9 +591,13 @@ class JourneyConfig(_Strict):
             if t.outcome not in self.outcomes:
                 raise ValueError(f"task {name!r}: outcome {t.outcome!r} is not in outcomes "
                                  f"({', '.join(self.outcomes) or 'none'})")
-            if not t.customer_events:
+            if not t.customer_events and t.population in ("prospects", "customers"):
                 raise ValueError(f"task {name!r}: customer_events must name the event types "
-                                 "that make an entity a customer")
+                                 f"that make an entity a customer (population {t.population!r})")
+            for seg in t.population_filter.segments:
+                if seg not in self.segments:
+                    raise ValueError(f"task {name!r}: population_filter.segments: {seg!r} is not in "
+                                     f"segments ({', '.join(self.segments) or 'none'})")
             if t.segment_by is not None and t.segment_by not in self.segments:
                 raise ValueError(f"task {name!r}: segment_by {t.segment_by!r} is not in segments "
                                  f"({', '.join(self.segments) or 'none'})")
@@ -523,6 +612,22 @@ class JourneyConfig(_Strict):
                 raise ValueError(f"monitoring.tasks.{name}: unknown task {name!r} "
                                  f"(configured: {', '.join(self.tasks) or 'none'})")
         return self
+
+    def unknown_event_types(self, seen: set[str] | None = None) -> list[str]:
+        """Warnings, one per task and event type named in its ``customer_events`` or its
+        outcome's event types that is neither in the taxonomy nor in ``seen`` (the event
+        types in the data; None: not checked against the data). Such a name matches
+        nothing, so a population or a label silently comes out empty."""
+        known = set(self.taxonomy) | (seen or set())
+        where = "the taxonomy or the data" if seen is not None else "the taxonomy (data not checked)"
+        out = []
+        for name, t in self.tasks.items():
+            named = [("customer_events", e) for e in t.customer_events]
+            named += [(f"outcomes.{t.outcome}", e) for e in self.outcomes.get(t.outcome, [])]
+            for key, e in named:
+                if e not in known:
+                    out.append(f"tasks.{name}: {key} names event type {e!r}, which is in neither {where}")
+        return out
 
     def task(self, name: str) -> TaskConfig:
         """The task called ``name``; raises ConfigError naming the known tasks."""

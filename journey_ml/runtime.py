@@ -72,4 +72,5 @@ class Runtime:
 
     @property
     def salt(self) -> str:
-        return self.settings.pii_salt.get_secret_value()
+        """The PII salt; MissingSecret outside the embedded default when none is set."""
+        return self.settings.pii_salt_value()

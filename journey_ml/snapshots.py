@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Engine
 
@@ -15,6 +15,7 @@ from journey_ml.features import (
     labels,
     store_snapshot,
 )
+from journey_ml.features.boundary import label_matured
 from journey_ml.segments import assign_segments, store_memberships
 
 
@@ -55,7 +56,7 @@ def build_and_store(engine: Engine, config: JourneyConfig, task_name: str, as_of
         if name == task.segment_by:
             task_segments = seg
     y = None
-    if data_end is not None and as_of + timedelta(days=task.horizon_days) <= data_end:
+    if data_end is not None and label_matured(as_of, task.horizon_days, data_end):
         y = labels(engine, config, task_name, as_of, ff.frame.index)
         result.labelled = True
         result.positive_rate = float(y.mean()) if len(y) else None

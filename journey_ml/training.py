@@ -34,7 +34,8 @@ from journey_ml.features import (
     training_frame,
 )
 from journey_ml.models.metrics import Metrics, better, evaluate
-from journey_ml.models.xgb import Column, XGBScorer
+from journey_ml.models.selection import baselines, fit_candidates, select
+from journey_ml.models.xgb import Column
 from journey_ml.segments import GLOBAL, assign_segments
 
 
@@ -78,6 +79,13 @@ class SegmentOutcome:
     production_metrics: dict[str, float] | None = None
     seconds: float = 0.0
     gate_passed: bool | None = None  # whether the candidate passed the promotion gate
+    model_kind: str | None = None  # the selected learned model: xgboost | logistic
+    selection: str = ""  # which candidate won model selection on validation, and the numbers
+    selection_notes: list[str] = field(default_factory=list)  # parameters fitted to size, calibration
+    validation: dict[str, float] = field(default_factory=dict)  # candidate -> validation metric
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # baseline -> test metrics
+    global_metrics: dict[str, float] | None = None  # the global model on this segment's test rows
+    global_serves: bool = False  # the segment's candidate lost to the global model on its rows
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -180,24 +188,34 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
         return out
 
     names = data.feature_set.names()
-    x = tcfg.xgboost
-    scorer = XGBScorer(_columns(data.feature_set), n_estimators=x.n_estimators, max_depth=x.max_depth,
-                       learning_rate=x.learning_rate, subsample=x.subsample,
-                       colsample_bytree=x.colsample_bytree, min_child_weight=x.min_child_weight,
-                       early_stopping_rounds=x.early_stopping_rounds, n_jobs=x.n_jobs,
-                       calibration=tcfg.calibration, random_state=tcfg.seed)
+    metric = config.registry.promotion_metric
+    rules = None
+    if data.task in config.rules:
+        from journey_ml.models.rules import RulesScorer
+
+        rules = RulesScorer.from_config(config.rules[data.task])
+    cands, notes = fit_candidates(_columns(data.feature_set), parts["train"], parts["valid"],
+                                  xgboost=tcfg.xgboost.model_dump(), calibration=tcfg.calibration,
+                                  min_isotonic_positives=tcfg.min_isotonic_positives, seed=tcfg.seed, rules=rules,
+                                  kinds=tuple(tcfg.candidates))
     try:
-        scorer.fit(parts["train"][names], parts["train"]["label"], parts["valid"][names], parts["valid"]["label"])
+        selection = select(cands, parts["valid"], metric, notes)
+        learned = select({k: c for k, c in cands.items() if k != "rules"}, parts["valid"], metric)
     except ValueError as e:
         out.reason = f"training failed: {e}"
         out.seconds = time.perf_counter() - t0
         return out
+    scorer = learned.scorer
+    out.model_kind, out.selection = learned.winner, selection.reason
+    out.selection_notes = selection.notes
+    out.validation = {k: v for k, v in selection.valid_scores().items()}
     test_X, test_y = parts["test"][names], parts["test"]["label"].to_numpy()
     cand = evaluate(test_y, scorer.predict_proba(test_X))
-    valid_m = evaluate(parts["valid"]["label"], scorer.predict_proba(parts["valid"][names]))
+    valid_m = learned.candidates[learned.winner].valid
     out.metrics = cand.scalars()
+    found = baselines(selection, _columns(data.feature_set), parts["train"], parts["test"], seed=tcfg.seed)
+    out.baselines = {k: b.metrics.scalars() for k, b in found.items()}
 
-    metric = config.registry.promotion_metric
     prod = registry.production(data.task, segment)
     prod_value = None
     if prod is not None and (prod.kind != "rules" or gate_against_rules):
@@ -209,21 +227,31 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
         except Exception as e:  # noqa: BLE001 - a broken production model must not block a fix
             out.production_version = prod.version
             out.reason = f"production v{prod.version} could not be evaluated ({type(e).__name__}: {e}); "
+    global_value = None
+    if segment != GLOBAL:
+        global_value = _global_on_segment(registry, data.task, parts["test"], metric, out)
 
     run_id = _log_run(registry, data, segment, scorer, cand, valid_m, out, config)
     info = registry.log_model(
         scorer, task=data.task, segment=segment, run_id=run_id, feature_set=data.feature_set.to_dict(),
-        metrics={f"test_{k}": v for k, v in cand.scalars().items() if not math.isnan(v)},
-        params={"kind": "xgboost", "best_iteration": scorer.best_iteration_},
+        metrics={**{f"test_{k}": v for k, v in cand.scalars().items() if not math.isnan(v)},
+                 **_baseline_metrics(out)},
+        params={"kind": learned.winner, "best_iteration": getattr(scorer, "best_iteration_", None),
+                "calibration": getattr(scorer, "calibration_", "none (logistic)")},
         tags={"journey.task": data.task, "journey.segment": segment,
               "journey.feature_set_version": data.feature_set.version,
-              "journey.data_window": f"{data.dates[0]:%Y-%m-%d}..{data.dates[-1]:%Y-%m-%d}"})
+              "journey.data_window": f"{data.dates[0]:%Y-%m-%d}..{data.dates[-1]:%Y-%m-%d}",
+              **_selection_tags(out)})
     out.model_name, out.version, out.run_id = info.name, info.version, run_id
     _ensure_rules_version(registry, data, segment, config, parts, run_id)
     _store_reference(engine, info.name, info.version, parts["train"], names, scorer, tcfg.reference_sample_rows, tcfg.seed)
 
-    gate = registry.evaluate_gate(getattr(cand, metric), prod_value, metric, config.registry.promotion_margin)
+    gate = registry.evaluate_gate(getattr(cand, metric), prod_value, metric, config.registry.promotion_margin,
+                                  baselines={k: getattr(b.metrics, metric) for k, b in found.items()},
+                                  global_metric=global_value,
+                                  selection=None if selection.winner != "rules" else selection.reason)
     out.reason += gate.reason
+    out.global_serves = gate.global_serves
     out.gate_passed = gate.promote
     if not promote:
         out.status = "staged"
@@ -235,8 +263,58 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
     else:
         out.status = "staged"
         registry.tag_version(info.name, info.version, {"journey.gate": gate.reason})
+        if gate.global_serves and prod is not None and prod.kind != "rules":
+            _hand_to_global(registry, data.task, segment, gate.reason, run_id, actor, out)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _global_on_segment(registry, task: str, test: pd.DataFrame, metric: str, out: SegmentOutcome) -> float | None:
+    """The global production model's ``metric`` on a segment's test rows (None without one)."""
+    info = registry.production(task, GLOBAL)
+    if info is None or info.kind == "rules":
+        return None
+    try:
+        loaded = registry.load(task, GLOBAL, "production")
+        gm = evaluate(test["label"].to_numpy(), loaded.scorer.predict_proba(test[loaded.scorer.feature_names]))
+    except Exception:  # noqa: BLE001 - without a usable global model the segment is judged alone
+        return None
+    out.global_metrics = gm.scalars()
+    return getattr(gm, metric)
+
+
+def _hand_to_global(registry, task: str, segment: str, reason: str, run_id: str, actor: str,
+                    out: SegmentOutcome) -> None:
+    """The segment's candidate lost to the global model on its own rows: the segment's
+    production alias is removed (ledger action ``retire``) so the global model serves it."""
+    retire = getattr(registry, "retire", None)
+    if retire is None:
+        return
+    move = retire(task, segment, reason=f"global model serves the segment: {reason}", run_id=run_id, actor=actor)
+    out.reason += f"; production v{move.from_version} retired, the global model serves {segment}"
+
+
+def _baseline_metrics(out: SegmentOutcome) -> dict[str, float]:
+    """``baseline_<name>_<metric>`` and ``global_on_segment_<metric>`` for the version."""
+    m = {f"baseline_{b}_{k}": v for b, ms in out.baselines.items() for k, v in ms.items()
+         if k in ("roc_auc", "pr_auc", "brier", "log_loss") and not math.isnan(v)}
+    for k, v in (out.global_metrics or {}).items():
+        if k in ("roc_auc", "pr_auc", "brier", "log_loss") and not math.isnan(v):
+            m[f"global_on_segment_{k}"] = v
+    m.update({f"valid_{metric_kind}": v for metric_kind, v in out.validation.items() if not math.isnan(v)})
+    return m
+
+
+def _selection_tags(out: SegmentOutcome) -> dict[str, str]:
+    """What won and why, the baselines' AUC, as version tags (shown by `models` commands)."""
+    tags = {"journey.model_kind": out.model_kind or "", "journey.selection": out.selection[:4000],
+            "journey.selection_notes": "; ".join(out.selection_notes)[:4000]}
+    for b, ms in out.baselines.items():
+        if not math.isnan(ms.get("roc_auc", math.nan)):
+            tags[f"journey.baseline.{b}.roc_auc"] = f"{ms['roc_auc']:.4f}"
+    if out.global_metrics and not math.isnan(out.global_metrics.get("roc_auc", math.nan)):
+        tags["journey.global_on_segment.roc_auc"] = f"{out.global_metrics['roc_auc']:.4f}"
+    return tags
 
 
 def _rules_hash(config: JourneyConfig, task: str) -> str:
@@ -265,7 +343,7 @@ def _ensure_rules_version(registry, data: TrainingData, segment: str, config: Jo
 
 
 def _store_reference(engine: Engine, model_name: str, version: int, train: pd.DataFrame,
-                     names: list[str], scorer: XGBScorer, n: int, seed: int) -> None:
+                     names: list[str], scorer, n: int, seed: int) -> None:
     """A seeded sample of training rows as the version's drift reference (in the warehouse)."""
     sample = train.sample(n=min(n, len(train)), random_state=seed) if len(train) else train
     preds = scorer.predict_proba(sample[names]) if len(sample) else []
@@ -282,7 +360,7 @@ def _store_reference(engine: Engine, model_name: str, version: int, train: pd.Da
             conn.execute(ReferenceSample.__table__.insert(), recs)
 
 
-def _log_run(registry, data: TrainingData, segment: str, scorer: XGBScorer, test: Metrics,
+def _log_run(registry, data: TrainingData, segment: str, scorer, test: Metrics,
              valid: Metrics, out: SegmentOutcome, config: JourneyConfig) -> str:
     """One MLflow run per segment: params, metrics, data window, plots, feature importance."""
     x = config.training.xgboost
@@ -292,8 +370,9 @@ def _log_run(registry, data: TrainingData, segment: str, scorer: XGBScorer, test
         "as_of_dates": ",".join(f"{d:%Y-%m-%d}" for d in data.dates),
         "data_window": f"{data.dates[0]:%Y-%m-%d}..{data.dates[-1]:%Y-%m-%d}",
         "feature_set_version": data.feature_set.version, "n_features": len(data.feature_set.features),
-        "calibration": config.training.calibration, "seed": config.training.seed,
-        "best_iteration": scorer.best_iteration_, **{f"xgb_{k}": v for k, v in x.model_dump().items()},
+        "calibration": getattr(scorer, "calibration_", "none"), "seed": config.training.seed,
+        "model_kind": out.model_kind, "selection": out.selection[:500],
+        "best_iteration": getattr(scorer, "best_iteration_", None), **{f"xgb_{k}": v for k, v in x.model_dump().items()},
         **{f"rows_{k}": v for k, v in out.rows.items()}, **{f"positives_{k}": v for k, v in out.positives.items()},
     }
     metrics = {f"test_{k}": v for k, v in test.scalars().items()}
@@ -336,7 +415,7 @@ def _summary(train: pd.DataFrame, fs: FeatureSet) -> dict:
     return out
 
 
-def _plots(d: Path, scorer: XGBScorer, X: pd.DataFrame, test: Metrics) -> None:
+def _plots(d: Path, scorer, X: pd.DataFrame, test: Metrics) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

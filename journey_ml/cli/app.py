@@ -110,6 +110,16 @@ def config_check(config: ConfigOpt = None) -> None:
     for s in rt.config.sources:
         t.add_row(s.name, str(s.kind), str(rt.data_dir / s.path), s.format)
     out.print(t)
+    from journey_ml.features import event_types_in_data
+
+    try:
+        seen = event_types_in_data(rt.engine)
+    except Exception as e:  # noqa: BLE001 - the check against the data is optional
+        seen = None
+        console.print(f"[yellow]note:[/] event types not checked against the warehouse ({type(e).__name__})",
+                      highlight=False)
+    for w in rt.config.unknown_event_types(seen):
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
     out.print(f"[green]ok[/]: {len(rt.config.sources)} sources, {len(rt.config.taxonomy)} event types")
 
 
@@ -201,7 +211,7 @@ def _refuse_empty(rt, tasks: list[str], as_of, data_end, allow: bool) -> None:
     from journey_ml.jobs import empty_population
 
     if tasks and not allow:
-        fail("; ".join(empty_population(rt.config, t, as_of, data_end) for t in tasks)
+        fail("; ".join(empty_population(rt.engine, rt.config, t, as_of, data_end) for t in tasks)
              + " -- nothing written for it (pass --allow-empty to accept)")
 
 

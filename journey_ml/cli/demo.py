@@ -21,6 +21,10 @@ from rich.console import Console
 from journey_ml.cli import render
 
 
+class DemoRefused(ValueError):
+    """The demo would overwrite or pollute a stack's stores (the message says which and why)."""
+
+
 def _quiet_prefect() -> None:
     # the ephemeral server logs every request; the demo prints its own progress
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -30,6 +34,53 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     for name in ("prefect", "httpx", "uvicorn", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+# What infra/stack.sh (`make up`) keeps under the checkout's .journey/: never the demo's to wipe.
+STACK_DIRNAME = "stack"
+STACK_MARKER = ".journey-stack"
+
+
+def _live_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (ValueError, OSError):
+        return None
+    return pid
+
+
+def _refusal(settings) -> str | None:
+    """Why the demo must not run with these settings (None when it may).
+
+    The demo wipes its home and writes to the embedded stores: never inside a stack's
+    directory, never while a stack of this checkout runs, never on a server's stores."""
+    home = settings.home.resolve()
+    stack = home / STACK_DIRNAME
+    for d in (home, *home.parents):
+        if (d / STACK_MARKER).exists():
+            return (f"JOURNEY_HOME={settings.home} is inside the stack started by `make up` ({d}): run the "
+                    "demo in a shell without the stack's exports, or with JOURNEY_HOME=/some/other/dir")
+    live = sorted(f.stem for f in stack.glob("*.pid") if _live_pid(f))
+    if live:
+        return (f"a stack started by `make up` is running from this checkout ({', '.join(live)} in {stack}): "
+                f"stop it with `make down`, or run the demo elsewhere: JOURNEY_HOME=/tmp/journey-demo make demo")
+    if not settings.embedded or (settings.mlflow_tracking_uri or "").startswith(("http://", "https://")):
+        return ("the demo runs on the embedded default (SQLite + local MLflow), but JOURNEY_DATABASE_URL or "
+                "JOURNEY_MLFLOW_TRACKING_URI points at a server: unset them to run the demo")
+    return None
+
+
+def _wipe(home: Path) -> None:
+    """Empty ``home`` for a fresh demo, keeping a stopped stack's directory (its secrets
+    match the databases it created)."""
+    for p in home.iterdir():
+        if p.name == STACK_DIRNAME:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
 
 
 def _print_monitoring(console: Console, run) -> None:
@@ -57,8 +108,11 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
 
     settings = Settings()
     home = settings.home
+    refusal = _refusal(settings)
+    if refusal:
+        raise DemoRefused(refusal)
     if fresh and home.exists():
-        shutil.rmtree(home)
+        _wipe(home)
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str((home / "prefect").resolve()))
     _quiet_prefect()
@@ -81,6 +135,8 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
 
     console.rule("[bold]journey-ml demo")
     console.print(f"home: {home.resolve()}  (SQLite warehouse, local MLflow, Prefect ephemeral API)")
+    console.print("PII salt: " + ("the fixed development salt (demo only: anything else needs JOURNEY_PII_SALT)"
+                                  if settings.uses_dev_salt else "JOURNEY_PII_SALT"))
 
     rt = Runtime.load(config_path=cfg)
     upgrade(rt.engine)  # the demo owns its warehouse; other commands only check the schema

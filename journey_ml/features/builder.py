@@ -4,10 +4,11 @@ Semantics (T = ``as_of``, a UTC-aware datetime; H = the task's horizon_days):
 
 * Strictly before T. Features use only events with ``occurred_at < T``; a w-day window is
   ``[T - w days, T)``. Events at or after T never change the features at T.
-* Labels use only (T, T + H]: 1 when the entity has an event whose type is one of
+* Labels use only [T, T + H) (`boundary`: the one rule, so every event is in exactly one
+  of history and label window): 1 when the entity has an event whose type is one of
   ``config.outcomes[task.outcome]``, or a row of the outcomes table with
-  ``outcome == task.outcome``, in that interval; else 0. An outcome exactly at T + H
-  counts, one at T does not.
+  ``outcome == task.outcome``, in that interval; else 0. An outcome exactly at T counts,
+  one at T + H does not (it is the next window's).
 * Entity of an event (and of an outcome row): account tasks use
   ``COALESCE(account_id, contacts.account_id)`` (email events carry only the contact);
   contact tasks use ``contact_id``. Rows without an entity are ignored.
@@ -74,6 +75,7 @@ from sqlalchemy.engine import Connection
 from journey_ml.config import JourneyConfig, TaskConfig
 from journey_ml.db.models import FeatureSnapshot
 from journey_ml.features import _queries as Q
+from journey_ml.features.boundary import label_window
 from journey_ml.features.declaration import (
     DECISION_ROLES,
     TREND_DAYS,
@@ -83,6 +85,7 @@ from journey_ml.features.declaration import (
     declare_feature_set,
     sanitize,
 )
+from journey_ml.features.population import PopulationStep, attr_text, filter_masks
 from journey_ml.schemas import STAGES
 
 log = logging.getLogger(__name__)
@@ -197,18 +200,25 @@ def _prepared(conn: Connection, what: str, plan: Q.Plan | str, build: Callable[[
 
 
 def _outcome_rows(plan: Q.Plan, as_of: Q.When) -> sa.Select:
-    if plan.population == "customers":
-        lo, incl = Q._before(as_of, plan.lookback_days), True
-    else:
-        lo, incl = None, False
-    return Q.outcome_rows_query(plan, lo, Q._before(as_of, 0), include_lo=incl, include_hi=False)
+    lo = Q._before(as_of, plan.lookback_days) if plan.population == "customers" else None
+    return Q.outcome_rows_query(plan, lo, Q._before(as_of, 0))
 
 
 def _outcome_excluded(conn: Connection, plan: Q.Plan, as_of: datetime) -> set[str]:
     """Entities the outcome table takes out of the population: prospects with an outcome
     row before T, customers with one in the lookback."""
+    if plan.population not in ("prospects", "customers"):
+        return set()  # active / all: an earlier outcome does not leave (repeat outcomes)
     prep = _prepared(conn, "outcome_rows", plan, lambda c: _outcome_rows(plan, c))
     return {str(r[0]) for r in Q.fetch_rows(conn, prep, as_of)}
+
+
+def _known_entities(conn: Connection, plan: Q.Plan, as_of: datetime) -> np.ndarray | None:
+    """Population `all`: the entity table's ids as of T (None for the other rules)."""
+    if plan.population != "all":
+        return None
+    prep = _prepared(conn, "known_entities", plan.entity, lambda c: Q.known_entities_query(plan.entity, c))
+    return np.array([str(r[0]) for r in Q.fetch_rows(conn, prep, as_of)], dtype=object)
 
 
 def _final_population(candidates: pd.Index, excluded: set[str]) -> pd.Index:
@@ -218,16 +228,6 @@ def _final_population(candidates: pd.Index, excluded: set[str]) -> pd.Index:
 
 def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v))
-
-
-def _attr_text(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, dict | list):
-        import json
-
-        return json.dumps(v, sort_keys=True)
-    return str(v)
 
 
 def _is_number(v: Any) -> bool:
@@ -283,7 +283,7 @@ def _discover(conn: Connection, config: JourneyConfig, task: TaskConfig) -> dict
         if all(_is_number(v) for v in vals):
             out[key] = None
             continue
-        counts = Counter(_attr_text(v) for v in vals)
+        counts = Counter(attr_text(v) for v in vals)
         if len(counts) == len(vals) and len(counts) > limit:
             continue  # every value distinct: an identifier, not a feature
         out[key] = [v for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
@@ -432,7 +432,7 @@ def _summarise_recent(win: pd.DataFrame, plan: Q.Plan) -> _Recent:
     population = {"lb": total(lb)}
     if plan.population == "prospects":
         population["cust"] = total(n_all, is_cust)
-    else:
+    elif plan.population == "customers":
         population["cust"] = total(lb, is_cust)
         population["out"] = total(lb, etype.isin(plan.outcome_events).to_numpy()[order])
     for values in counts.values():
@@ -452,20 +452,23 @@ class _Keys:
     recent_slot: np.ndarray
 
 
-def _population_keys(plan: Q.Plan, hist: pd.DataFrame, recent: _Recent, excluded: set[str]) -> _Keys:
+def _population_keys(plan: Q.Plan, hist: pd.DataFrame, recent: _Recent, excluded: set[str],
+                     known: np.ndarray | None = None) -> _Keys:
     """Apply the population rules to the older (``hist``, one row per entity) and recent
-    (per-entity summary) parts plus the outcome-row exclusions.
+    (per-entity summary) parts plus the outcome-row exclusions; ``known`` (population
+    `all`) adds the entities of the entity table without events.
 
     Entity ids are hashed once (factorize) and sorted once (Arrow); everything after that
     works on integer positions."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    h = len(hist)
-    codes, universe = pd.factorize(np.concatenate([hist.index.to_numpy(object), recent.ids]))
+    h, r = len(hist), len(recent.ids)
+    extra = [known] if known is not None and len(known) else []
+    codes, universe = pd.factorize(np.concatenate([hist.index.to_numpy(object), recent.ids, *extra]))
     universe = np.asarray(universe, dtype=object)
     n = len(universe)
-    hc, rc = codes[:h], codes[h:]
+    hc, rc = codes[:h], codes[h:h + r]
 
     def combined(col: str) -> np.ndarray:
         a = np.zeros(n)
@@ -475,8 +478,12 @@ def _population_keys(plan: Q.Plan, hist: pd.DataFrame, recent: _Recent, excluded
 
     if plan.population == "prospects":
         keep = (combined("lb") > 0) & (combined("cust") == 0)
-    else:
+    elif plan.population == "customers":
         keep = (combined("cust") > 0) & (combined("out") == 0)
+    elif plan.population == "active":
+        keep = combined("lb") > 0
+    else:  # all
+        keep = np.ones(n, dtype=bool)
     if excluded:
         keep &= ~pd.Index(universe).isin(list(excluded))
     kept = np.flatnonzero(keep)
@@ -565,6 +572,7 @@ def _fetch_recent(conn: Connection, plan: Q.Plan, as_of: datetime) -> dict[str, 
     del win
     t.lap("recent_pivot")
     got["excluded"] = _outcome_excluded(conn, plan, as_of)
+    got["entities"] = _known_entities(conn, plan, as_of)
     got["renew"] = _renewals(conn, plan, as_of)
     t.lap("renewal")
     firm = Q.fetch_frame(conn, _prepared(conn, "firmographics", plan.entity, lambda c: Q.Query(
@@ -624,7 +632,7 @@ def _assemble(plan: Q.Plan, fs: FeatureSet, as_of: datetime, older: dict, recent
     """The population and feature name -> values (aligned with it) from the fetched parts."""
     t_s = as_of.timestamp()
     hist = older["hist"]
-    keys = _population_keys(plan, hist, recent["recent"], recent["excluded"])
+    keys = _population_keys(plan, hist, recent["recent"], recent["excluded"], recent["entities"])
     pop = keys.pop
     if len(pop) == 0:
         return pop, {}
@@ -669,7 +677,7 @@ def _assemble(plan: Q.Plan, fs: FeatureSet, as_of: datetime, older: dict, recent
             if s.kind == "numeric":
                 out[s.name] = np.array([_as_number(v) for v in col], dtype="float64")
             else:
-                out[s.name] = np.array([None if _missing(v) else _attr_text(v) for v in col], dtype=object)
+                out[s.name] = np.array([None if _missing(v) else attr_text(v) for v in col], dtype=object)
     return pop, out
 
 
@@ -740,11 +748,98 @@ def population(engine: Engine, config: JourneyConfig, task_name: str, as_of: dat
 
     Raises ConfigError for an unknown task, ValueError for a naive ``as_of``.
     """
-    _, plan = _plan(config, task_name)
+    task, plan = _plan(config, task_name)
     t = _utc(as_of)
+    if task.population_filter.segments:  # segments are assigned on the features
+        return build_features(engine, config, task_name, t).frame.index
     with _reading(engine) as conn:
         candidates = Q.fetch_frame(conn, Q.population_query(plan, t)).index
-        return _final_population(candidates, _outcome_excluded(conn, plan, t))
+        known = _known_entities(conn, plan, t)
+        if known is not None:
+            candidates = candidates.union(pd.Index(known))
+        pop = _final_population(candidates, _outcome_excluded(conn, plan, t))
+        if task.population_filter:
+            frame = pd.DataFrame(index=pop)
+            for _, keep in filter_masks(config, task, frame, _attributes_by_id(conn, plan.entity)):
+                frame = frame[keep]
+            pop = frame.index
+        return pop
+
+
+def _attributes_by_id(conn: Connection, entity: str) -> dict[str, dict]:
+    ids, recs = _attribute_records(conn, entity)
+    out: dict[str, dict] = {}
+    for i, r in zip(ids, recs, strict=True):
+        out.setdefault(i, r)
+    return out
+
+
+def _filtered(engine: Engine, config: JourneyConfig, task: TaskConfig, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame's rows that pass the task's population filter (every step)."""
+    if not task.population_filter or frame.empty:
+        return frame
+    with _reading(engine) as conn:
+        attrs = _attributes_by_id(conn, task.entity) if task.population_filter.attributes else {}
+    keep = np.ones(len(frame), dtype=bool)
+    for _, mask in filter_masks(config, task, frame, attrs):
+        keep &= mask
+    return frame[keep]
+
+
+def population_steps(engine: Engine, config: JourneyConfig, task_name: str, as_of: datetime
+                     ) -> list[PopulationStep]:
+    """How the task's population as of ``as_of`` comes about: each step of its rule (and
+    filter) with the entities left after it, the last count being the population's size.
+    For explaining an empty population. Raises ConfigError, ValueError for a naive as_of."""
+    task, plan = _plan(config, task_name)
+    t = _utc(as_of)
+    lb = f"{task.lookback_days}-day lookback"
+    cust = ", ".join(task.customer_events)
+    with _reading(engine) as conn:
+        c = Q.fetch_frame(conn, Q.population_counts_query(plan, t))
+        excluded = _outcome_excluded(conn, plan, t)
+        known = _known_entities(conn, plan, t)
+    steps: list[PopulationStep] = []
+
+    def step(rule: str, keep: pd.Series) -> None:
+        nonlocal c
+        c = c[keep]
+        steps.append(PopulationStep(rule, len(c)))
+
+    if plan.population == "all":
+        ids = c.index.union(pd.Index(known if known is not None else [], dtype=object))
+        c = pd.DataFrame(index=ids)
+        steps.append(PopulationStep("entities in the entity table or with an event before T", len(c)))
+    else:
+        steps.append(PopulationStep("entities with an event before T", len(c)))
+    if plan.population in ("prospects", "active"):
+        step(f"with an event in the {lb}", c["lb"] > 0)
+    if plan.population == "prospects":
+        step(f"and no customer event ({cust}) before T", c["cust"] == 0)
+        step(f"and no {task.outcome!r} outcome row before T", ~c.index.isin(list(excluded)))
+    elif plan.population == "customers":
+        step(f"with a customer event ({cust}) in the {lb}", c["cust"] > 0)
+        step(f"and no {task.outcome!r} outcome event in the {lb}", c["out"] == 0)
+        step(f"and no {task.outcome!r} outcome row in the {lb}", ~c.index.isin(list(excluded)))
+    if task.population_filter and len(c):
+        if task.population_filter.segments:  # features of the unfiltered population
+            bare = config.model_copy(update={"tasks": {**config.tasks, task_name: task.model_copy(
+                update={"population_filter": type(task.population_filter)()})}})
+            frame = build_features(engine, bare, task_name, t).frame
+        else:
+            frame = pd.DataFrame(index=c.index)
+        with _reading(engine) as conn:
+            attrs = _attributes_by_id(conn, task.entity)
+        for rule, keep in filter_masks(config, task, frame, attrs):
+            frame = frame[keep]
+            steps.append(PopulationStep(f"and {rule}", len(frame)))
+    return steps
+
+
+def event_types_in_data(engine: Engine) -> set[str]:
+    """The distinct event types stored in the warehouse."""
+    with _reading(engine) as conn:
+        return {str(r[0]) for r in conn.execute(sa.select(Q.E.c.event_type).distinct()) if r[0] is not None}
 
 
 def discover_attributes(engine: Engine, config: JourneyConfig, task_name: str) -> dict[str, list[str] | None]:
@@ -793,7 +888,7 @@ def build_features(engine: Engine, config: JourneyConfig, task_name: str, as_of:
     pop, values = _assemble(plan, fs, t, older, recent)
     del older["hist"], recent["recent"]
     timer.lap("combine")
-    frame = _conform(pop, values, fs)
+    frame = _filtered(engine, config, task, _conform(pop, values, fs))
     timer.lap("assemble")
     phases = {**timer.phases, **{f"fetch.{k}": v for k, v in older["phases"].items()},
               **{f"fetch.{k}": v for k, v in recent["phases"].items()}}
@@ -804,17 +899,17 @@ def build_features(engine: Engine, config: JourneyConfig, task_name: str, as_of:
 
 def labels(engine: Engine, config: JourneyConfig, task_name: str, as_of: datetime,
            entity_ids: pd.Index) -> pd.Series:
-    """1 when the entity's outcome happens in (as_of, as_of + horizon], else 0.
+    """1 when the entity's outcome happens in the label window [as_of, as_of + horizon)
+    (the rule of `journey_ml.features.boundary`), else 0.
 
     Returns an int Series indexed like ``entity_ids`` (name entity_id). Raises
     ConfigError for an unknown task, ValueError for a naive ``as_of``.
     """
     task, plan = _plan(config, task_name)
-    t = _utc(as_of)
-    end = t + task.horizon_days * Q.DAY
+    start, end = label_window(_utc(as_of), task.horizon_days)
     with _reading(engine) as conn:
-        hits = Q.fetch_ids(conn, Q.outcome_events_query(plan, t, end))
-        hits |= Q.fetch_ids(conn, Q.outcome_rows_query(plan, t, end, include_lo=False, include_hi=True))
+        hits = Q.fetch_ids(conn, Q.outcome_events_query(plan, start, end))
+        hits |= Q.fetch_ids(conn, Q.outcome_rows_query(plan, start, end))
     idx = pd.Index(entity_ids, name="entity_id").astype(object)
     return pd.Series(idx.isin(list(hits)).astype("int64"), index=idx, name="label")
 

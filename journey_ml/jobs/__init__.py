@@ -16,6 +16,7 @@ from journey_ml.jobs._common import (
 )
 from journey_ml.jobs.features import FeaturesJobResult, FeaturesParams, run_features
 from journey_ml.jobs.ingest import IngestJobResult, IngestParams, run_ingest
+from journey_ml.jobs.journeys import JourneysJobResult, JourneysParams, run_journeys
 from journey_ml.jobs.monitoring import MonitoringJobResult, MonitoringParams, run_monitoring
 from journey_ml.jobs.scoring import ScoringJobResult, ScoringParams, run_scoring
 from journey_ml.jobs.simulation import run_simulation, simulation_params
@@ -35,4 +36,5 @@ __all__ = [
     "ScoringParams", "ScoringJobResult", "run_scoring",
     "MonitoringParams", "MonitoringJobResult", "run_monitoring",
     "run_simulation", "simulation_params",
+    "JourneysParams", "JourneysJobResult", "run_journeys",
 ]

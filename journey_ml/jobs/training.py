@@ -118,7 +118,7 @@ def run_training(rt: Runtime, params: TrainingParams, *, each: Each = serial) ->
     SchemaNotCurrent."""
     require_schema(rt.engine)
     names = resolve_tasks(rt.config, params.tasks)
-    as_of, _ = resolve_as_of(rt.engine, params.as_of)
+    as_of, _ = resolve_as_of(rt.engine, params.as_of, past_end_ok=False)
     outcomes: list[SegmentOutcome] = []
     failures: list[TaskFailure] = []
     holdouts: dict[str, tuple[datetime, ...]] = {}

@@ -8,7 +8,7 @@ Per segment with a ``production`` version, `monitor_task`:
    contract, feature drift, the score distribution (the stored scores of T when this
    version produced them, else its predictions) and the ranking of mean |SHAP| per feature;
 2. judges performance on matured labels: the newest scoring date T' whose horizon closed
-   by T, its scores joined to the outcomes of (T', T' + horizon]. The production version's
+   by T, its scores joined to the outcomes of [T', T' + horizon) (features.boundary). The production version's
    figures are its served scores when it produced them, else its predictions on the
    features of T' ("replayed"); a recently promoted version's predecessor is replayed on
    the same rows, for the rollback check;
@@ -42,6 +42,7 @@ from sqlalchemy import Engine
 from journey_ml.config import JourneyConfig, SegmentPolicy
 from journey_ml.db.models import ReferenceSample, Score
 from journey_ml.features import FeatureSet, build_features, feature_set_for, labels
+from journey_ml.features.boundary import label_matured
 from journey_ml.monitoring import alerts as alerting
 from journey_ml.monitoring import store
 from journey_ml.monitoring.policy import (
@@ -189,13 +190,13 @@ def _scores(engine: Engine, task: str, as_of: datetime) -> pd.DataFrame:
 
 def matured_as_of(engine: Engine, config: JourneyConfig, task: str, as_of: datetime) -> datetime | None:
     """The newest scoring date of ``task`` whose label horizon closed by ``as_of``."""
-    horizon = timedelta(days=config.task(task).horizon_days)
+    horizon = config.task(task).horizon_days
     t = Score.__table__
     with engine.connect() as conn:
         dates = [d for (d,) in conn.execute(sa.select(t.c.as_of).where(t.c.task == task).distinct())]
     dates = [d if isinstance(d, datetime) else datetime.fromisoformat(str(d)) for d in dates]
     dates = [d.replace(tzinfo=UTC) if d.tzinfo is None else d for d in dates]
-    ok = [d for d in dates if d + horizon <= as_of]
+    ok = [d for d in dates if label_matured(d, horizon, as_of)]
     return max(ok) if ok else None
 
 

@@ -119,6 +119,7 @@ class GateDecision:
 
     promote: bool
     reason: str
+    global_serves: bool = False  # a segment candidate lost to the global model on its rows
 
 
 @dataclass(frozen=True)

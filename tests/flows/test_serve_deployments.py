@@ -39,6 +39,17 @@ def test_schedules_from_config_and_on_demand_flows():
     assert _crons(deps["journey-train"]) == []  # deployed, run on demand
 
 
+def test_interval_schedule():
+    cfg = parse_config({"schedules": {"flows": {"ingest": {"interval_seconds": 20}}}}, "my.yaml")
+    (sched,) = {d.name: d for d in deployments(cfg)}["journey-ingest"].schedules
+    assert sched.schedule.interval.total_seconds() == 20 and sched.schedule.timezone == "UTC"
+
+
+def test_cron_and_interval_together_are_refused():
+    with pytest.raises(ConfigError, match=r"schedules.flows.ingest.*either cron or interval_seconds"):
+        parse_config({"schedules": {"flows": {"ingest": {"cron": "* * * * *", "interval_seconds": 20}}}}, "my.yaml")
+
+
 def test_unknown_flow_is_named():
     cfg = parse_config({"schedules": {"flows": {"retrain_everything": {"cron": "0 1 * * *"}}}}, "my.yaml")
     with pytest.raises(ConfigError, match="unknown flow.*retrain_everything"):
