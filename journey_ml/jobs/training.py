@@ -12,7 +12,7 @@ from functools import partial
 
 import pandas as pd
 
-from journey_ml.execution import threads_here, with_model_threads
+from journey_ml.execution import dask_client, threads_here, with_model_threads
 from journey_ml.jobs._common import (
     Each,
     require_schema,
@@ -21,6 +21,7 @@ from journey_ml.jobs._common import (
     serial,
     slots_of,
 )
+from journey_ml.models.xgb import distributed_fit
 from journey_ml.runtime import Runtime
 from journey_ml.segments import GLOBAL
 from journey_ml.training import (
@@ -98,8 +99,14 @@ class SegmentData:
 def _train_one(rt: Runtime, actor: str, concurrent: int, work: SegmentData) -> SegmentOutcome:
     # XGBoost threads: the model's share of the cores where it trains (`model_threads`)
     threads = threads_here(rt.config.training.xgboost.n_jobs, concurrent)
-    return train_segment(work.data, work.segment, with_model_threads(rt.config, threads), rt.registry,
-                         rt.engine, actor=actor)
+    config = with_model_threads(rt.config, threads)
+    big = rt.config.execution.distributed_training_rows
+    rows = work.data.rows(work.segment)
+    if big is not None and int((rows["split"] == "train").sum()) >= big:
+        # too large for one worker: the booster trains with xgboost.dask across the cluster
+        with dask_client() as client, distributed_fit(client):
+            return train_segment(work.data, work.segment, config, rt.registry, rt.engine, actor=actor)
+    return train_segment(work.data, work.segment, config, rt.registry, rt.engine, actor=actor)
 
 
 def run_training(rt: Runtime, params: TrainingParams, *, each: Each = serial) -> TrainingJobResult:
