@@ -14,6 +14,7 @@ from journey_ml.jobs._common import (
     require_schema,
     serial,
 )
+from journey_ml.jobs.cycle import CycleJobResult, CycleParams, run_cycle
 from journey_ml.jobs.features import FeaturesJobResult, FeaturesParams, run_features
 from journey_ml.jobs.ingest import IngestJobResult, IngestParams, run_ingest
 from journey_ml.jobs.monitoring import MonitoringJobResult, MonitoringParams, run_monitoring
@@ -29,4 +30,5 @@ __all__ = [
     "ScoringParams", "ScoringJobResult", "run_scoring",
     "MonitoringParams", "MonitoringJobResult", "run_monitoring",
     "run_simulation", "simulation_params",
+    "CycleParams", "CycleJobResult", "run_cycle",
 ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 
 import pandas as pd
 
@@ -75,8 +74,21 @@ def segments_to_train(data: TrainingData, requested: tuple[str, ...] = ()) -> li
     return sorted(seen, key=lambda s: s != GLOBAL)
 
 
-def _train_one(rt: Runtime, data: TrainingData, actor: str, segment: str) -> SegmentOutcome:
-    return train_segment(data, segment, rt.config, rt.registry, rt.engine, actor=actor)
+@dataclass(frozen=True)
+class SegmentTrainer:
+    """Trains one segment of one task's prepared frame: what ``each`` calls per segment
+    (``task`` lets a caller name what it runs, e.g. a concurrency slot per segment)."""
+
+    rt: Runtime
+    data: TrainingData
+    actor: str
+
+    @property
+    def task(self) -> str:
+        return self.data.task
+
+    def __call__(self, segment: str) -> SegmentOutcome:
+        return train_segment(self.data, segment, self.rt.config, self.rt.registry, self.rt.engine, actor=self.actor)
 
 
 def run_training(rt: Runtime, params: TrainingParams, *, each: Each = serial) -> TrainingJobResult:
@@ -101,9 +113,10 @@ def run_training(rt: Runtime, params: TrainingParams, *, each: Each = serial) ->
         test = data.frame.loc[data.frame["split"] == "test", "as_of"]
         holdouts[name] = tuple(sorted({pd.Timestamp(t).to_pydatetime() for t in test.unique()}))
         segs = segments_to_train(data, params.segments)
-        one = partial(_train_one, rt, data, params.actor)
-        if segs and segs[0] == GLOBAL:
-            outcomes.append(one(GLOBAL))
+        one = SegmentTrainer(rt, data, params.actor)
+        if segs and segs[0] == GLOBAL:  # first, on its own: the segments fall back to it
+            outcomes.extend(each(one, [GLOBAL]))
             segs = segs[1:]
-        outcomes.extend(each(one, segs))
+        if segs:
+            outcomes.extend(each(one, segs))
     return TrainingJobResult(as_of, tuple(outcomes), tuple(failures), holdouts)
