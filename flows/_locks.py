@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from prefect.concurrency.sync import concurrency
 
@@ -34,10 +34,8 @@ def ensure_limits(names: list[str]) -> None:
             try:
                 client.read_global_concurrency_limit_by_name(n)
             except ObjectNotFound:
-                try:
+                with suppress(ObjectAlreadyExists):  # another run created it meanwhile
                     client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=n, limit=1))
-                except ObjectAlreadyExists:  # another run created it meanwhile
-                    pass
 
 
 @contextmanager

@@ -12,7 +12,14 @@ from journey_ml.config import load_config
 from journey_ml.db import make_engine, upgrade
 from journey_ml.ingest import ingest_all
 from journey_ml.simulate import SimulationParams, simulate
-from journey_ml.training import FINGERPRINT_TAG, GLOBAL, TrainingError, data_end, prepare_training, train_segment
+from journey_ml.training import (
+    FINGERPRINT_TAG,
+    GLOBAL,
+    TrainingError,
+    data_end,
+    prepare_training,
+    train_segment,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 

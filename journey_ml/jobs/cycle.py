@@ -22,7 +22,12 @@ from typing import TypeVar
 from journey_ml.jobs._common import JobFailed, require_schema, resolve_as_of, resolve_tasks, utc
 from journey_ml.jobs.features import FeaturesJobResult, FeaturesParams, run_features
 from journey_ml.jobs.ingest import IngestJobResult, IngestParams, run_ingest
-from journey_ml.jobs.monitoring import MonitoringJobResult, MonitoringParams, RetrainMode, run_monitoring
+from journey_ml.jobs.monitoring import (
+    MonitoringJobResult,
+    MonitoringParams,
+    RetrainMode,
+    run_monitoring,
+)
 from journey_ml.jobs.scoring import ScoringJobResult, ScoringParams, run_scoring
 from journey_ml.runtime import Runtime
 
