@@ -35,6 +35,7 @@ def flows() -> dict[str, Any]:
             "monitor": monitor_flow, "cycle": cycle_flow, "retrain": retrain_flow}
 
 
+RETRAIN_TRIGGER = "journey-retrain: the segment that asked"
 # a template of the triggering event's resource labels (set by `segment_resource`)
 RETRAIN_PARAMETERS = {"task": "{{ event.resource['journey.task'] }}",
                       "segment": "{{ event.resource['journey.segment'] }}"}
@@ -47,7 +48,7 @@ def _triggers(config: JourneyConfig, name: str, params: dict[str, Any]) -> list 
     if name != "retrain":
         return None
     cooldown = timedelta(minutes=config.schedules.retrain_cooldown_minutes)
-    return [DeploymentEventTrigger(name="retrain the segment that asked", expect={EVENTS["retrain"]},
+    return [DeploymentEventTrigger(name=RETRAIN_TRIGGER, expect={EVENTS["retrain"]},
                                    match={"prefect.resource.id": "journey.segment.*"},
                                    for_each={"prefect.resource.id"}, posture="Reactive", threshold=1,
                                    within=cooldown, parameters={**params, **RETRAIN_PARAMETERS})]
