@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from tests.bench.common import ROOT
 
-SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift")
+SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift", "cycle")
 
 
 def _machine() -> str:
@@ -63,6 +63,7 @@ def main() -> None:
     p.add_argument("--api-rate", type=float, default=200.0, help="api: requests per second")
     p.add_argument("--drift-rows", type=int, default=1_000_000, help="drift: rows")
     p.add_argument("--drift-features", type=int, default=60, help="drift: features")
+    p.add_argument("--cycle-accounts", type=int, default=2000, help="cycle: simulated accounts")
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     a = p.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -98,6 +99,10 @@ def main() -> None:
 
             parts.append(drift.markdown(drift.run(rows=a.drift_rows, features=a.drift_features,
                                                   repeat=a.repeat)))
+        elif section == "cycle":
+            from tests.bench import cycle
+
+            parts.append(cycle.markdown(cycle.run(accounts=a.cycle_accounts)))
     sections = _existing_sections(a.out)
     for part in parts:
         sections[part.splitlines()[0]] = part
