@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -37,10 +38,18 @@ RECEIVED_AT = datetime(2026, 6, 29, tzinfo=UTC)
 def _hold_back_last_day(exports: Path) -> tuple[Path, int]:
     """Move the newest day's web events into their own file, outside ``exports``."""
     newest = sorted((exports / "web").glob("web-*.jsonl"))[-1]
-    lines = newest.read_text().splitlines()
-    last_day = max(json.loads(x)["timestamp"][:10] for x in lines if x.strip())
-    keep = [x for x in lines if x.strip() and json.loads(x)["timestamp"][:10] != last_day]
-    day = [x for x in lines if x.strip() and json.loads(x)["timestamp"][:10] == last_day]
+    lines = [x for x in newest.read_text().splitlines() if x.strip()]
+
+    def day_of(line: str) -> str:  # the exports carry dirty rows on purpose: "" for those
+        try:
+            ts = str(json.loads(line).get("timestamp", ""))[:10]
+        except ValueError:
+            return ""
+        return ts if re.fullmatch(r"\d{4}-\d{2}-\d{2}", ts) else ""
+
+    last_day = max(day_of(x) for x in lines)
+    keep = [x for x in lines if day_of(x) != last_day]
+    day = [x for x in lines if day_of(x) == last_day]
     newest.write_text("\n".join(keep) + "\n")
     held = exports.parent / f"web-{last_day}.jsonl"
     held.write_text("\n".join(day) + "\n")
