@@ -3,6 +3,8 @@
 ``python -m flows.serve`` (the compose worker) runs until stopped: Prefect's ``serve``
 polls for scheduled and on-demand runs of every deployment and executes them in this
 process. `deployments` builds the list without starting anything (tested on its own).
+``journey-cycle`` is the daily cycle, ``journey-train`` the weekly retrain of every
+segment, ``journey-retrain`` the event-triggered retrain of one segment.
 """
 
 from __future__ import annotations
