@@ -569,6 +569,9 @@ class SchedulesConfig(_Strict):
 
     timezone: str = "UTC"
     flows: dict[str, FlowSchedule] = Field(default_factory=dict)
+    # journey-retrain runs once per segment per cooldown: a repeated
+    # journey.retrain.requested for the same segment within it starts no run (0: every event)
+    retrain_cooldown_minutes: int = Field(360, ge=0)
 
 
 class JourneyConfig(_Strict):

@@ -69,7 +69,7 @@ class SegmentOutcome:
 
     task: str
     segment: str
-    status: str  # promoted | staged | pooled | failed
+    status: str  # promoted | staged | pooled | unchanged | failed
     reason: str
     model_name: str | None = None
     version: int | None = None
@@ -163,6 +163,26 @@ def _columns(fs: FeatureSet) -> list[Column]:
     return [Column(f.name, f.kind, tuple(f.categories)) for f in fs.features]
 
 
+FINGERPRINT_TAG = "journey.data_fingerprint"
+
+
+def training_fingerprint(rows: pd.DataFrame, names: list[str], config: JourneyConfig) -> str:
+    """SHA-256 of what a segment's model is trained from: the rows (entity, date, features,
+    label, split, in a stable order) and the training settings. Equal fingerprints mean
+    retraining would fit the same model (training is seeded)."""
+    cols = [c for c in ("entity_id", "as_of", *names, "label", "split") if c in rows.columns]
+    frame = rows[cols]
+    keys = [c for c in ("entity_id", "as_of") if c in cols]
+    if keys:
+        frame = frame.sort_values(keys, kind="mergesort")
+    h = hashlib.sha256()
+    h.update(json.dumps(cols).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    # threads change where and how fast it trains, not the model (`execution.model_threads`)
+    h.update(config.training.model_dump_json(exclude={"xgboost": {"n_jobs"}}).encode())
+    return h.hexdigest()
+
+
 def train_segment(data: TrainingData, segment: str, config: JourneyConfig, registry, engine: Engine,
                   *, actor: str = "journey-ml", promote: bool = True,
                   gate_against_rules: bool = False) -> SegmentOutcome:
@@ -173,7 +193,9 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
     segment-level problem; the outcome says what happened. With ``promote=False`` a
     candidate that passes the gate stays ``staging`` (tags journey.gate, journey.gate_passed)
     for the caller to promote; with ``gate_against_rules`` a rules production version is
-    evaluated on the holdout too (instead of counting as no production model).
+    evaluated on the holdout too (instead of counting as no production model). A version
+    trained from the same rows and settings (`training_fingerprint`) is not trained again:
+    the outcome is ``unchanged`` and nothing is registered.
     """
     t0 = time.perf_counter()
     tcfg = config.training
@@ -195,6 +217,14 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
         return out
 
     names = data.feature_set.names()
+    fingerprint = training_fingerprint(rows, names, config)
+    same = registry.find_version(data.task, segment, {FINGERPRINT_TAG: fingerprint})
+    if same is not None:
+        # same rows, labels, split and training settings: the same model again; register nothing
+        out.status, out.model_name, out.version = "unchanged", same.name, same.version
+        out.reason = f"training data unchanged since v{same.version} (fingerprint {fingerprint[:12]}); nothing registered"
+        out.seconds = time.perf_counter() - t0
+        return out
     metric = config.registry.promotion_metric
     rules = None
     if data.task in config.rules:
@@ -248,7 +278,7 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
         tags={"journey.task": data.task, "journey.segment": segment,
               "journey.feature_set_version": data.feature_set.version,
               "journey.data_window": f"{data.dates[0]:%Y-%m-%d}..{data.dates[-1]:%Y-%m-%d}",
-              **_selection_tags(out)})
+              **_selection_tags(out), FINGERPRINT_TAG: fingerprint})
     out.model_name, out.version, out.run_id = info.name, info.version, run_id
     _ensure_rules_version(registry, data, segment, config, parts, run_id)
     _store_reference(engine, info.name, info.version, parts["train"], names, scorer, tcfg.reference_sample_rows, tcfg.seed)

@@ -83,7 +83,7 @@ def leaderboard(result) -> Table:
         t.add_column(col, justify="left" if col in ("model", "status") else "right", no_wrap=True)
     for o in result.outcomes:
         m, pm = o.metrics or {}, o.production_metrics or {}
-        style = {"promoted": "green", "staged": "yellow", "pooled": "dim", "failed": "red"}.get(o.status, "")
+        style = {"promoted": "green", "staged": "yellow", "pooled": "dim", "unchanged": "dim", "failed": "red"}.get(o.status, "")
         prod = _f(pm.get("roc_auc")) + (f" v{o.production_version}" if o.production_version else "")
         t.add_row(f"{o.task}/{o.segment}", f"[{style}]{o.status}[/]", _f(o.version, "v{}"),
                   f"{sum(o.rows.values()):,}", f"{sum(o.positives.values()):,}", _f(m.get("roc_auc")),

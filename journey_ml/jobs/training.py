@@ -131,9 +131,10 @@ def run_training(rt: Runtime, params: TrainingParams, *, each: Each = serial) ->
         test = data.frame.loc[data.frame["split"] == "test", "as_of"]
         holdouts[name] = tuple(sorted({pd.Timestamp(t).to_pydatetime() for t in test.unique()}))
         segs = segments_to_train(data, params.segments)
-        if segs and segs[0] == GLOBAL:  # alone, here: all the cores are its
-            outcomes.append(_train_one(rt, params.actor, 1, SegmentData(GLOBAL, data)))
+        if segs and segs[0] == GLOBAL:  # first, on its own (all the cores): the segments fall back to it
+            outcomes.extend(each(partial(_train_one, rt, params.actor, 1), [SegmentData(GLOBAL, data)]))
             segs = segs[1:]
-        work = [SegmentData(s, replace(data, frame=data.rows(s))) for s in segs]
-        outcomes.extend(each(partial(_train_one, rt, params.actor, slots_of(each)), work))
+        if segs:
+            work = [SegmentData(s, replace(data, frame=data.rows(s))) for s in segs]
+            outcomes.extend(each(partial(_train_one, rt, params.actor, slots_of(each)), work))
     return TrainingJobResult(as_of, tuple(outcomes), tuple(failures), holdouts)

@@ -561,11 +561,19 @@ def _execute(ctx: _Context, seg: str, info, d: Decision, state: SegmentState, po
     return [ExecutedDecision(d.kind, d.reasons, store.jsonable(d.figures), executed, outcome, move_id, did), *follow]
 
 
+def segment_resource(task: str, segment: str, model_name: str | None = None,
+                     model_version: int | None = None) -> dict[str, str]:
+    """The Prefect event resource of a task's segment: id ``journey.segment.<task>.<segment>``
+    with the task and segment as labels (the retrain deployment's trigger templates them
+    into the run's parameters)."""
+    return {"prefect.resource.id": f"journey.segment.{task}.{segment}",
+            "prefect.resource.name": f"{task}/{segment}", "journey.task": task, "journey.segment": segment,
+            "journey.model": f"{model_name}", "journey.version": str(model_version)}
+
+
 def _events(r: SegmentMonitorResult) -> list[dict[str, Any]]:
     """The Prefect events of a segment's run (the flow emits them)."""
-    resource = {"prefect.resource.id": f"journey.segment.{r.task}.{r.segment}",
-                "prefect.resource.name": f"{r.task}/{r.segment}",
-                "journey.model": f"{r.model_name}", "journey.version": str(r.model_version)}
+    resource = segment_resource(r.task, r.segment, r.model_name, r.model_version)
     base = {"task": r.task, "segment": r.segment, "as_of": r.as_of.isoformat(),
             "monitor_run_id": r.monitor_run_id, "report": r.reports.get("drift_html")}
     out = []
@@ -604,6 +612,6 @@ def summary_markdown(result: MonitorRunResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["monitor_task", "default_retrain", "summary_markdown", "candidate_segments", "load_reference",
+__all__ = ["monitor_task", "default_retrain", "segment_resource", "summary_markdown", "candidate_segments", "load_reference",
            "matured_as_of", "MonitorRunResult", "SegmentMonitorResult", "ExecutedDecision", "RetrainOutcome",
            "MonitorError", "EVENTS", "DRIFT_EVENT"]

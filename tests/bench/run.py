@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from tests.bench.common import ROOT
 
-SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift", "journeys")
+SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift", "journeys", "cycle")
 
 
 def _machine() -> str:
@@ -67,6 +67,7 @@ def main() -> None:
     p.add_argument("--journey-events", type=int, default=10_000_000, help="journeys: events")
     p.add_argument("--journey-count", type=int, default=1_000_000, help="journeys: journeys")
     p.add_argument("--journey-bootstrap", type=int, default=20, help="journeys: bootstrap resamples timed")
+    p.add_argument("--cycle-accounts", type=int, default=2000, help="cycle: simulated accounts")
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     a = p.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -107,6 +108,10 @@ def main() -> None:
 
             parts.append(journeys.markdown(journeys.run(journeys=a.journey_count, events=a.journey_events,
                                                         bootstrap=a.journey_bootstrap)))
+        elif section == "cycle":
+            from tests.bench import cycle
+
+            parts.append(cycle.markdown(cycle.run(accounts=a.cycle_accounts)))
     sections = _existing_sections(a.out)
     for part in parts:
         sections[part.splitlines()[0]] = part
