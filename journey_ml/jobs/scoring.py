@@ -55,13 +55,22 @@ def run_scoring(rt: Runtime, params: ScoringParams) -> ScoringJobResult:
     """Score every requested task as of T (one run id for all); an unreachable registry
     degrades to built-in rules, and every score says which mode produced it. Raises
     ConfigError for an unknown task and SchemaNotCurrent."""
+    from journey_ml.features.snapshot import build_snapshot, snapshot_as_of
+
     require_schema(rt.engine)
     names = resolve_tasks(rt.config, params.tasks)
-    as_of, end = resolve_as_of(rt.engine, params.as_of)
+    snapshots = {n for n in names if rt.config.task(n).snapshot is not None}
+    # the newest event is the default as-of of event-based tasks; a snapshot task is scored
+    # as of its snapshot (the newest update of its entity table)
+    as_of, end = resolve_as_of(rt.engine, params.as_of) if len(snapshots) < len(names) else (None, None)
+    when = {n: (params.as_of and utc(params.as_of, "as_of")) or snapshot_as_of(rt.engine, rt.config, n)
+            if n in snapshots else as_of for n in names}
     registry = open_registry(lambda: rt.registry)
     _refuse_on_outage(rt, registry, names)
     run_id = str(uuid.uuid4())
     scored_at = utc(params.scored_at, "scored_at")
-    runs = tuple(score_task(rt.engine, registry, rt.config, n, as_of, run_id=run_id, scored_at=scored_at)
+    runs = tuple(score_task(rt.engine, registry, rt.config, n, when[n], run_id=run_id, scored_at=scored_at,
+                            **({"build": build_snapshot} if n in snapshots else {}))
                  for n in names)
-    return ScoringJobResult(as_of, run_id, runs, end)
+    first = as_of if as_of is not None else when[names[0]]
+    return ScoringJobResult(first, run_id, runs, end if end is not None else first)
