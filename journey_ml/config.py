@@ -160,12 +160,29 @@ class PopulationFilter(_Strict):
 POPULATIONS = ("prospects", "customers", "active", "all")
 
 
+class SnapshotTaskConfig(_Strict):
+    """A snapshot task: one row per entity with a label column and no timestamps (a churn
+    export). Features come from the entity's attributes (and its events, where any); the
+    holdout is a stratified, seeded random split and training reports k-fold metrics."""
+
+    # the attribute (unmapped export column) holding the label; default: the task's outcome
+    label: str | None = None
+    # label values that mean 1 (case-insensitive; numbers: > 0 is 1)
+    positive: list[str] = Field(default_factory=lambda: ["1", "true", "yes", "y", "t"])
+    holdout_fraction: float = Field(0.2, gt=0, lt=0.5)
+    validation_fraction: float = Field(0.2, gt=0, lt=0.5)
+    cv_folds: int = Field(5, ge=2, le=20)
+
+
 class TaskConfig(_Strict):
     """A prediction task: population as of T, label = outcome within [T, T + horizon)
     (the boundary rule of `journey_ml.features.boundary`)."""
 
     entity: Literal["contact", "account"] = "account"
+    # the outcome (a key of `outcomes`); for a snapshot task, the name of its label column
     outcome: str
+    # set for a snapshot task (see SnapshotTaskConfig); event-based otherwise
+    snapshot: SnapshotTaskConfig | None = None
     horizon_days: int = Field(90, gt=0)
     # prospects: an event in the lookback, and never an event of `customer_events` before T;
     # customers: an event of `customer_events` in the lookback and no `outcome` in it;
@@ -613,6 +630,10 @@ class JourneyConfig(_Strict):
         for name, t in self.tasks.items():
             if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
                 raise ValueError(f"task name {name!r}: lower-case letters, digits and _ only")
+            if t.snapshot is not None:
+                if t.segment_by is not None and t.segment_by not in self.segments:
+                    raise ValueError(f"task {name!r}: segment_by {t.segment_by!r} is not a segmentation")
+                continue
             if t.outcome not in self.outcomes:
                 raise ValueError(f"task {name!r}: outcome {t.outcome!r} is not in outcomes "
                                  f"({', '.join(self.outcomes) or 'none'})")

@@ -259,6 +259,8 @@ def train(
     else:
         if result.outcomes:
             out.print(render.leaderboard(result))
+            for line in render.leaderboard_reasons(result):
+                out.print(line, markup=False, highlight=False)
             uri = rt.settings.tracking_uri
             out.print(f"MLflow: {uri}  (mlflow ui --backend-store-uri {uri})")
     if result.failures:

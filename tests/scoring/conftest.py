@@ -67,6 +67,7 @@ def world(tmp_path_factory) -> World:
     for seg, o in outcomes.items():
         if o.version is not None and o.status != "promoted":
             registry.promote("conversion", seg, o.version, reason="scoring test world: promoted by hand")
+            o.status = "promoted"
     return World(root, cfg, engine, registry, as_of, outcomes)
 
 
