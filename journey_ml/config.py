@@ -398,6 +398,10 @@ class MonitoringConfig(_Strict):
     # write Evidently's HTML + JSON reports (the slow part of a run); off: the decision, the
     # figures and the stored run are the same, only the report pages are missing
     evidently_reports: bool = True
+    # a retrain after a monitoring decision is promoted when it beats production on the newest
+    # matured dates ("recent_matured", post-drift where there is any) or on the training
+    # holdout ("holdout", the gate before #11)
+    retrain_gate: Literal["recent_matured", "holdout"] = "recent_matured"
     seed: int = 7
     defaults: PolicyRules = Field(default_factory=lambda: PolicyRules(**_POLICY_DEFAULTS))
     tasks: dict[str, TaskPolicy] = Field(default_factory=dict)

@@ -507,6 +507,10 @@ def default_retrain(engine: Engine, registry, config: JourneyConfig) -> Retrain:
 
     prepared: dict[tuple[str, datetime], Any] = {}
 
+    from journey_ml.scoring.ladder import ModelCache
+
+    models = ModelCache()
+
     def retrain(task: str, segment: str, as_of: datetime, in_fallback: bool) -> RetrainOutcome:
         try:
             if (task, as_of) not in prepared:
@@ -514,8 +518,13 @@ def default_retrain(engine: Engine, registry, config: JourneyConfig) -> Retrain:
             data = prepared[(task, as_of)]
         except TrainingError as e:
             return RetrainOutcome("failed", str(e))
+        prod = registry.production(task, segment)
+        recent = (config.monitoring.retrain_gate == "recent_matured" and not in_fallback
+                  and prod is not None and prod.kind != "rules")
         out = train_segment(data, segment, config, registry, engine, actor="journey-ml monitor",
-                            promote=not in_fallback, gate_against_rules=True)
+                            promote=not in_fallback and not recent, gate_against_rules=True)
+        if recent and out.version is not None and out.status in ("staged", "promoted"):
+            return _recent_gate(engine, registry, config, models, task, segment, as_of, prod, out)
         move_id = None
         if out.status == "promoted" and out.model_name:
             m = ledger_mod.last_move_to(engine, out.model_name, PRODUCTION, out.version)
@@ -524,6 +533,26 @@ def default_retrain(engine: Engine, registry, config: JourneyConfig) -> Retrain:
                               out.metrics.get("roc_auc"), out.gate_passed, move_id)
 
     return retrain
+
+
+def _recent_gate(engine, registry, config, models, task, segment, as_of, prod, out) -> RetrainOutcome:
+    """Promote the staged candidate only if it beats production on recent matured data (#11.4)."""
+    from journey_ml.monitoring.recent_gate import recent_gate
+
+    try:
+        g = recent_gate(engine, config, task, segment, models.get(registry, task, segment, out.version, None),
+                        models.get(registry, task, segment, prod.version, prod.kind), as_of,
+                        min_positives=config.monitoring.policy(task, segment).min_positives)
+    except Exception as e:  # noqa: BLE001 - no comparison, no promotion
+        return RetrainOutcome("staged", f"not promoted: recent comparison failed ({type(e).__name__}: {e})",
+                              out.version, out.metrics.get("roc_auc"), False)
+    holdout = f"holdout: {out.reason}"
+    if not g.promote:
+        return RetrainOutcome("staged", f"not promoted {g.reason}; {holdout}", out.version,
+                              out.metrics.get("roc_auc"), False)
+    m = registry.promote(task, segment, out.version, reason=f"promoted {g.reason}"[:2000], actor="journey-ml monitor")
+    return RetrainOutcome("promoted", f"promoted {g.reason}; {holdout}", out.version, out.metrics.get("roc_auc"),
+                          True, m.id)
 
 
 def _gate_text(reason: str, status: str) -> str:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from tests.bench.common import ROOT
 
-SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift")
+SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift", "monitoring")
 
 
 def _machine() -> str:
@@ -98,6 +98,10 @@ def main() -> None:
 
             parts.append(drift.markdown(drift.run(rows=a.drift_rows, features=a.drift_features,
                                                   repeat=a.repeat)))
+        elif section == "monitoring":
+            from tests.bench import monitoring
+
+            parts.append(monitoring.markdown(monitoring.run()))
     sections = _existing_sections(a.out)
     for part in parts:
         sections[part.splitlines()[0]] = part
