@@ -283,6 +283,18 @@ def drift_detected(result: MonitorResult, policy: SegmentPolicy) -> bool:
     return bool(_drift_signals(d, policy))
 
 
+def _fall_back(base: str, figures: dict[str, Any], state: SegmentState, cooling: str | None) -> list[Decision]:
+    """Fall back to the rules version and retrain (an alert only while the cooldown runs)."""
+    if cooling:
+        return [Decision("alert", [base, cooling], figures)]
+    if state.rules_version is None:
+        return [Decision("alert", [base, "no registered rules version to fall back to"], figures),
+                Decision("retrain", [base], figures)]
+    return [Decision("fallback", [base, f"production moves to the rules version v{state.rules_version}"],
+                     figures, target_version=state.rules_version),
+            Decision("retrain", [base], figures)]
+
+
 def _perf_judgeable(p: PerfSummary | None, policy: SegmentPolicy) -> str | None:
     """None when ``p`` can be judged, else a sentence saying why not."""
     if p is None:
@@ -409,14 +421,7 @@ def _decide(result: MonitorResult, state: SegmentState, policy: SegmentPolicy, n
                 (f" (its holdout AUC was {own:.3f})" if own is not None else "")
             figures = {"accuracy": perf.accuracy, "roc_auc": perf.roc_auc, "labels": perf.n,
                        "positives": perf.positives, "holdout_roc_auc": own}
-            if cooling:
-                return [Decision("alert", [base, cooling], figures)]
-            if state.rules_version is None:
-                return [Decision("alert", [base, "no registered rules version to fall back to"], figures),
-                        Decision("retrain", [base], figures)]
-            return [Decision("fallback", [base, f"production moves to the rules version v{state.rules_version}"],
-                             figures, target_version=state.rules_version),
-                    Decision("retrain", [base], figures)]
+            return _fall_back(base, figures, state, cooling)
         notes.append(f"performance ok on {perf.n} matured labels: accuracy {_f(perf.accuracy)}, "
                      f"AUC {_f(perf.roc_auc)}")
     else:
@@ -436,14 +441,7 @@ def _decide(result: MonitorResult, state: SegmentState, policy: SegmentPolicy, n
             if runs < policy.estimated_persistence_runs:
                 return [Decision("alert", [base, f"{policy.estimated_persistence_runs} needed before falling back"],
                                  figures)]
-            if cooling:
-                return [Decision("alert", [base, cooling], figures)]
-            if state.rules_version is None:
-                return [Decision("alert", [base, "no registered rules version to fall back to"], figures),
-                        Decision("retrain", [base], figures)]
-            return [Decision("fallback", [base, f"production moves to the rules version v{state.rules_version}"],
-                             figures, target_version=state.rules_version),
-                    Decision("retrain", [base], figures)]
+            return _fall_back(base, figures, state, cooling)
         notes.append(f"estimated AUC {est.roc_auc:.3f} >= floor {floor:.3f} (CBPE on {est.n} rows)")
 
     # 5. drift, with persistence and cooldown

@@ -128,17 +128,11 @@ def record_estimation_error(engine: Engine, task: str, segment: str, as_of: date
 def estimate_streak(engine: Engine, task: str, segment: str, model_name: str | None, version: int | None,
                     before: datetime, floor: float) -> int:
     """Consecutive runs before ``before`` of this version whose estimated AUC was below ``floor``."""
-    q = (sa.select(_R.c.estimated, _R.c.model_name, _R.c.model_version)
-         .where(_R.c.task == task, _R.c.segment == segment, _R.c.as_of < before, _R.c.status == "ok")
-         .order_by(_R.c.as_of.desc(), _R.c.id.desc()))
-    n = 0
-    with engine.connect() as conn:
-        for est, name, v in conn.execute(q):
-            auc = (est or {}).get("roc_auc")
-            if name != model_name or v != version or auc is None or auc >= floor:
-                break
-            n += 1
-    return n
+    def low(est) -> bool:
+        auc = (est or {}).get("roc_auc")
+        return auc is not None and auc < floor
+
+    return _streak(engine, task, segment, model_name, version, before, _R.c.estimated, low)
 
 
 def save_decision(engine: Engine, *, monitor_run_id: int, task: str, segment: str, as_of: datetime, kind: str,
@@ -219,13 +213,19 @@ def last_action_at(engine: Engine, task: str, segment: str, before: datetime) ->
 def drift_streak(engine: Engine, task: str, segment: str, model_name: str | None, version: int | None,
                  before: datetime) -> int:
     """Consecutive runs before ``before`` of this model version that saw drift (newest back)."""
-    q = (sa.select(_R.c.drift_detected, _R.c.model_name, _R.c.model_version)
+    return _streak(engine, task, segment, model_name, version, before, _R.c.drift_detected, bool)
+
+
+def _streak(engine: Engine, task: str, segment: str, model_name: str | None, version: int | None,
+            before: datetime, column, holds) -> int:
+    """Consecutive ok runs before ``before`` of this version where ``holds(column value)``."""
+    q = (sa.select(column, _R.c.model_name, _R.c.model_version)
          .where(_R.c.task == task, _R.c.segment == segment, _R.c.as_of < before, _R.c.status == "ok")
          .order_by(_R.c.as_of.desc(), _R.c.id.desc()))
     n = 0
     with engine.connect() as conn:
-        for drifted, name, v in conn.execute(q):
-            if name != model_name or v != version or not drifted:
+        for value, name, v in conn.execute(q):
+            if name != model_name or v != version or not holds(value):
                 break
             n += 1
     return n

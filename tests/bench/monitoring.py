@@ -49,20 +49,14 @@ RULES = {
 
 
 def scenario_config(rule: str):
+    """The monitoring scenario's small world (one task, pooled model), with ``rule``'s drift settings."""
     from journey_ml.config import load_config
+    from tests.monitoring.test_scenario import scenario_config as small_world
 
-    cfg, _ = load_config(None)
-    return cfg.model_copy(update={
-        "tasks": {TASK: cfg.tasks[TASK].model_copy(update={"segment_by": None, "training_as_of_count": 5})},
-        "rules": {TASK: cfg.rules[TASK]},
-        "scoring": cfg.scoring.model_copy(update={
-            "playbook": [p for p in cfg.scoring.playbook if p.task == TASK],
-            "default_actions": {TASK: cfg.scoring.default_actions[TASK]}}),
-        "training": cfg.training.model_copy(update={
-            "min_segment_rows": 150, "min_segment_positives": 8,
-            "xgboost": cfg.training.xgboost.model_copy(update={"n_estimators": 60})}),
-        "monitoring": cfg.monitoring.model_copy(update={
-            "alerts": [], "evidently_reports": False, "defaults": cfg.monitoring.defaults.model_copy(update=RULES[rule])})})
+    cfg = small_world(Path("/dev/null"))
+    defaults = load_config(None)[0].monitoring.defaults  # the shipped thresholds, not the scenario's
+    return cfg.model_copy(update={"monitoring": cfg.monitoring.model_copy(update={
+        "alerts": [], "evidently_reports": False, "defaults": defaults.model_copy(update=RULES[rule])})})
 
 
 def _world(root: Path, s: Scenario, drift: bool):
@@ -120,7 +114,7 @@ def summarise(rows_stable: list[dict], rows_drift: list[dict], s: Scenario) -> d
             "detection_delay_runs": delay, "runs_after_onset": len(after)}
 
 
-def run(s: Scenario | None = None, log=print) -> dict:
+def run(s: Scenario | None = None, log=print, rules: tuple[str, ...] = tuple(RULES)) -> dict:
     s = s or Scenario()
     out: dict = {"scenario": s, "rules": {}}
     with tempfile.TemporaryDirectory(prefix="jml_bench_mon_") as tmp:
@@ -130,7 +124,7 @@ def run(s: Scenario | None = None, log=print) -> dict:
             root.mkdir()
             log(f"monitoring bench: world {name} ({s.accounts} accounts)")
             worlds[name] = (*_world(root, s, drift), root)
-        for rule in RULES:
+        for rule in rules:
             walks = {}
             for name, (engine, registry, root) in worlds.items():
                 log(f"monitoring bench: rule {rule}, world {name}, {s.dates} dates")
