@@ -398,6 +398,10 @@ class MonitoringConfig(_Strict):
     # write Evidently's HTML + JSON reports (the slow part of a run); off: the decision, the
     # figures and the stored run are the same, only the report pages are missing
     evidently_reports: bool = True
+    # Evidently's sections cover at most this many columns (the drifted ones by model
+    # importance first, then the most important others); its cost grows with the columns.
+    # Our summary on the page lists every drifted column either way
+    report_max_columns: int = Field(40, gt=0)
     # a retrain after a monitoring decision is promoted when it beats production on the newest
     # matured dates ("recent_matured", post-drift where there is any) or on the training
     # holdout ("holdout", the gate before #11)

@@ -285,7 +285,12 @@ def summary_html(s: dict[str, Any]) -> str:
                    if drift.get("weighted_share") is not None else "")
                 + (f"; score distribution drifted: {'yes' if drift.get('prediction_drifted') else 'no'}"
                    if drift.get("prediction_drifted") is not None else "")
-                + f"; detected: <b>{'yes' if drift.get('detected') else 'no'}</b></p>")
+                + f"; detected: <b>{'yes' if drift.get('detected') else 'no'}</b></p>"
+                + (f"<p><i>Evidently's sections below cover {drift['report_columns']} of {drift.get('tested_columns')} "
+                   "columns (the drifted ones by model importance first, then the most important others; "
+                   "monitoring.report_max_columns)</i></p>"
+                   if drift.get("report_columns") and drift["report_columns"] < (drift.get("tested_columns") or 0)
+                   else ""))
     perf_rows = []
     for label, p in (("realised (matured labels)", s.get("realised")), ("estimated (CBPE, no labels)", s.get("estimated"))):
         if p:

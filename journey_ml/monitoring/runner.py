@@ -369,7 +369,13 @@ def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: Seg
             try:
                 if not mcfg.evidently_reports:
                     raise _NoReports
-                rf = drift_report(ref, cur_s, fs, out_dir, columns=dr.contract.usable_columns,
+                from journey_ml.monitoring.reports import ranked_by_importance
+
+                usable = dr.contract.usable_columns
+                shown = ranked_by_importance([c for c in usable if c in set(dr.drifted_columns)], importance) + \
+                    ranked_by_importance([c for c in usable if c not in set(dr.drifted_columns)], importance)
+                drift_dict["report_columns"] = len(shown[:mcfg.report_max_columns])
+                rf = drift_report(ref, cur_s, fs, out_dir, columns=shown[:mcfg.report_max_columns],
                                   sample_rows=mcfg.sample_rows, seed=mcfg.seed, drift_share=policy.drift_share,
                                   title=f"{info.name} v{info.version}: drift as of {as_of:%Y-%m-%d}", exact=dr)
                 reports["drift_html"], reports["drift_json"] = str(rf.html), str(rf.json)
@@ -474,6 +480,7 @@ def page_summary(task: str, seg: str, info, t: datetime, drift_dict: dict | None
         drift = {"detected": bool(drift_dict.get("detected")), "tested_columns": drift_dict.get("tested_columns"),
                  "drifted_count": len(names), "share_text": share_text(len(names), drift_dict.get("tested_columns") or 0),
                  "weighted_share": drift_dict.get("weighted_share"),
+                 "report_columns": drift_dict.get("report_columns"),
                  "prediction_drifted": pred.get("drifted") if pred and not pred.get("skipped") else None,
                  "drifted": [{"column": c, "importance": imp.get(c, 0.0), "method": (cols.get(c) or {}).get("method"),
                               "statistic": (cols.get(c) or {}).get("statistic"),
