@@ -22,10 +22,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('monitor_runs', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('estimated', sa.JSON().with_variant(
-            postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True))
-        batch_op.add_column(sa.Column('estimation_error', sa.Float(), nullable=True))
+    # plain ADD COLUMN (no batch mode): SQLite adds nullable columns in place, without copying the table
+    op.add_column('monitor_runs', sa.Column('estimated', sa.JSON().with_variant(
+        postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True))
+    op.add_column('monitor_runs', sa.Column('estimation_error', sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
