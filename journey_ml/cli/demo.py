@@ -93,6 +93,9 @@ def _print_monitoring(console: Console, run) -> None:
         p = (s.performance or {}).get("production") or {}
         perf = (f"AUC {p['roc_auc']:.3f} on {p['n']} matured labels" if p.get("roc_auc") is not None
                 else (p.get("reason") or "no matured labels yet"))
+        est = (s.estimated or {}).get("roc_auc")
+        if est is not None:
+            perf += f"; estimated AUC {est:.3f} (CBPE, no labels needed)"
         console.print(f"      {s.segment} (v{s.model_version}): {drift}; {perf}")
     for line in render.decision_lines(run, width=220, skip_ok=True):
         console.print(f"        {line}", highlight=False)

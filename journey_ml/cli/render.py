@@ -177,6 +177,9 @@ def monitor_table(run) -> Table:
         p = (s.performance or {}).get("production") or {}
         perf = "-" if p.get("roc_auc") is None else \
             f"AUC {p['roc_auc']:.3f}, acc {p.get('accuracy') or 0:.3f} on {p['n']} ({(s.performance or {}).get('source')})"
+        est = (getattr(s, "estimated", None) or {}).get("roc_auc")
+        if est is not None:  # CBPE: no labels needed
+            perf = ("" if perf == "-" else perf + "; ") + f"estimated AUC {est:.3f}"
         t.add_row(s.segment, f"{s.model_name} v{s.model_version} ({s.model_kind})", _drift_cell(s.drift), perf,
                   ", ".join(s.kinds))
     return t
@@ -198,6 +201,8 @@ def decision_lines(run, *, width: int | None = None, skip_ok: bool = False) -> l
         for k, v in s.reports.items():
             if k.endswith("_html") and not skip_ok:
                 lines.append(f"  [dim]{k.split('_')[0]} report: {v}[/]")
+            if k.endswith("_error"):  # the page exists but Evidently's sections do not: say so
+                lines.append(f"  [red]{s.segment}: {k.split('_')[0]} report without Evidently's sections: {v}[/]")
     return lines
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from tests.bench.common import ROOT
 
-SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift", "journeys", "cycle", "realdata")
+SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift", "journeys", "cycle", "realdata", "monitoring")
 
 
 def _machine() -> str:
@@ -117,6 +117,10 @@ def main() -> None:
             from tests.bench import realdata
 
             parts.append(realdata.markdown(realdata.run()))
+        elif section == "monitoring":
+            from tests.bench import monitoring
+
+            parts.append(monitoring.markdown(monitoring.run()))
     sections = _existing_sections(a.out)
     for part in parts:
         sections[part.splitlines()[0]] = part
