@@ -91,6 +91,6 @@ def test_features_build_says_when_labels_mature(engine, tmp_path):
     assert not snap.labelled and snap.labels_mature_at == T0 + timedelta(days=H)
     console = Console(width=200, record=True)
     console.print(features_table(FeaturesJobResult(T0, end, (snap,))))
-    assert "not yet (horizon closes 2026-04-08, after the data's end)" in console.export_text()
+    assert "not yet (horizon not closed: labels mature on 2026-04-08" in console.export_text()
     # once the data reaches the window's end the labels are attached
     assert build_and_store(engine, cfg, "buy", T0, data_end=T0 + timedelta(days=H)).labelled

@@ -156,3 +156,33 @@ def test_a_loader_killed_mid_batch_resumes_to_the_same_warehouse(pg_engine, tmp_
     assert web.rows_loaded + loaded_before == expected[("events", "web")][0]
     # a batch the killed run began keeps its two partitions even when resumed with one loader
     assert mixed == (2 if rerun_loaders == 1 else 1)
+
+
+def test_split_batch_partitions_by_key_and_adds_up(tmp_path):
+    """The split itself: disjoint keys, every row in one part, the same split every time,
+    the batch-wide counts (rejects, duplicates) on partition 0, each part balanced."""
+    from datetime import timedelta
+
+    from journey_ml.ingest.load import split_batch
+    from journey_ml.ingest.readers import read_batches
+    from journey_ml.ingest.validate import ValidationContext, prepare_batch
+    from tests.conftest import RECEIVED_AT, SALT
+
+    _dataset(tmp_path)
+    cfg = make_config(WEB)
+    ctx = ValidationContext(source=cfg.source("web"), taxonomy=cfg.taxonomy, salt=SALT,
+                            received_at=RECEIVED_AT, max_future_skew=timedelta(hours=1))
+    [batch] = list(read_batches(tmp_path / "web" / "a.csv", "csv", 100_000, cfg.source("web").null_values))
+    prepared = prepare_batch(batch, ctx)
+    assert prepared.rejected == 2 and prepared.duplicates == 60
+    for partitions in (1, 2, 3):
+        parts = split_batch(prepared, cfg.source("web").kind, partitions)
+        again = split_batch(prepared, cfg.source("web").kind, partitions)
+        ids = [set(p.rows["event_id"]) for p in parts]
+        assert [set(p.rows["event_id"]) for p in again] == ids
+        assert sum(len(i) for i in ids) == len(set().union(*ids)) == len(prepared.rows)
+        assert all(len(p.rows) > 0.2 * len(prepared.rows) / partitions for p in parts)
+        assert sum(p.rows_read for p in parts) == prepared.rows_read == 2560
+        assert [p.rejected for p in parts] == [2] + [0] * (partitions - 1)
+        assert [p.duplicates for p in parts] == [60] + [0] * (partitions - 1)
+        assert all(p.rows_read == len(p.rows) + p.duplicates + p.rejected + p.suppressed for p in parts)
