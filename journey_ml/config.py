@@ -8,6 +8,7 @@ key (``config.yaml: sources.2.columns.occured_at: ...``). Without a file, the pa
 from __future__ import annotations
 
 import re
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -126,6 +127,10 @@ class IngestConfig(_Strict):
     # a run is abandoned (killed) when its holder is gone: on PostgreSQL its session lock,
     # on SQLite its process on this host, or its heartbeat for this long (other hosts)
     stale_run_minutes: int = Field(10, ge=1)
+    # PostgreSQL: each batch is split by key hash into this many partitions, each loaded on
+    # its own connection (a parallel COPY stream); no two loaders touch the same key.
+    # SQLite has one writer and always uses one.
+    loaders: int = Field(2, ge=1, le=16)
 
 
 class SimulationConfig(_Strict):
@@ -139,23 +144,67 @@ class SimulationConfig(_Strict):
     dirty_rate: float = Field(0.002, ge=0, le=0.5)
 
 
+class PopulationFilter(_Strict):
+    """Keep only the entities whose attributes and segments take one of the listed values
+    (every entry must hold). ``attributes``: attribute key -> values (compared as text);
+    ``segments``: segmentation name (of ``segments:``) -> segment names."""
+
+    attributes: dict[str, list[str | int | float | bool]] = Field(default_factory=dict)
+    segments: dict[str, list[str]] = Field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.attributes or self.segments)
+
+
+# population rules (see journey_ml.features.population for how each is computed)
+POPULATIONS = ("prospects", "customers", "active", "all")
+
+
+class SnapshotTaskConfig(_Strict):
+    """A snapshot task: one row per entity with a label column and no timestamps (a churn
+    export). Features come from the entity's attributes (and its events, where any); the
+    holdout is a stratified, seeded random split and training reports k-fold metrics."""
+
+    # the attribute (unmapped export column) holding the label; default: the task's outcome
+    label: str | None = None
+    # label values that mean 1 (case-insensitive; numbers: > 0 is 1)
+    positive: list[str] = Field(default_factory=lambda: ["1", "true", "yes", "y", "t"])
+    holdout_fraction: float = Field(0.2, gt=0, lt=0.5)
+    validation_fraction: float = Field(0.2, gt=0, lt=0.5)
+    cv_folds: int = Field(5, ge=2, le=20)
+
+
 class TaskConfig(_Strict):
-    """A prediction task: population as of T, label = outcome within (T, T + horizon]."""
+    """A prediction task: population as of T, label = outcome within [T, T + horizon)
+    (the boundary rule of `journey_ml.features.boundary`)."""
 
     entity: Literal["contact", "account"] = "account"
+    # the outcome (a key of `outcomes`); for a snapshot task, the name of its label column
     outcome: str
+    # set for a snapshot task (see SnapshotTaskConfig); event-based otherwise
+    snapshot: SnapshotTaskConfig | None = None
     horizon_days: int = Field(90, gt=0)
     # prospects: an event in the lookback, and never an event of `customer_events` before T;
-    # customers: an event of `customer_events` in the lookback and no `outcome` in it
-    population: Literal["prospects", "customers"] = "prospects"
+    # customers: an event of `customer_events` in the lookback and no `outcome` in it;
+    # active: any event in the lookback (repeat outcomes allowed: repurchase);
+    # all: every known entity (in the accounts/contacts table or with an event before T)
+    population: Literal["prospects", "customers", "active", "all"] = "prospects"
+    # what makes an entity a customer (prospects and customers populations only)
     customer_events: list[str] = Field(default_factory=list)
+    population_filter: PopulationFilter = Field(default_factory=PopulationFilter)
     # only entities with at least one event in this window before T are scored
     lookback_days: int = Field(365, gt=0)
     segment_by: str | None = None
     # training stacks this many as-of dates, this many days apart, ending at the newest
-    # date whose horizon has fully matured
+    # date whose horizon has fully matured (see journey_ml.features.dates)
     training_as_of_count: int = Field(8, ge=3)
     training_every_days: int = Field(30, gt=0)
+    # or calendar dates: weekly (the anchor's weekday, default Monday) or monthly (the
+    # anchor's day of the month, default the 1st)
+    training_frequency: Literal["days", "weekly", "monthly"] = "days"
+    training_anchor: date | None = None
+    # or an explicit list of as-of dates (midnight UTC); overrides the three above
+    training_dates: list[date] = Field(default_factory=list)
 
 
 class SegmentRule(_Strict):
@@ -196,6 +245,9 @@ class FeatureConfig(_Strict):
     # entity attribute columns used as features: all, none, or a list
     attributes: Literal["all", "none"] | list[str] = "all"
     max_categories: int = Field(20, ge=2)
+    # numeric event properties (extra columns of an export, e.g. items): summed over each
+    # window and over the lifetime, and averaged over the lifetime
+    numeric_properties: list[str] = Field(default_factory=list)
 
 
 class XGBoostConfig(_Strict):
@@ -217,11 +269,69 @@ class TrainingConfig(_Strict):
     # the latest as-of dates are held out: validation (early stopping, calibration), then test
     validation_as_of_count: int = Field(1, ge=1)
     holdout_as_of_count: int = Field(1, ge=1)
+    # instead of the counts: a share of the rows (newest dates first) or explicit dates
+    validation: float | list[date] | None = None
+    holdout: float | list[date] | None = None
+
+    @field_validator("validation", "holdout")
+    @classmethod
+    def _share(cls, v: float | list[date] | None) -> float | list[date] | None:
+        if isinstance(v, float | int) and not isinstance(v, bool) and not 0 < v < 1:
+            raise ValueError(f"a share of the rows must be between 0 and 1 (exclusive), got {v}")
+        if isinstance(v, list) and not v:
+            raise ValueError("an empty list of dates")
+        return v
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    # isotonic calibration only with this many validation positives (else Platt scaling)
+    min_isotonic_positives: int = Field(200, gt=0)
+    # learned candidates of model selection (the best on validation is taken)
+    candidates: list[Literal["xgboost", "logistic"]] = Field(default_factory=lambda: ["xgboost", "logistic"],
+                                                             min_length=1)
     xgboost: XGBoostConfig = Field(default_factory=XGBoostConfig)
     # rows of training features kept (in the warehouse) as the drift reference
     reference_sample_rows: int = Field(5000, gt=0)
     max_parallel_segments: int = Field(2, gt=0)
+
+
+class ExecutionConfig(_Strict):
+    """Where a job's independent pieces (segments to train, partitions to score) run.
+
+    ``thread``: a thread pool in the flow's process (``training.max_parallel_segments``
+    at once). ``dask``: Prefect tasks on Dask (prefect-dask): the scheduler at ``address``,
+    or a LocalCluster of ``n_workers`` x ``threads_per_worker`` started for the flow run.
+    See `journey_ml.execution`.
+    """
+
+    runner: Literal["thread", "dask"] = "thread"
+    address: str | None = None
+    n_workers: int = Field(2, gt=0)
+    threads_per_worker: int = Field(1, gt=0)
+    processes: bool = True
+    # batch scoring splits each task's population into this many partitions (by entity
+    # hash); default 1 on the thread runner, one per worker thread on dask
+    scoring_partitions: int | None = Field(None, gt=0)
+    # a segment with at least this many training rows trains with xgboost.dask across the
+    # cluster (dask runner only); default: never
+    distributed_training_rows: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExecutionConfig:
+        # set to something other than its default (a dumped and re-parsed config names them all)
+        changed = {n for n in self.model_fields_set
+                   if getattr(self, n) != type(self).model_fields[n].default}
+        local = {"n_workers", "threads_per_worker", "processes"} & changed
+        if self.runner == "thread":
+            dask_only = sorted(({"address", "distributed_training_rows"} | local) & changed)
+            if dask_only:
+                raise ValueError(f"{', '.join(dask_only)}: only with runner: dask (runner is thread)")
+        if self.address is not None:
+            if not re.fullmatch(r"(tcp|tls|ucx|inproc)://\S+", self.address):
+                raise ValueError(f"address {self.address!r}: expected a Dask scheduler address "
+                                 "such as tcp://scheduler:8786 (or tls://...)")
+            if local:
+                raise ValueError(f"{', '.join(sorted(local))}: only for a local cluster; with an address "
+                                 "the cluster's own workers are used")
+        return self
 
 
 class RegistryConfig(_Strict):
@@ -382,6 +492,51 @@ class SegmentPolicy(_Strict):
     estimated_persistence_runs: int = 2
 
 
+class JourneysConfig(_Strict):
+    """Journey mapping (see journey_ml/journeys): sessions, friction, attribution, lift."""
+
+    # the level the map, paths and friction use; attribution uses `attribution_level`
+    level: Literal["event_type", "channel", "stage"] = "stage"
+    attribution_level: Literal["event_type", "channel"] = "channel"
+    # a silence this long (days) ends a journey; an outcome event always ends it
+    gap_days: float = Field(30.0, gt=0)
+    lookback_days: int = Field(365, gt=0)
+    # events the company does to people rather than steps they take (not journey steps)
+    exclude_event_types: list[str] = Field(default_factory=lambda: ["email_sent"])
+    collapse_repeats: bool = True
+    # the last N steps of a journey are kept (older steps are dropped)
+    max_steps: int = Field(50, ge=2)
+    top_paths: int = Field(10, ge=1)
+    step_matrix_steps: int = Field(10, ge=1)
+    half_life_days: float = Field(7.0, gt=0)
+    # position-based attribution: share of the first and the last touch (the rest: the middle)
+    position_first: float = Field(0.4, ge=0, le=1)
+    position_last: float = Field(0.4, ge=0, le=1)
+    markov_orders: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    bootstrap: int = Field(100, ge=0)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    seed: int = 7
+    # next-step prediction: Markov order and the share of journeys held out for its accuracy
+    next_order: int = Field(2, ge=0, le=5)
+    next_holdout_share: float = Field(0.2, gt=0, lt=1)
+    # lift: below this many entities in either arm, no lift is claimed
+    lift_min_n: int = Field(100, ge=1)
+
+    @field_validator("markov_orders")
+    @classmethod
+    def _orders(cls, v: list[int]) -> list[int]:
+        bad = [o for o in v if not 1 <= o <= 3]
+        if bad or not v:
+            raise ValueError(f"markov orders must be 1, 2 or 3 (got {v})")
+        return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _position(self) -> JourneysConfig:
+        if self.position_first + self.position_last > 1:
+            raise ValueError("position_first + position_last must be at most 1")
+        return self
+
+
 class MonitoringConfig(_Strict):
     """Monitoring: drift and performance reports, the policy that acts on them, alerts."""
 
@@ -441,10 +596,18 @@ _CRON = re.compile(r"^\S+(\s+\S+){4,5}$")
 
 
 class FlowSchedule(_Strict):
-    """When `python -m flows.serve` runs one flow (``cron`` None: deployed, run on demand)."""
+    """When `python -m flows.serve` runs one flow: a ``cron`` expression or every
+    ``interval_seconds`` (neither: deployed, run on demand)."""
 
     cron: str | None = None
+    interval_seconds: int | None = Field(None, gt=0)
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FlowSchedule:
+        if self.cron is not None and self.interval_seconds is not None:
+            raise ValueError("give either cron or interval_seconds, not both")
+        return self
 
     @field_validator("cron")
     @classmethod
@@ -459,6 +622,9 @@ class SchedulesConfig(_Strict):
 
     timezone: str = "UTC"
     flows: dict[str, FlowSchedule] = Field(default_factory=dict)
+    # journey-retrain runs once per segment per cooldown: a repeated
+    # journey.retrain.requested for the same segment within it starts no run (0: every event)
+    retrain_cooldown_minutes: int = Field(360, ge=0)
 
 
 class JourneyConfig(_Strict):
@@ -484,6 +650,8 @@ class JourneyConfig(_Strict):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    journeys: JourneysConfig = Field(default_factory=JourneysConfig)
 
     @model_validator(mode="after")
     def _unique_sources(self) -> JourneyConfig:
@@ -498,12 +666,20 @@ class JourneyConfig(_Strict):
         for name, t in self.tasks.items():
             if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
                 raise ValueError(f"task name {name!r}: lower-case letters, digits and _ only")
+            if t.snapshot is not None:
+                if t.segment_by is not None and t.segment_by not in self.segments:
+                    raise ValueError(f"task {name!r}: segment_by {t.segment_by!r} is not a segmentation")
+                continue
             if t.outcome not in self.outcomes:
                 raise ValueError(f"task {name!r}: outcome {t.outcome!r} is not in outcomes "
                                  f"({', '.join(self.outcomes) or 'none'})")
-            if not t.customer_events:
+            if not t.customer_events and t.population in ("prospects", "customers"):
                 raise ValueError(f"task {name!r}: customer_events must name the event types "
-                                 "that make an entity a customer")
+                                 f"that make an entity a customer (population {t.population!r})")
+            for seg in t.population_filter.segments:
+                if seg not in self.segments:
+                    raise ValueError(f"task {name!r}: population_filter.segments: {seg!r} is not in "
+                                     f"segments ({', '.join(self.segments) or 'none'})")
             if t.segment_by is not None and t.segment_by not in self.segments:
                 raise ValueError(f"task {name!r}: segment_by {t.segment_by!r} is not in segments "
                                  f"({', '.join(self.segments) or 'none'})")
@@ -518,6 +694,23 @@ class JourneyConfig(_Strict):
                 raise ValueError(f"monitoring.tasks.{name}: unknown task {name!r} "
                                  f"(configured: {', '.join(self.tasks) or 'none'})")
         return self
+
+    def unknown_event_types(self, seen: set[str] | None = None) -> list[str]:
+        """Warnings, one per task and event type named in its ``customer_events`` or its
+        outcome's event types that is neither in the taxonomy nor in ``seen`` (the event
+        types in the data; None: not checked against the data). Such a name matches
+        nothing, so a population or a label silently comes out empty."""
+        known = set(self.taxonomy) | (seen or set())
+        where = ("found in neither the taxonomy nor the data" if seen is not None
+                 else "not in the taxonomy (the data was not checked)")
+        out = []
+        for name, t in self.tasks.items():
+            named = [("customer_events", e) for e in t.customer_events]
+            named += [(f"outcomes.{t.outcome}", e) for e in self.outcomes.get(t.outcome, [])]
+            for key, e in named:
+                if e not in known:
+                    out.append(f"tasks.{name}: {key} names event type {e!r}, {where}: it matches nothing")
+        return out
 
     def task(self, name: str) -> TaskConfig:
         """The task called ``name``; raises ConfigError naming the known tasks."""

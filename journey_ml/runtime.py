@@ -33,6 +33,19 @@ class Runtime:
         config, base = load_config(config_path or settings.config_path)
         return cls(settings=settings, config=config, config_base=base)
 
+    def __getstate__(self) -> dict:
+        # what a Dask worker gets: settings and configuration; it opens its own engine and
+        # registry (connections and MLflow clients do not travel)
+        state = {k: v for k, v in self.__dict__.items() if k not in ("engine", "registry")}
+        if state.get("_engine") is not None:
+            state["_engine"] = state["_engine"].url.render_as_string(hide_password=False)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("_engine"), str):
+            state = {**state, "_engine": make_engine(state["_engine"])}
+        self.__dict__.update(state)
+
     @cached_property
     def engine(self) -> Engine:
         if self._engine is not None:
@@ -59,4 +72,5 @@ class Runtime:
 
     @property
     def salt(self) -> str:
-        return self.settings.pii_salt.get_secret_value()
+        """The PII salt; MissingSecret outside the embedded default when none is set."""
+        return self.settings.pii_salt_value()

@@ -13,6 +13,15 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path(".journey")
+# Hashes PII on the embedded default only (the demo, a SQLite warehouse); known to everyone.
+DEV_PII_SALT = "journey-ml-dev-salt"
+PII_SALT_HINT = ("set it once and never change it, e.g. "
+                 "export JOURNEY_PII_SALT=\"$(python -c 'import secrets; print(secrets.token_hex(32))')\" "
+                 "(`make up` keeps one in .journey/stack/secrets.env)")
+
+
+class MissingSecret(ValueError):
+    """A secret the configured deployment needs is not set (the message says how to set it)."""
 
 
 class Settings(BaseSettings):
@@ -34,9 +43,10 @@ class Settings(BaseSettings):
     config_path: Path | None = Field(
         None, description="YAML configuration file. Defaults to the packaged config."
     )
-    pii_salt: SecretStr = Field(
-        SecretStr("journey-ml-dev-salt"),
-        description="Secret key for hashing PII and erasure tombstones. Set it in production.",
+    pii_salt: SecretStr | None = Field(
+        None,
+        description="Secret key for hashing PII and erasure tombstones. Required with a PostgreSQL "
+        "warehouse; the embedded SQLite default (the demo) uses a fixed development salt.",
     )
     api_token: SecretStr | None = Field(None, description="Bearer token for the HTTP API.")
     ingest_batch_rows: int = Field(100_000, gt=0, description="Rows per ingestion batch.")
@@ -64,6 +74,29 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{(self.home / 'warehouse.db').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        """True on the embedded default: a SQLite warehouse file (the demo, a laptop)."""
+        return self.warehouse_url.startswith("sqlite")
+
+    @property
+    def uses_dev_salt(self) -> bool:
+        """True when PII is hashed with the public development salt (embedded default only)."""
+        return self.pii_salt is None or not self.pii_salt.get_secret_value()
+
+    def pii_salt_value(self) -> str:
+        """The PII salt: JOURNEY_PII_SALT, or the development salt on the embedded default.
+
+        Raises MissingSecret (saying how to set it) when a non-embedded warehouse (PostgreSQL)
+        has no salt: hashing production PII with a public key would make the hashes reversible
+        by anyone with a list of candidate emails."""
+        if not self.uses_dev_salt:
+            return self.pii_salt.get_secret_value()  # type: ignore[union-attr]
+        if self.embedded:
+            return DEV_PII_SALT
+        raise MissingSecret("JOURNEY_PII_SALT is not set: a PostgreSQL warehouse needs its own secret "
+                            f"key for hashing personal data; {PII_SALT_HINT}")
 
     @property
     def tracking_uri(self) -> str:

@@ -259,6 +259,11 @@ class ScoringService:
                 why.append(f"outcome {task.outcome!r} already recorded on {outcome_rows[0]['occurred_at']:%Y-%m-%d}")
             if not recent:
                 why.append(f"no activity in the {task.lookback_days} days before as_of")
+        elif task.population == "active":
+            if not recent:
+                why.append(f"no activity in the {task.lookback_days} days before as_of")
+        elif task.population == "all":
+            pass
         else:
             if not [e for e in recent if e["event_type"] in cust]:
                 why.append(f"not a customer: none of {', '.join(task.customer_events)} in the "
@@ -268,6 +273,10 @@ class ScoringService:
                                                                              if o["occurred_at"] >= lo]:
                 why.append(f"outcome {task.outcome!r} already happened in the {task.lookback_days} days "
                            "before as_of")
+        if not why and task.population_filter:
+            from journey_ml.features.population import filter_rules
+
+            why.append("outside the population filter (" + "; ".join(r.rule for r in filter_rules(task)) + ")")
         return "; ".join(why) or "outside the population"
 
     # --- reads ------------------------------------------------------------------------------

@@ -43,6 +43,19 @@ def user_errors() -> tuple[type[BaseException], ...]:
             SchemaNotCurrent, IngestError, JobFailed)
 
 
+def warehouse_unreachable(e: BaseException) -> str | None:
+    """One line for a warehouse connection failure (the driver's reason: host, database,
+    role; never the URL or its password), None for any other error."""
+    from sqlalchemy.exc import OperationalError
+
+    if not isinstance(e, OperationalError):
+        return None
+    first = (str(e.orig).strip().splitlines() or [""])[0]
+    if not first.lower().startswith(("connection", "could not connect", "unable to open database")):
+        return None
+    return f"cannot connect to the warehouse: {first}"
+
+
 def fail(msg: str) -> None:
     """Print ``error: msg`` on stderr and exit 1."""
     console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True)
@@ -60,6 +73,11 @@ def guarded(fn: F) -> F:
             raise
         except user_errors() as e:
             fail(str(e))
+        except Exception as e:
+            line = warehouse_unreachable(e)
+            if line is None:
+                raise
+            fail(line)
 
     return wrapper  # type: ignore[return-value]
 

@@ -57,6 +57,7 @@ def _options(verbose: Annotated[bool, typer.Option("--verbose", help="Also show 
 
 
 def _mount() -> None:
+    from journey_ml.cli.journeys import journeys_app
     from journey_ml.cli.models import models_app
     from journey_ml.cli.monitor import monitor, reports_app
     from journey_ml.cli.quarantine import quarantine_app
@@ -67,6 +68,8 @@ def _mount() -> None:
     app.add_typer(reports_app, name="reports", help="Monitoring reports: list, open.")
     app.command("serve")(serve)
     app.add_typer(quarantine_app, name="quarantine", help="Rejected rows: list them with their reasons.")
+    app.add_typer(journeys_app, name="journeys", help="Journey mapping: map, paths, friction, attribution, "
+                  "next, lift.")
 
 
 # --- db ---------------------------------------------------------------------------------
@@ -110,6 +113,16 @@ def config_check(config: ConfigOpt = None) -> None:
     for s in rt.config.sources:
         t.add_row(s.name, str(s.kind), str(rt.data_dir / s.path), s.format)
     out.print(t)
+    from journey_ml.features import event_types_in_data
+
+    try:
+        seen = event_types_in_data(rt.engine)
+    except Exception as e:  # noqa: BLE001 - the check against the data is optional
+        seen = None
+        console.print(f"[yellow]note:[/] event types not checked against the warehouse ({type(e).__name__})",
+                      highlight=False)
+    for w in rt.config.unknown_event_types(seen):
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
     out.print(f"[green]ok[/]: {len(rt.config.sources)} sources, {len(rt.config.taxonomy)} event types")
 
 
@@ -201,7 +214,7 @@ def _refuse_empty(rt, tasks: list[str], as_of, data_end, allow: bool) -> None:
     from journey_ml.jobs import empty_population
 
     if tasks and not allow:
-        fail("; ".join(empty_population(rt.config, t, as_of, data_end) for t in tasks)
+        fail("; ".join(empty_population(rt.engine, rt.config, t, as_of, data_end) for t in tasks)
              + " -- nothing written for it (pass --allow-empty to accept)")
 
 
@@ -246,6 +259,8 @@ def train(
     else:
         if result.outcomes:
             out.print(render.leaderboard(result))
+            for line in render.leaderboard_reasons(result):
+                out.print(line, markup=False, highlight=False)
             uri = rt.settings.tracking_uri
             out.print(f"MLflow: {uri}  (mlflow ui --backend-store-uri {uri})")
     if result.failures:

@@ -15,10 +15,12 @@ from sqlalchemy import Connection, Engine, text
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def _config(engine: Engine) -> Config:
+def _config() -> Config:
+    # No sqlalchemy.url: env.py runs on the connection passed in ``attributes``. A URL in the
+    # main options would go through configparser interpolation, where a percent-encoded
+    # password (p%40ss) is a syntax error whose message prints the URL, password included.
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     return cfg
 
 
@@ -58,7 +60,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
 
     Safe to call from several processes at once (see ``_migrating``).
     """
-    cfg = _config(engine)
+    cfg = _config()
     with _migrating(engine) as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
@@ -67,7 +69,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
 
 def downgrade(engine: Engine, revision: str) -> str | None:
     """Revert migrations down to ``revision`` ("base" for an empty database)."""
-    cfg = _config(engine)
+    cfg = _config()
     with _migrating(engine) as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)
@@ -82,6 +84,4 @@ def current_revision(engine: Engine) -> str | None:
 
 def head_revision() -> str | None:
     """The newest revision shipped with this package."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    return ScriptDirectory.from_config(_config()).get_current_head()

@@ -187,11 +187,15 @@ class IngestRun(Base):
 
 
 class IngestBatch(Base):
-    """Ledger of applied batches, written in the batch's own transaction (exactly once)."""
+    """Ledger of applied batch partitions, each written in its partition's own transaction
+    (exactly once). A batch is split by key hash into ``partitions`` parts (one per loader
+    connection); it is applied when every ``partition_no`` in 0..partitions-1 has its row."""
 
     __tablename__ = "ingest_batches"
 
     batch_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    partition_no: Mapped[int] = mapped_column(Integer, primary_key=True, default=0)
+    partitions: Mapped[int] = mapped_column(Integer, default=1)
     run_id: Mapped[str] = mapped_column(String(36), index=True)
     source: Mapped[str] = mapped_column(String(64))
     file: Mapped[str] = mapped_column(Text)
@@ -398,6 +402,30 @@ class MonitorDecision(Base):
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class Lift(Base):
+    """Outcome rate of a next-best action against its holdout, per scoring date, band, segment."""
+
+    __tablename__ = "lift"
+
+    task: Mapped[str] = mapped_column(Key(64), primary_key=True)
+    score_as_of: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    action: Mapped[str] = mapped_column(String(512), primary_key=True)
+    band: Mapped[str] = mapped_column(String(32), primary_key=True)
+    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    treated_n: Mapped[int] = mapped_column(Integer)
+    treated_rate: Mapped[float | None] = mapped_column(Float)
+    holdout_n: Mapped[int] = mapped_column(Integer)
+    holdout_rate: Mapped[float | None] = mapped_column(Float)
+    difference: Mapped[float | None] = mapped_column(Float)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))  # lift | harm | no difference | collecting
+    horizon_days: Mapped[int] = mapped_column(Integer)
+    measured_as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 __all__ = [
     "Base",
     "Account",
@@ -416,6 +444,7 @@ __all__ = [
     "Score",
     "MonitorRun",
     "MonitorDecision",
+    "Lift",
     "UTCDateTime",
     "JSONType",
 ]

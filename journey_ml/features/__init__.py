@@ -5,14 +5,16 @@ from journey_ml.features.builder import (
     FeatureFrame,
     build_features,
     discover_attributes,
+    event_types_in_data,
     feature_set_for,
     labels,
     load_snapshot,
     population,
+    population_steps,
     store_snapshot,
-    training_dates,
     training_frame,
 )
+from journey_ml.features.dates import DateSplit, split_dates, training_dates
 from journey_ml.features.declaration import (
     FEATURE_SET_VERSION,
     FeatureSet,
@@ -28,11 +30,15 @@ __all__ = [
     "build_features",
     "declare_feature_set",
     "discover_attributes",
+    "event_types_in_data",
     "feature_set_for",
     "labels",
     "load_snapshot",
     "population",
+    "population_steps",
     "store_snapshot",
     "training_dates",
+    "split_dates",
+    "DateSplit",
     "training_frame",
 ]

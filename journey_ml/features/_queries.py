@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from journey_ml.db.models import Account, Contact, Event, Outcome
+from journey_ml.features.boundary import in_history, in_label_window
 from journey_ml.schemas import STAGES
 
 E = Event.__table__
@@ -105,6 +106,19 @@ class Plan:
     outcome_events: tuple[str, ...]
     trend_days: int
     value_days: int
+    # numeric event properties (features.numeric_properties): summed per window and lifetime
+    properties: tuple[str, ...] = ()
+
+
+# a number written as text, in a pattern POSIX (PostgreSQL ~) and Python (SQLite REGEXP) read alike
+_NUMBER = r"^ *[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)? *$"
+
+
+def property_number(key: str) -> sa.ColumnElement:
+    """The event's ``properties[key]`` as a float; NULL when missing or not a number
+    (exports carry numbers as JSON numbers or as text)."""
+    text = sa.cast(E.c.properties[key].as_string(), sa.String)
+    return sa.case((text.regexp_match(_NUMBER), sa.cast(text, sa.Float)))
 
 
 @dataclass
@@ -224,6 +238,15 @@ def window_query(p: Plan, as_of: When, dialect: str) -> Query:
     q.add(_count(sa.and_(t < _before(as_of, p.trend_days), t >= _before(as_of, 2 * p.trend_days))), "prev")
     inv = t >= _before(as_of, p.value_days)
     q.add(sa.func.sum(sa.case((inv, E.c.value))), "value")
+    # lifetime value: the span's part (the older part is in history_query)
+    q.add(sa.func.sum(E.c.value), "value_all")
+    q.add(sa.func.count(E.c.value), "value_n")
+    for i, key in enumerate(p.properties):
+        v = property_number(key)
+        for w in p.windows:
+            q.add(sa.func.sum(sa.case((t >= _before(as_of, w), v))), f"prop_{i}_{w}")
+        q.add(sa.func.sum(v), f"prop_{i}_all")
+        q.add(sa.func.count(v), f"prop_{i}_n")
     for i, r in enumerate(p.roles):
         q.add(_count(sa.and_(inv, C.c.role == r)), f"role_{i}")
         q.add(sa.func.max(sa.case((C.c.role == r, t))), f"role_last_{i}", True)
@@ -262,6 +285,8 @@ def _population_counts(p: Plan, as_of: When) -> dict[str, sa.ColumnElement]:
     lookback (customers only)."""
     t = E.c.occurred_at
     in_lb = t >= _before(as_of, p.lookback_days)
+    if p.population in ("active", "all"):
+        return {"lb": _count(in_lb)}
     cust = E.c.event_type.in_(p.customer_events)
     if p.population == "prospects":
         return {"lb": _count(in_lb), "cust": _count(cust)}
@@ -274,10 +299,35 @@ def population_query(p: Plan, as_of: datetime) -> Query:
     frm, ent, where = _attributed(p.entity)
     t = E.c.occurred_at
     c = _population_counts(p, as_of)
-    having = (c["lb"] > 0, c["cust"] == 0) if p.population == "prospects" else (c["cust"] > 0, c["out"] == 0)
+    having = {"prospects": (c.get("lb", 0) > 0, c.get("cust", 0) == 0),
+              "customers": (c.get("cust", 0) > 0, c.get("out", 0) == 0),
+              "active": (c["lb"] > 0,), "all": ()}[p.population]
     stmt = (sa.select(ent.label("entity_id")).select_from(frm)
-            .where(t < as_of, *where).group_by(ent).having(sa.and_(*having)))
+            .where(in_history(t, as_of), *where).group_by(ent))
+    if having:
+        stmt = stmt.having(sa.and_(*having))
     return Query(stmt, {})
+
+
+def population_counts_query(p: Plan, as_of: datetime) -> Query:
+    """Per entity with an event before T: every count the population rules read (n = all
+    rows, plus those of `_population_counts`), without the rules applied (diagnostics)."""
+    frm, ent, where = _attributed(p.entity)
+    t = E.c.occurred_at
+    cols = [sa.func.count().label("n")] + [v.label(k) for k, v in _population_counts(p, as_of).items()]
+    stmt = (sa.select(ent.label("entity_id"), *cols).select_from(frm)
+            .where(in_history(t, as_of), *where).group_by(ent))
+    return Query(stmt, {})
+
+
+def known_entities_query(entity: str, as_of: When) -> sa.Select:
+    """Entities of the kind in their own table as of T (created before T or undated;
+    contacts not opted out): the `all` population besides entities with events."""
+    tbl, key = (A, A.c.account_id) if entity == "account" else (C, C.c.contact_id)
+    cond = [sa.or_(tbl.c.created_at.is_(None), tbl.c.created_at < _before(as_of, 0))]
+    if entity == "contact":
+        cond.append(C.c.opted_out.is_not(sa.true()))
+    return sa.select(key.label("entity_id")).where(*cond)
 
 
 def history_query(p: Plan, as_of: When, before: datetime | sa.BindParameter) -> Query:
@@ -298,30 +348,33 @@ def history_query(p: Plan, as_of: When, before: datetime | sa.BindParameter) -> 
         q.add(sa.func.max(sa.case((C.c.role == r, t))), f"role_last_{i}", True)
     for name, expr in _population_counts(p, as_of).items():
         q.add(expr, name)
+    q.add(sa.func.sum(E.c.value), "value_all")
+    q.add(sa.func.count(E.c.value), "value_n")
+    for i, key in enumerate(p.properties):
+        v = property_number(key)
+        q.add(sa.func.sum(v), f"prop_{i}_all")
+        q.add(sa.func.count(v), f"prop_{i}_n")
     stmt = (sa.select(ent.label("entity_id"), *q.cols).select_from(frm)
             .where(t < before, *where).group_by(ent))
     return Query(stmt, q.names, tuple(q.timestamps))
 
 
-def outcome_rows_query(p: Plan, lo: Any, hi: Any, *, include_lo: bool,
-                       include_hi: bool) -> sa.Select:
-    """Entities with a row of the task's outcome in the outcomes table between lo and hi
-    (lo None: since the beginning)."""
+def outcome_rows_query(p: Plan, lo: Any, hi: Any) -> sa.Select:
+    """Entities with a row of the task's outcome in the outcomes table at lo <= t < hi
+    (lo None: since the beginning); the half-open interval of `boundary`."""
     frm, ent, where = _attributed(p.entity, O)
     t = O.c.occurred_at
-    cond = [t <= hi if include_hi else t < hi]
-    if lo is not None:
-        cond.append(t >= lo if include_lo else t > lo)
+    cond = [in_history(t, hi)] if lo is None else [in_label_window(t, lo, hi)]
     return sa.select(ent.label("entity_id")).select_from(frm).where(O.c.outcome == p.outcome, *cond,
                                                                     *where).distinct()
 
 
 def outcome_events_query(p: Plan, lo: datetime, hi: datetime) -> sa.Select:
-    """Entities with an outcome event in (lo, hi]."""
+    """Entities with an outcome event at lo <= t < hi (the label window, see `boundary`)."""
     frm, ent, where = _attributed(p.entity)
     t = E.c.occurred_at
     return (sa.select(ent.label("entity_id")).select_from(frm)
-            .where(t > lo, t <= hi, E.c.event_type.in_(p.outcome_events), *where).distinct())
+            .where(in_label_window(t, lo, hi), E.c.event_type.in_(p.outcome_events), *where).distinct())
 
 
 def renewal_query(p: Plan, as_of: When) -> sa.Select:

@@ -4,10 +4,11 @@ Semantics (T = ``as_of``, a UTC-aware datetime; H = the task's horizon_days):
 
 * Strictly before T. Features use only events with ``occurred_at < T``; a w-day window is
   ``[T - w days, T)``. Events at or after T never change the features at T.
-* Labels use only (T, T + H]: 1 when the entity has an event whose type is one of
+* Labels use only [T, T + H) (`boundary`: the one rule, so every event is in exactly one
+  of history and label window): 1 when the entity has an event whose type is one of
   ``config.outcomes[task.outcome]``, or a row of the outcomes table with
-  ``outcome == task.outcome``, in that interval; else 0. An outcome exactly at T + H
-  counts, one at T does not.
+  ``outcome == task.outcome``, in that interval; else 0. An outcome exactly at T counts,
+  one at T + H does not (it is the next window's).
 * Entity of an event (and of an outcome row): account tasks use
   ``COALESCE(account_id, contacts.account_id)`` (email events carry only the contact);
   contact tasks use ``contact_id``. Rows without an entity are ignored.
@@ -15,29 +16,21 @@ Semantics (T = ``as_of``, a UTC-aware datetime; H = the task's horizon_days):
   aggregate, population, or label, and they are never in a contact population. Contacts
   counted in ``contacts_known`` are the account's contacts not opted out and created
   before T (or undated).
-* Population as of T: ``prospects`` = entities with an event in [T - lookback, T), no
-  event of ``task.customer_events`` before T and no outcome row of the task's outcome
-  before T; ``customers`` = entities with a customer event in [T - lookback, T) and no
-  outcome (event or outcome row) in [T - lookback, T). Erased people are absent already.
-* Days are float days (seconds / 86 400): ``days_since_*`` = T - last time (NaN when
-  never), ``stage_<s>_days`` = last - first event of the stage, ``days_to_renewal`` =
-  renewal date - T (the ``renewal_date`` property of the latest event before T carrying
-  one; negative once passed). ``active_days_<w>d`` counts distinct UTC calendar days.
-* ``trend_30d`` = (last 30 d - the 30 d before) / (the 30 d before + 1);
-  ``usage_decline_30d`` = max(0, (prev - last) / max(prev, 1)) over product-channel events.
-* ``furthest_stage`` = highest index in schemas.STAGES among the stages of the events
-  before T (-1 when none).
-* Firmographics and ``attr_*`` come from the latest entity export (no history; marked
-  ``point_in_time=False``). Categorical values outside a feature's known categories
-  become "other"; missing stays None.
-* Counts are 0 (not NaN) for population members without events in a window.
+* Population as of T: the rules of `population` (``prospects``, ``customers``, ``active``,
+  ``all``, then ``population_filter``); erased people are absent already.
+* Each feature's definition is in its family (`journey_ml.features.families`: activity,
+  recency, trend, stages, value, committee, firmographics, attributes), beside its
+  declaration. Days are float days (seconds / 86 400); counts are 0 (not NaN) for
+  population members without events in a window; categorical values outside a feature's
+  known categories become "other", missing stays None.
 
 How (see `_queries`): all aggregation is SQL through SQLAlchemy Core, the same statements
 on SQLite and PostgreSQL. History before T is split at T - span (span = the widest of
 the windows, 60 days for the trend and 90 for value/committee):
 
 1. older history, one row per entity: first/last event, per-stage first/last, last key
-   event and role times, population counts (conditional aggregation, GROUP BY entity);
+   event and role times, population counts, lifetime sums (conditional aggregation,
+   GROUP BY entity);
 2. recent history [T - span, T), one row per (entity, event_type, channel, stage):
    first/last time, a handful of conditional counts and UTC-day bit masks (active
    days). pandas pivots it per entity (bincount over integer positions, no loop over
@@ -46,6 +39,9 @@ the windows, 60 days for the trend and 90 for value/committee):
    time of this narrow aggregate plus the pivot.)
 3. small look-ups: outcome-table exclusions, renewal dates, committee, firmographics,
    attributes.
+
+The builder aligns these parts with the population once (`families.Parts`) and every
+family computes its columns from them.
 
 On PostgreSQL results stream through COPY into Arrow, and (1) runs on one connection
 while (2)-(3) run on another, both in one exported snapshot (identical data).
@@ -62,7 +58,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -74,8 +70,8 @@ from sqlalchemy.engine import Connection
 from journey_ml.config import JourneyConfig, TaskConfig
 from journey_ml.db.models import FeatureSnapshot
 from journey_ml.features import _queries as Q
+from journey_ml.features.boundary import label_window
 from journey_ml.features.declaration import (
-    DECISION_ROLES,
     TREND_DAYS,
     VALUE_DAYS,
     FeatureSet,
@@ -83,6 +79,9 @@ from journey_ml.features.declaration import (
     declare_feature_set,
     sanitize,
 )
+from journey_ml.features.families import FAMILIES, Parts
+from journey_ml.features.population import PopulationStep, filter_masks
+from journey_ml.features.values import attr_text, is_missing, is_number
 from journey_ml.schemas import STAGES
 
 log = logging.getLogger(__name__)
@@ -131,6 +130,7 @@ def _plan(config: JourneyConfig, task_name: str) -> tuple[TaskConfig, Q.Plan]:
         outcome_events=tuple(config.outcomes[task.outcome]),
         trend_days=TREND_DAYS,
         value_days=VALUE_DAYS,
+        properties=tuple(dict.fromkeys(f.numeric_properties)),
     )
     return task, plan
 
@@ -197,54 +197,30 @@ def _prepared(conn: Connection, what: str, plan: Q.Plan | str, build: Callable[[
 
 
 def _outcome_rows(plan: Q.Plan, as_of: Q.When) -> sa.Select:
-    if plan.population == "customers":
-        lo, incl = Q._before(as_of, plan.lookback_days), True
-    else:
-        lo, incl = None, False
-    return Q.outcome_rows_query(plan, lo, Q._before(as_of, 0), include_lo=incl, include_hi=False)
+    lo = Q._before(as_of, plan.lookback_days) if plan.population == "customers" else None
+    return Q.outcome_rows_query(plan, lo, Q._before(as_of, 0))
 
 
 def _outcome_excluded(conn: Connection, plan: Q.Plan, as_of: datetime) -> set[str]:
     """Entities the outcome table takes out of the population: prospects with an outcome
     row before T, customers with one in the lookback."""
+    if plan.population not in ("prospects", "customers"):
+        return set()  # active / all: an earlier outcome does not leave (repeat outcomes)
     prep = _prepared(conn, "outcome_rows", plan, lambda c: _outcome_rows(plan, c))
     return {str(r[0]) for r in Q.fetch_rows(conn, prep, as_of)}
+
+
+def _known_entities(conn: Connection, plan: Q.Plan, as_of: datetime) -> np.ndarray | None:
+    """Population `all`: the entity table's ids as of T (None for the other rules)."""
+    if plan.population != "all":
+        return None
+    prep = _prepared(conn, "known_entities", plan.entity, lambda c: Q.known_entities_query(plan.entity, c))
+    return np.array([str(r[0]) for r in Q.fetch_rows(conn, prep, as_of)], dtype=object)
 
 
 def _final_population(candidates: pd.Index, excluded: set[str]) -> pd.Index:
     ids = candidates[~candidates.isin(list(excluded))] if excluded else candidates
     return pd.Index(sorted(ids), name="entity_id", dtype=object)
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v))
-
-
-def _attr_text(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, dict | list):
-        import json
-
-        return json.dumps(v, sort_keys=True)
-    return str(v)
-
-
-def _is_number(v: Any) -> bool:
-    if isinstance(v, bool):
-        return False
-    if isinstance(v, int | float):
-        return bool(np.isfinite(v))
-    if isinstance(v, str):
-        try:
-            return bool(np.isfinite(float(v)))
-        except ValueError:
-            return False
-    return False
-
-
-def _as_number(v: Any) -> float:
-    return float(v) if _is_number(v) else np.nan
 
 
 def _pii_keys(config: JourneyConfig) -> set[str]:
@@ -280,10 +256,10 @@ def _discover(conn: Connection, config: JourneyConfig, task: TaskConfig) -> dict
         if (wanted != "all" and key not in wanted) or key.lower() in pii:
             continue
         vals = values[key]
-        if all(_is_number(v) for v in vals):
+        if all(is_number(v) for v in vals):
             out[key] = None
             continue
-        counts = Counter(_attr_text(v) for v in vals)
+        counts = Counter(attr_text(v) for v in vals)
         if len(counts) == len(vals) and len(counts) > limit:
             continue  # every value distinct: an identifier, not a feature
         out[key] = [v for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
@@ -411,6 +387,8 @@ def _summarise_recent(win: pd.DataFrame, plan: Q.Plan) -> _Recent:
     value = col("value")
     counts[f"value_sum_{VALUE_DAYS}d"] = total(value)
     counts[f"revenue_{VALUE_DAYS}d"] = total(value, chan == "billing")
+    for name in ("value_all", "value_n", *(c for c in win.columns if c.startswith("prop_"))):
+        counts[f"_{name}"] = total(col(name))
     for i in range(len(plan.roles)):
         counts[f"_role_{i}"] = total(col(f"role_{i}"))
 
@@ -432,7 +410,7 @@ def _summarise_recent(win: pd.DataFrame, plan: Q.Plan) -> _Recent:
     population = {"lb": total(lb)}
     if plan.population == "prospects":
         population["cust"] = total(n_all, is_cust)
-    else:
+    elif plan.population == "customers":
         population["cust"] = total(lb, is_cust)
         population["out"] = total(lb, etype.isin(plan.outcome_events).to_numpy()[order])
     for values in counts.values():
@@ -452,20 +430,23 @@ class _Keys:
     recent_slot: np.ndarray
 
 
-def _population_keys(plan: Q.Plan, hist: pd.DataFrame, recent: _Recent, excluded: set[str]) -> _Keys:
+def _population_keys(plan: Q.Plan, hist: pd.DataFrame, recent: _Recent, excluded: set[str],
+                     known: np.ndarray | None = None) -> _Keys:
     """Apply the population rules to the older (``hist``, one row per entity) and recent
-    (per-entity summary) parts plus the outcome-row exclusions.
+    (per-entity summary) parts plus the outcome-row exclusions; ``known`` (population
+    `all`) adds the entities of the entity table without events.
 
     Entity ids are hashed once (factorize) and sorted once (Arrow); everything after that
     works on integer positions."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    h = len(hist)
-    codes, universe = pd.factorize(np.concatenate([hist.index.to_numpy(object), recent.ids]))
+    h, r = len(hist), len(recent.ids)
+    extra = [known] if known is not None and len(known) else []
+    codes, universe = pd.factorize(np.concatenate([hist.index.to_numpy(object), recent.ids, *extra]))
     universe = np.asarray(universe, dtype=object)
     n = len(universe)
-    hc, rc = codes[:h], codes[h:]
+    hc, rc = codes[:h], codes[h:h + r]
 
     def combined(col: str) -> np.ndarray:
         a = np.zeros(n)
@@ -475,8 +456,12 @@ def _population_keys(plan: Q.Plan, hist: pd.DataFrame, recent: _Recent, excluded
 
     if plan.population == "prospects":
         keep = (combined("lb") > 0) & (combined("cust") == 0)
-    else:
+    elif plan.population == "customers":
         keep = (combined("cust") > 0) & (combined("out") == 0)
+    elif plan.population == "active":
+        keep = combined("lb") > 0
+    else:  # all
+        keep = np.ones(n, dtype=bool)
     if excluded:
         keep &= ~pd.Index(universe).isin(list(excluded))
     kept = np.flatnonzero(keep)
@@ -489,51 +474,35 @@ def _population_keys(plan: Q.Plan, hist: pd.DataFrame, recent: _Recent, excluded
                  hist_row=hist_row[kept], recent_slot=recent_slot[kept])
 
 
-def _combine(out: dict[str, Any], hist: pd.DataFrame, recent: _Recent, keys: _Keys, plan: Q.Plan,
-             as_of_s: float) -> None:
-    """Align both parts with the population and derive the activity, trend, value,
-    recency, stage and role columns."""
+def _parts(hist: pd.DataFrame, recent: _Recent, keys: _Keys, plan: Q.Plan, fs: FeatureSet, as_of_s: float,
+           fetched: dict[str, Any]) -> Parts:
+    """Align the older and recent parts with the population, as every family reads them."""
     slot = np.where(keys.recent_slot >= 0, keys.recent_slot, len(recent.ids))  # spare slot: fill value
     rows = keys.hist_row
     # a few rows: every (float64) column in one array, not one DataFrame look-up per column
     block = hist.to_numpy(dtype="float64") if len(hist) <= _SMALL else None
     where = {c: i for i, c in enumerate(hist.columns)}
 
-    def rcount(name: str) -> np.ndarray:
+    def count(name: str) -> np.ndarray:
         return recent.counts[name][slot]
 
-    def time(name: str) -> np.ndarray:
-        """Latest/earliest of the older and the recent part: fmin for first*, else fmax."""
+    def older(name: str) -> np.ndarray:
         col = block[:, where[name]] if block is not None else hist[name].to_numpy(dtype="float64")
         if not len(col):  # no history older than the recent span (e.g. T early in the data)
             col = np.full(1, np.nan)
-        old = np.where(rows >= 0, col[np.maximum(rows, 0)], np.nan)
-        new = recent.times[name][slot]
+        return np.where(rows >= 0, col[np.maximum(rows, 0)], np.nan)
+
+    def time(name: str) -> np.ndarray:
+        """Latest/earliest of the older and the recent part: fmin for first*, else fmax."""
+        old, new = older(name), recent.times[name][slot]
         return np.fmin(old, new) if name.startswith("first") else np.fmax(old, new)
 
-    def days_since(ts: np.ndarray) -> np.ndarray:
-        return (as_of_s - ts) / _DAY_S
+    def lifetime(name: str) -> np.ndarray:
+        """A sum over the whole history before T: the older part's plus the recent one's."""
+        return np.nan_to_num(older(name)) + recent.counts[f"_{name}"][slot]
 
-    for name in recent.counts:
-        if not name.startswith("_"):
-            out[name] = rcount(name)
-    lt, pt = rcount("_last"), rcount("_prev")
-    out[f"trend_{TREND_DAYS}d"] = (lt - pt) / (pt + 1.0)
-    pl, pp = rcount("_product_last"), rcount("_product_prev")
-    out[f"usage_decline_{TREND_DAYS}d"] = np.maximum(0.0, (pp - pl) / np.maximum(pp, 1.0))
-    out["days_since_last_event"] = days_since(time("last_at"))
-    out["days_since_first_event"] = days_since(time("first"))
-    for i, k in enumerate(plan.key_events):
-        out[f"days_since_{sanitize(k)}"] = days_since(time(f"event_last_{i}"))
-    furthest = np.full(len(keys.pop), -1.0)
-    for i, s in enumerate(STAGES):
-        first = time(f"first:{s}")
-        furthest = np.where(np.isnan(first), furthest, float(i))
-        out[f"stage_{s}_days"] = (time(f"last:{s}") - first) / _DAY_S
-    out["furthest_stage"] = furthest
-    for i, r in enumerate(plan.roles):
-        out[f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d"] = (rcount(f"_role_{i}") > 0) * 1.0
-        out[f"days_since_role_{sanitize(r)}"] = days_since(time(f"role_last_{i}"))
+    return Parts(plan=plan, feature_set=fs, pop=keys.pop, as_of_s=as_of_s, count=count, time=time,
+                 lifetime=lifetime, fetched=fetched)
 
 
 def _fetch_older(conn: Connection, plan: Q.Plan, fs: FeatureSet, as_of: datetime) -> dict[str, Any]:
@@ -565,6 +534,7 @@ def _fetch_recent(conn: Connection, plan: Q.Plan, as_of: datetime) -> dict[str, 
     del win
     t.lap("recent_pivot")
     got["excluded"] = _outcome_excluded(conn, plan, as_of)
+    got["entities"] = _known_entities(conn, plan, as_of)
     got["renew"] = _renewals(conn, plan, as_of)
     t.lap("renewal")
     firm = Q.fetch_frame(conn, _prepared(conn, "firmographics", plan.entity, lambda c: Q.Query(
@@ -620,57 +590,14 @@ def _fetch(engine: Engine, plan: Q.Plan, fs: FeatureSet, as_of: datetime) -> tup
 
 
 def _assemble(plan: Q.Plan, fs: FeatureSet, as_of: datetime, older: dict, recent: dict
-              ) -> tuple[pd.Index, dict[str, Any]]:
-    """The population and feature name -> values (aligned with it) from the fetched parts."""
-    t_s = as_of.timestamp()
+              ) -> tuple[pd.Index, dict[str, dict[str, Any]]]:
+    """The population and, per family, feature name -> values (aligned with it)."""
     hist = older["hist"]
-    keys = _population_keys(plan, hist, recent["recent"], recent["excluded"])
-    pop = keys.pop
-    if len(pop) == 0:
-        return pop, {}
-    out: dict[str, Any] = {}
-    _combine(out, hist, recent["recent"], keys, plan, t_s)
-
-    renew = recent["renew"]
-    rd = pd.Series(np.nan, index=pop)
-    if len(renew):
-        dates = pd.to_datetime(renew["renewal_date"].astype(str), utc=True, format="ISO8601", errors="coerce")
-        secs = (dates - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-        rd = pd.Series(secs.to_numpy(dtype="float64"), index=renew["entity_id"].astype(str)).reindex(pop)
-    out["days_to_renewal"] = (rd.to_numpy(dtype="float64") - t_s) / _DAY_S
-
-    if plan.entity == "account":
-        eng = recent["engaged"].reindex(pop).fillna(0.0)
-        out[f"contacts_engaged_{VALUE_DAYS}d"] = eng.iloc[:, 0].to_numpy(dtype="float64")
-        known = recent["known"]
-        known = pd.Series(known["contacts_known"].to_numpy(), index=known["entity_id"].astype(str))
-        out["contacts_known"] = known.reindex(pop).fillna(0).to_numpy(dtype="float64")
-        missing = np.zeros(len(pop))
-        for r in plan.roles:
-            if r in DECISION_ROLES:
-                missing += out[f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d"] == 0
-        out["key_roles_missing"] = missing
-
-    firm = recent["firm"].reindex(pop)
-    for col in firm.columns:
-        out[col] = firm[col].to_numpy()
-
-    attr_specs = [s for s in fs.features if s.group == "attribute"]
-    if attr_specs:
-        ids, recs = older["attrs"]
-        cols = sorted({s.source for s in attr_specs})
-        if recs:
-            frame = pd.DataFrame.from_records(recs, index=pd.Index(ids, dtype=object), columns=cols)
-            frame = frame[~frame.index.duplicated()].reindex(pop)
-        else:  # no entity has attributes (e.g. a posted body without them): every value missing
-            frame = pd.DataFrame(None, index=pop, columns=cols, dtype=object)
-        for s in attr_specs:
-            col = frame[s.source]
-            if s.kind == "numeric":
-                out[s.name] = np.array([_as_number(v) for v in col], dtype="float64")
-            else:
-                out[s.name] = np.array([None if _missing(v) else _attr_text(v) for v in col], dtype=object)
-    return pop, out
+    keys = _population_keys(plan, hist, recent["recent"], recent["excluded"], recent["entities"])
+    if len(keys.pop) == 0:
+        return keys.pop, {}
+    parts = _parts(hist, recent["recent"], keys, plan, fs, as_of.timestamp(), {**older, **recent})
+    return keys.pop, {f.GROUP: f.compute(parts) for f in FAMILIES}
 
 
 def _category(v: Any, known: set[str]) -> Any:
@@ -740,11 +667,98 @@ def population(engine: Engine, config: JourneyConfig, task_name: str, as_of: dat
 
     Raises ConfigError for an unknown task, ValueError for a naive ``as_of``.
     """
-    _, plan = _plan(config, task_name)
+    task, plan = _plan(config, task_name)
     t = _utc(as_of)
+    if task.population_filter.segments:  # segments are assigned on the features
+        return build_features(engine, config, task_name, t).frame.index
     with _reading(engine) as conn:
         candidates = Q.fetch_frame(conn, Q.population_query(plan, t)).index
-        return _final_population(candidates, _outcome_excluded(conn, plan, t))
+        known = _known_entities(conn, plan, t)
+        if known is not None:
+            candidates = candidates.union(pd.Index(known))
+        pop = _final_population(candidates, _outcome_excluded(conn, plan, t))
+        if task.population_filter:
+            frame = pd.DataFrame(index=pop)
+            for _, keep in filter_masks(config, task, frame, _attributes_by_id(conn, plan.entity)):
+                frame = frame[keep]
+            pop = frame.index
+        return pop
+
+
+def _attributes_by_id(conn: Connection, entity: str) -> dict[str, dict]:
+    ids, recs = _attribute_records(conn, entity)
+    out: dict[str, dict] = {}
+    for i, r in zip(ids, recs, strict=True):
+        out.setdefault(i, r)
+    return out
+
+
+def _filtered(engine: Engine, config: JourneyConfig, task: TaskConfig, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame's rows that pass the task's population filter (every step)."""
+    if not task.population_filter or frame.empty:
+        return frame
+    with _reading(engine) as conn:
+        attrs = _attributes_by_id(conn, task.entity) if task.population_filter.attributes else {}
+    keep = np.ones(len(frame), dtype=bool)
+    for _, mask in filter_masks(config, task, frame, attrs):
+        keep &= mask
+    return frame[keep]
+
+
+def population_steps(engine: Engine, config: JourneyConfig, task_name: str, as_of: datetime
+                     ) -> list[PopulationStep]:
+    """How the task's population as of ``as_of`` comes about: each step of its rule (and
+    filter) with the entities left after it, the last count being the population's size.
+    For explaining an empty population. Raises ConfigError, ValueError for a naive as_of."""
+    task, plan = _plan(config, task_name)
+    t = _utc(as_of)
+    lb = f"{task.lookback_days}-day lookback"
+    cust = ", ".join(task.customer_events)
+    with _reading(engine) as conn:
+        c = Q.fetch_frame(conn, Q.population_counts_query(plan, t))
+        excluded = _outcome_excluded(conn, plan, t)
+        known = _known_entities(conn, plan, t)
+    steps: list[PopulationStep] = []
+
+    def step(rule: str, keep: pd.Series) -> None:
+        nonlocal c
+        c = c[keep]
+        steps.append(PopulationStep(rule, len(c)))
+
+    if plan.population == "all":
+        ids = c.index.union(pd.Index(known if known is not None else [], dtype=object))
+        c = pd.DataFrame(index=ids)
+        steps.append(PopulationStep("entities in the entity table or with an event before T", len(c)))
+    else:
+        steps.append(PopulationStep("entities with an event before T", len(c)))
+    if plan.population in ("prospects", "active"):
+        step(f"with an event in the {lb}", c["lb"] > 0)
+    if plan.population == "prospects":
+        step(f"and no customer event ({cust}) before T", c["cust"] == 0)
+        step(f"and no {task.outcome!r} outcome row before T", ~c.index.isin(list(excluded)))
+    elif plan.population == "customers":
+        step(f"with a customer event ({cust}) in the {lb}", c["cust"] > 0)
+        step(f"and no {task.outcome!r} outcome event in the {lb}", c["out"] == 0)
+        step(f"and no {task.outcome!r} outcome row in the {lb}", ~c.index.isin(list(excluded)))
+    if task.population_filter and len(c):
+        if task.population_filter.segments:  # features of the unfiltered population
+            bare = config.model_copy(update={"tasks": {**config.tasks, task_name: task.model_copy(
+                update={"population_filter": type(task.population_filter)()})}})
+            frame = build_features(engine, bare, task_name, t).frame
+        else:
+            frame = pd.DataFrame(index=c.index)
+        with _reading(engine) as conn:
+            attrs = _attributes_by_id(conn, task.entity)
+        for rule, keep in filter_masks(config, task, frame, attrs):
+            frame = frame[keep]
+            steps.append(PopulationStep(f"and {rule}", len(frame)))
+    return steps
+
+
+def event_types_in_data(engine: Engine) -> set[str]:
+    """The distinct event types stored in the warehouse."""
+    with _reading(engine) as conn:
+        return {str(r[0]) for r in conn.execute(sa.select(Q.E.c.event_type).distinct()) if r[0] is not None}
 
 
 def discover_attributes(engine: Engine, config: JourneyConfig, task_name: str) -> dict[str, list[str] | None]:
@@ -790,10 +804,15 @@ def build_features(engine: Engine, config: JourneyConfig, task_name: str, as_of:
     timer.lap("declare")
     older, recent = _fetch(engine, plan, fs, t)
     timer.lap("fetch")
-    pop, values = _assemble(plan, fs, t, older, recent)
+    pop, by_family = _assemble(plan, fs, t, older, recent)
     del older["hist"], recent["recent"]
+    values = {k: v for computed in by_family.values() for k, v in computed.items()}
+    missing = [n for n in fs.names() if n not in values]
+    if missing and len(pop):  # never silently NaN: say which declared columns nothing computed
+        log.warning("features %s: %d declared feature(s) not computed by this configuration, left empty: %s",
+                    task_name, len(missing), ", ".join(missing[:10]))
     timer.lap("combine")
-    frame = _conform(pop, values, fs)
+    frame = _filtered(engine, config, task, _conform(pop, values, fs))
     timer.lap("assemble")
     phases = {**timer.phases, **{f"fetch.{k}": v for k, v in older["phases"].items()},
               **{f"fetch.{k}": v for k, v in recent["phases"].items()}}
@@ -804,45 +823,19 @@ def build_features(engine: Engine, config: JourneyConfig, task_name: str, as_of:
 
 def labels(engine: Engine, config: JourneyConfig, task_name: str, as_of: datetime,
            entity_ids: pd.Index) -> pd.Series:
-    """1 when the entity's outcome happens in (as_of, as_of + horizon], else 0.
+    """1 when the entity's outcome happens in the label window [as_of, as_of + horizon)
+    (the rule of `journey_ml.features.boundary`), else 0.
 
     Returns an int Series indexed like ``entity_ids`` (name entity_id). Raises
     ConfigError for an unknown task, ValueError for a naive ``as_of``.
     """
     task, plan = _plan(config, task_name)
-    t = _utc(as_of)
-    end = t + task.horizon_days * Q.DAY
+    start, end = label_window(_utc(as_of), task.horizon_days)
     with _reading(engine) as conn:
-        hits = Q.fetch_ids(conn, Q.outcome_events_query(plan, t, end))
-        hits |= Q.fetch_ids(conn, Q.outcome_rows_query(plan, t, end, include_lo=False, include_hi=True))
+        hits = Q.fetch_ids(conn, Q.outcome_events_query(plan, start, end))
+        hits |= Q.fetch_ids(conn, Q.outcome_rows_query(plan, start, end))
     idx = pd.Index(entity_ids, name="entity_id").astype(object)
     return pd.Series(idx.isin(list(hits)).astype("int64"), index=idx, name="label")
-
-
-def training_dates(config: JourneyConfig, task_name: str, data_end: datetime,
-                   data_start: datetime | None = None) -> list[datetime]:
-    """The task's training as-of dates, oldest first.
-
-    ``training_as_of_count`` dates ``training_every_days`` apart; the newest is
-    ``data_end - horizon_days`` floored to midnight UTC, so every label window has fully
-    matured. With ``data_start`` (the oldest event), raises ValueError naming the task
-    when the oldest date would not be after it. Raises ConfigError for an unknown task.
-    """
-    task = config.task(task_name)
-    end = _utc(data_end, "data_end")
-    newest = (end - task.horizon_days * Q.DAY).replace(hour=0, minute=0, second=0, microsecond=0)
-    n, every = task.training_as_of_count, task.training_every_days
-    dates = [newest - i * every * Q.DAY for i in range(n - 1, -1, -1)]
-    if data_start is not None:
-        start = _utc(data_start, "data_start")
-        if dates[0] <= start:
-            need = task.horizon_days + (n - 1) * every
-            have = (end - start) / timedelta(days=1)
-            raise ValueError(
-                f"task {task_name!r}: {n} training dates {every} days apart with a "
-                f"{task.horizon_days}-day horizon need more than {need} days of data; the data spans "
-                f"{have:.0f} days ({start:%Y-%m-%d} to {end:%Y-%m-%d})")
-    return dates
 
 
 def training_frame(engine: Engine, config: JourneyConfig, task_name: str, as_of_dates: list[datetime],
@@ -938,7 +931,7 @@ def load_snapshot(engine: Engine, task_name: str, as_of: datetime,
     else:
         feats = feats.reindex(columns=sorted(feats.columns))
         for c in feats.columns:
-            if all(_missing(v) or (_is_number(v) and not isinstance(v, str)) for v in feats[c]):
+            if all(is_missing(v) or (is_number(v) and not isinstance(v, str)) for v in feats[c]):
                 feats[c] = pd.to_numeric(feats[c], errors="coerce").astype("float64")
     feats["segment"] = pd.Series([r[2] for r in rows], index=idx, dtype=object)
     feats["label"] = pd.array([r[3] for r in rows], dtype="Int64")

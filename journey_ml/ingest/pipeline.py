@@ -6,8 +6,11 @@
   column or an empty file fails the run with nothing written;
 * every row read is loaded, a duplicate, rejected (quarantined with a reason) or
   suppressed (an erased subject): ``read == loaded + duplicate + rejected + suppressed``;
-* a batch is applied in one transaction together with its ledger row, exactly once: a
-  failure leaves no partial batch, and re-running skips batches already applied;
+* a batch is split by key hash into ``ingest.loaders`` partitions (PostgreSQL; SQLite: one),
+  each applied on its own connection in one transaction together with its ledger row,
+  exactly once: no two loaders touch the same key, a failure leaves no partial partition,
+  and re-running skips the partitions already applied (splitting a half-applied batch as
+  the run that started it did);
 * a run holds its ``ingest_runs`` row while it works; a killed run's row is marked
   ``abandoned`` by the next run (see :mod:`journey_ml.ingest.runs`).
 """
@@ -22,7 +25,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,7 +35,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from journey_ml.config import JourneyConfig, SourceConfig
 from journey_ml.db.models import IngestBatch, IngestRun, Tombstone
-from journey_ml.ingest.load import CopyPayload, apply_batch, batch_applied, encode_copy_payload
+from journey_ml.ingest.load import (
+    CopyPayload,
+    apply_batch,
+    batch_applied,
+    encode_copy_payload,
+    split_batch,
+)
 from journey_ml.ingest.pii import Tombstones
 from journey_ml.ingest.readers import (
     RawBatch,
@@ -122,14 +130,15 @@ def ingest_source(
     batch_rows: int = 100_000,
     incremental: bool = False,
     progress: Callable[[Progress], None] | None = None,
-    parallel_loads: int = 1,
+    loaders: int | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> IngestResult:
     """Ingest every file of one configured source into the warehouse.
 
     ``received_at`` (UTC-aware) is the ingestion time: the reference for rejecting future
     timestamps and the ledger's clock. ``clock`` is the wall clock, used only to tell live
-    runs from dead ones (heartbeats). Raises IngestError (after recording the failed
+    runs from dead ones (heartbeats). ``loaders`` overrides ``ingest.loaders`` (PostgreSQL
+    only; SQLite always loads on one connection). Raises IngestError (after recording the failed
     run) when a file cannot be read or the database fails; batches applied before the
     failure stay applied and are skipped by the next run.
     """
@@ -145,7 +154,8 @@ def ingest_source(
         lease.start_heartbeat()
         result = _run(engine, config, src, result, lease, data_dir=data_dir, salt=salt,
                       received_at=received_at, batch_rows=batch_rows, incremental=incremental,
-                      progress=progress, parallel_loads=parallel_loads, clock=clock, started=started)
+                      progress=progress, loaders=loaders or config.ingest.loaders, clock=clock,
+                      started=started)
     finally:
         lease.release()
     return result
@@ -153,7 +163,7 @@ def ingest_source(
 
 def _run(engine: Engine, config: JourneyConfig, src: SourceConfig, result: IngestResult,
          lease: RunLease, *, data_dir: Path, salt: str, received_at: datetime, batch_rows: int,
-         incremental: bool, progress: Callable[[Progress], None] | None, parallel_loads: int,
+         incremental: bool, progress: Callable[[Progress], None] | None, loaders: int,
          clock: Callable[[], datetime], started: float) -> IngestResult:
     try:
         result.abandoned = sweep_abandoned(
@@ -179,53 +189,55 @@ def _run(engine: Engine, config: JourneyConfig, src: SourceConfig, result: Inges
         unknown: Counter = Counter()
         total_bytes = sum(p.stat().st_size for p, _ in files)
         done_bytes = 0
+        # SQLite has one writer; on PostgreSQL each loader is a connection of its own, and
+        # partition p of every batch goes to loader p % loaders, so no two touch one key
+        loaders = max(1, loaders) if engine.dialect.name == "postgresql" else 1
         # PostgreSQL + immutable facts: encode for COPY in the prefetch thread too
         precode = engine.dialect.name == "postgresql" and src.kind in (Kind.events, Kind.outcomes)
-        work = _work(files, src, ctx, batch_rows, applied, result.run_id if precode else None)
+        work = _work(files, src, ctx, batch_rows, applied, loaders, result.run_id if precode else None)
         # look keys up before COPY only once the source has rows (or a batch collided)
         state = {"check_existing": _source_has_rows(engine, src)}
-        # SQLite has one writer; PostgreSQL can take batches on several connections. Two
-        # loaders won ~1.5x on one clean file but lost on overlapping multi-source exports
-        # (key collisions push batches into the merge path), so one is the default.
-        loaders = max(1, parallel_loads) if engine.dialect.name == "postgresql" else 1
         lock = threading.Lock()
-        items = _prefetch(work, depth=2 + loaders)
 
-        failed = threading.Event()
-
-        def load() -> None:
+        def load(part: _Part) -> None:
             nonlocal done_bytes
-            while not failed.is_set():
-                with lock:
-                    item = next(items, None)
-                if item is None:
-                    return
-                try:
-                    _load_one(item)
-                except BaseException:
-                    failed.set()  # the other loaders stop taking batches
-                    raise
-
-        def _load_one(item: _Item) -> None:
-            nonlocal done_bytes
-            if item.prepared is None:
-                with lock:
-                    _count_skipped(result, item.raw.rows_read)
-            else:
-                _apply(engine, result, src, item, received_at, unknown, state, lock)
+            applied_now = _apply(engine, result, src, part, received_at, unknown, state, lock)
+            item = part.item
             with lock:
-                if item.last_of_file:
-                    done_bytes += item.path.stat().st_size
-                if progress:
-                    progress(Progress(src.name, item.path.name, done_bytes, total_bytes, result.rows_read))
+                item.applied_any |= applied_now
+                item.pending -= 1
+                if item.pending:
+                    return
+                if item.applied_any:
+                    result.batches_applied += 1
+                else:
+                    result.batches_skipped += 1
+                _item_done(item)
 
+        def _item_done(item: _Item) -> None:  # under the lock
+            nonlocal done_bytes
+            if item.last_of_file:
+                done_bytes += item.path.stat().st_size
+            if progress:
+                progress(Progress(src.name, item.path.name, done_bytes, total_bytes, result.rows_read))
+
+        def dispatch(item: _Item, submit: Callable[[_Part], None]) -> None:
+            if item.skipped_rows:  # partitions applied by an earlier run
+                with lock:
+                    _count_duplicates(result, item.skipped_rows)
+            if not item.parts:
+                with lock:
+                    result.batches_skipped += 1
+                    _item_done(item)
+            for part in item.parts:
+                submit(part)
+
+        items = _prefetch(work, depth=2)
         if loaders == 1:
-            load()
+            for item in items:
+                dispatch(item, load)
         else:
-            # each loader has its own connection: PostgreSQL ingests batches in parallel
-            with ThreadPoolExecutor(loaders, thread_name_prefix="journey-ingest-load") as pool:
-                for f in [pool.submit(load) for _ in range(loaders)]:
-                    f.result()
+            _load_in_parallel(items, loaders, dispatch, load)
         result.unknown_event_types = dict(unknown.most_common())
         result.status = "succeeded"
     except (SourceFileError, IngestError) as e:
@@ -243,7 +255,8 @@ def _run(engine: Engine, config: JourneyConfig, src: SourceConfig, result: Inges
 def ingest_all(engine: Engine, config: JourneyConfig, *, data_dir: Path, salt: str,
                received_at: datetime, batch_rows: int = 100_000, incremental: bool = False,
                sources: list[str] | None = None,
-               progress: Callable[[Progress], None] | None = None) -> list[IngestResult]:
+               progress: Callable[[Progress], None] | None = None,
+               loaders: int | None = None) -> list[IngestResult]:
     """Ingest the configured sources in config order (entities first, as configured); the
     first source that fails stops the run with IngestError (``completed`` holds the runs
     before it). Unknown source names fail before anything is loaded."""
@@ -255,7 +268,8 @@ def ingest_all(engine: Engine, config: JourneyConfig, *, data_dir: Path, salt: s
         try:
             results.append(ingest_source(engine, config, name, data_dir=data_dir, salt=salt,
                                          received_at=received_at, batch_rows=batch_rows,
-                                         incremental=incremental, progress=progress))
+                                         incremental=incremental, progress=progress,
+                                         loaders=loaders))
         except IngestError as e:
             e.completed = results
             raise
@@ -267,13 +281,81 @@ def ingest_all(engine: Engine, config: JourneyConfig, *, data_dir: Path, salt: s
 
 @dataclass
 class _Item:
+    """One batch: its partitions still to apply, and the rows of those applied before."""
+
     path: Path
     batch_no: int
     key: str
-    raw: RawBatch
-    prepared: PreparedBatch | None  # None: the batch was applied by an earlier run
+    rows_read: int
     last_of_file: bool
+    partitions: int  # how the batch is split (fixed by the run that first applied part of it)
+    parts: list[_Part] = field(default_factory=list)  # empty: applied whole by an earlier run
+    skipped_rows: int = 0  # rows of the partitions an earlier run applied
+    pending: int = 0  # parts not yet applied in this run
+    applied_any: bool = False
+
+
+@dataclass
+class _Part:
+    """One partition of a batch, applied in one transaction on one loader."""
+
+    item: _Item
+    partition_no: int
+    prepared: PreparedBatch
     payload: CopyPayload | None = None
+
+
+@dataclass
+class _Applied:
+    """What the ledger says of one batch: its partition count and its applied partitions."""
+
+    partitions: int
+    rows_read: dict[int, int] = field(default_factory=dict)  # partition -> rows it accounted for
+
+    @property
+    def complete(self) -> bool:
+        return len(self.rows_read) >= self.partitions
+
+
+def _load_in_parallel(items: Iterator[_Item], loaders: int,
+                      dispatch: Callable[[_Item, Callable[[_Part], None]], None],
+                      load: Callable[[_Part], None]) -> None:
+    """Apply every item's parts on ``loaders`` threads: part p on thread p % loaders.
+
+    Each thread takes its connection from the engine's pool and keeps to its own queue, so
+    one key only ever meets one connection. The first failure stops the dispatch; the other
+    threads finish the part in hand, drop the rest, and the failure is raised here.
+    """
+    queues: list[queue.Queue] = [queue.Queue(maxsize=2) for _ in range(loaders)]
+    failed = threading.Event()
+    errors: list[BaseException] = []
+
+    def worker(q: queue.Queue) -> None:
+        while (part := q.get()) is not None:
+            if failed.is_set():
+                continue  # drain, so the dispatcher never blocks on a full queue
+            try:
+                load(part)
+            except BaseException as e:
+                errors.append(e)
+                failed.set()
+
+    threads = [threading.Thread(target=worker, args=(q,), name=f"journey-ingest-load-{i}", daemon=True)
+               for i, q in enumerate(queues)]
+    for t in threads:
+        t.start()
+    try:
+        for item in items:
+            if failed.is_set():
+                break
+            dispatch(item, lambda part: queues[part.partition_no % loaders].put(part))
+    finally:
+        for q in queues:
+            q.put(None)
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
 
 
 def _resolve(src: SourceConfig, data_dir: Path) -> Path:
@@ -312,7 +394,8 @@ def _preflight(src: SourceConfig, path: Path) -> list[tuple[Path, str]]:
 
 
 def _work(files: list[tuple[Path, str]], src: SourceConfig, ctx: ValidationContext,
-          batch_rows: int, applied: set[str], precode_run_id: str | None) -> Iterator[_Item]:
+          batch_rows: int, applied: dict[str, _Applied], loaders: int,
+          precode_run_id: str | None) -> Iterator[_Item]:
     fingerprint = _fingerprint(src, batch_rows)
     for path, fmt in files:
         digest = file_digest(path)
@@ -322,12 +405,30 @@ def _work(files: list[tuple[Path, str]], src: SourceConfig, ctx: ValidationConte
         while current is not None:
             nxt = next(batches, None)
             key = hashlib.blake2b(f"{fingerprint}:{digest}:{batch_no}".encode(), digest_size=16).hexdigest()
-            prepared = None if key in applied else prepare_batch(current, ctx)
-            payload = None
-            if prepared is not None and precode_run_id and len(prepared.rows):
-                payload = encode_copy_payload(prepared.rows, precode_run_id)
-            yield _Item(path, batch_no, key, current, prepared, nxt is None, payload)
+            yield _batch_item(path, batch_no, key, current, nxt is None, src, ctx, applied.get(key),
+                              loaders, precode_run_id)
             current, batch_no = nxt, batch_no + 1
+
+
+def _batch_item(path: Path, batch_no: int, key: str, raw: RawBatch, last_of_file: bool,
+                src: SourceConfig, ctx: ValidationContext, done: _Applied | None, loaders: int,
+                precode_run_id: str | None) -> _Item:
+    """Validate and split one batch, keeping only the partitions not applied before."""
+    if done is not None and done.complete:
+        return _Item(path, batch_no, key, raw.rows_read, last_of_file, done.partitions,
+                     skipped_rows=raw.rows_read)
+    partitions = done.partitions if done is not None else loaders
+    item = _Item(path, batch_no, key, raw.rows_read, last_of_file, partitions,
+                 skipped_rows=sum(done.rows_read.values()) if done is not None else 0)
+    for no, prepared in enumerate(split_batch(prepare_batch(raw, ctx), src.kind, partitions)):
+        if done is not None and no in done.rows_read:
+            continue
+        payload = None
+        if precode_run_id and len(prepared.rows):
+            payload = encode_copy_payload(prepared.rows, precode_run_id)
+        item.parts.append(_Part(item, no, prepared, payload))
+    item.pending = len(item.parts)
+    return item
 
 
 def _fingerprint(src: SourceConfig, batch_rows: int) -> str:
@@ -371,11 +472,10 @@ def _prefetch(items: Iterator[_Item], depth: int = 2) -> Iterator[_Item]:
         t.join(timeout=5)
 
 
-def _count_skipped(result: IngestResult, rows_read: int) -> None:
-    """A batch applied before (by an earlier or a concurrent run): all its rows are duplicates."""
+def _count_duplicates(result: IngestResult, rows_read: int) -> None:
+    """Rows of partitions applied before (by an earlier or a concurrent run): duplicates."""
     result.rows_read += rows_read
     result.rows_duplicate += rows_read
-    result.batches_skipped += 1
 
 
 def _source_has_rows(engine: Engine, src: SourceConfig) -> bool:
@@ -386,38 +486,39 @@ def _source_has_rows(engine: Engine, src: SourceConfig) -> bool:
         return conn.execute(select(table.c.source).where(table.c.source == src.name).limit(1)).first() is not None
 
 
-def _apply(engine: Engine, result: IngestResult, src: SourceConfig, item: _Item,
-           received_at: datetime, unknown: Counter, state: dict,
-           lock: threading.Lock | None = None) -> None:
-    prepared, key = item.prepared, item.key
-    assert prepared is not None
-    lock = lock or threading.Lock()
+def _apply(engine: Engine, result: IngestResult, src: SourceConfig, part: _Part,
+           received_at: datetime, unknown: Counter, state: dict, lock: threading.Lock) -> bool:
+    """Apply one partition in its own transaction; False if another run applied it first."""
+    prepared, item = part.prepared, part.item
     for attempt in range(3):
         try:
             with engine.begin() as conn:
-                outcome = apply_batch(conn, src.kind, prepared, run_id=result.run_id, batch_key=key,
+                outcome = apply_batch(conn, src.kind, prepared, run_id=result.run_id, batch_key=item.key,
                                       file=str(item.path), batch_no=item.batch_no, source=src.name,
-                                      applied_at=received_at, payload=item.payload,
-                                      check_existing=state["check_existing"])
+                                      applied_at=received_at, payload=part.payload,
+                                      check_existing=state["check_existing"],
+                                      partition_no=part.partition_no, partitions=item.partitions)
             if outcome.collided:
                 state["check_existing"] = True
             break
         except OperationalError as e:
-            # two loaders inserting overlapping keys can deadlock; PostgreSQL aborts one
-            # transaction whole, so retrying the batch is safe (the ledger keeps it exactly once)
+            # two writers inserting overlapping keys (a concurrent run, or a batch resumed
+            # with another partition count) can deadlock; PostgreSQL aborts one transaction
+            # whole, so retrying the partition is safe (the ledger keeps it exactly once)
             if not isinstance(getattr(e, "orig", None), psycopg.errors.DeadlockDetected) or attempt == 2:
                 raise
             state["check_existing"] = True
         except IntegrityError:
             with engine.connect() as conn:
-                if batch_applied(conn, key) is None:
+                if batch_applied(conn, item.key, part.partition_no) is None:
                     raise
-            # another run applied this very batch in the meantime: exactly once still holds
+            # another run applied this very partition in the meantime: exactly once still holds
             with lock:
-                _count_skipped(result, prepared.rows_read)
-            return
+                _count_duplicates(result, prepared.rows_read)
+            return False
     with lock:
         _count_applied(result, src, prepared, outcome, unknown)
+    return True
 
 
 def _count_applied(result: IngestResult, src: SourceConfig, prepared: PreparedBatch, outcome,
@@ -427,7 +528,6 @@ def _count_applied(result: IngestResult, src: SourceConfig, prepared: PreparedBa
     result.rows_duplicate += prepared.duplicates + outcome.unchanged
     result.rows_rejected += prepared.rejected
     result.rows_suppressed += prepared.suppressed
-    result.batches_applied += 1
     unknown.update(prepared.unknown_event_types)
     if src.kind in (Kind.events, Kind.outcomes) and len(prepared.rows) and outcome.inserted:
         latest = prepared.rows["occurred_at"].max().to_pydatetime()
@@ -440,10 +540,14 @@ def _tombstones(engine: Engine, salt: str) -> Tombstones:
         return Tombstones.from_rows(conn.execute(select(Tombstone.subject_hash, Tombstone.hash_form)), salt)
 
 
-def _applied_keys(engine: Engine, source: str) -> set[str]:
+def _applied_keys(engine: Engine, source: str) -> dict[str, _Applied]:
+    b = IngestBatch
+    out: dict[str, _Applied] = {}
     with engine.connect() as conn:
-        return set(conn.execute(
-            select(IngestBatch.batch_key).where(IngestBatch.source == source)).scalars())
+        for key, no, partitions, rows_read in conn.execute(
+                select(b.batch_key, b.partition_no, b.partitions, b.rows_read).where(b.source == source)):
+            out.setdefault(key, _Applied(partitions)).rows_read[no] = rows_read
+    return out
 
 
 def _recent_files(engine: Engine, src: SourceConfig, files: list[tuple[Path, str]],

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from journey_ml.config import SourceConfig, TaxonomyEntry
 from journey_ml.db.models import Account, Contact, Event, Outcome
@@ -101,9 +103,9 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
             out[spec.name] = safe[col]
             used.add(col)
         elif spec.name in src.defaults:
-            out[spec.name] = pd.Series([src.defaults[spec.name]] * n, dtype=object)
+            out[spec.name] = pd.Series(np.full(n, src.defaults[spec.name], dtype=object))
         else:
-            out[spec.name] = pd.Series([None] * n, dtype=object)
+            out[spec.name] = _nones(n)
 
     def where(name: str) -> str:
         col = src.column_for(name)
@@ -210,7 +212,7 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
     # extras become a JSON document (properties / attributes)
     extras_name = contract.extras_column
     extra_cols = [c for c in safe.columns if c not in used] if src.extra_columns == "keep" else []
-    out[extras_name] = _json_documents(safe[extra_cols]) if extra_cols else pd.Series([None] * n, dtype=object)
+    out[extras_name] = _json_documents(safe[extra_cols]) if extra_cols else _nones(n)
 
     if contract.kind == Kind.contacts:
         email = out.pop("email")
@@ -226,7 +228,10 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
             idx = np.flatnonzero(missing_id)
             ordinals = batch.row_numbers[idx] if src.identical_rows == "keep" else None
             derived = _derive_ids(out, contract, idx, src.name, ordinals)
-            out[id_field].iloc[np.flatnonzero(missing_id)] = derived
+            if len(idx) == n:  # no row has an id of its own: the column is the derived ids
+                out[id_field] = pd.Series(pd.arrays.ArrowStringArray(pa.array(derived, type=pa.large_string())))
+            else:
+                out[id_field].iloc[idx] = derived
     else:
         out["source"] = pd.Series([src.name] * n, dtype=object)
         out["updated_at"] = pd.Series([pd.Timestamp(ctx.received_at)] * n)
@@ -252,6 +257,11 @@ def prepare_batch(batch: RawBatch, ctx: ValidationContext) -> PreparedBatch:
     )
 
 
+def _nones(n: int) -> pd.Series:
+    """A column of ``n`` missing values (object dtype)."""
+    return pd.Series(np.full(n, None, dtype=object))
+
+
 def _as_mask(mask: np.ndarray | pd.Series) -> np.ndarray:
     """A plain bool array; missing (nullable booleans from Arrow strings) counts as False."""
     if isinstance(mask, pd.Series):
@@ -270,8 +280,10 @@ def _clean_strings(s: pd.Series) -> pd.Series:
         s = s.map(lambda v: None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
     if s.dtype != STRING:
         s = s.astype(STRING)  # vectorised; numbers become their text
-    s = s.str.strip()
-    return s.mask(s == "")
+    # in Arrow directly (what ``.str.strip()`` and ``.mask(s == "")`` do, without the copies)
+    text = pc.utf8_trim_whitespace(s.array._pa_array)
+    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
+    return pd.Series(pd.arrays.ArrowStringArray(text), index=s.index, name=s.name)
 
 
 def _json_container(v: object) -> str | None:
@@ -393,20 +405,21 @@ def _json_documents(frame: pd.DataFrame) -> pd.Series:
         return pd.Series([], dtype=object)
     present = frame.notna().to_numpy()
     k = present.shape[1]
-    out = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     if k <= 62:
         codes = (present.astype(np.int64) << np.arange(k, dtype=np.int64)).sum(axis=1)
         patterns = np.unique(codes)
         if len(patterns) <= 64:
+            out = np.full(len(frame), None, dtype=object)
             for code in patterns:
                 cols = [c for i, c in enumerate(frame.columns) if (code >> i) & 1]
                 if not cols:
                     continue
                 rows = codes == code
-                text = frame.loc[rows, cols].to_json(orient="records", lines=True, date_format="iso",
-                                                     force_ascii=False, double_precision=15)
+                part = frame[cols] if len(patterns) == 1 else frame.loc[rows, cols]
+                text = part.to_json(orient="records", lines=True, date_format="iso",
+                                    force_ascii=False, double_precision=15)
                 out[rows] = text.rstrip("\n").split("\n")
-            return out
+            return pd.Series(out, index=frame.index)
     text = frame.to_json(orient="records", lines=True, date_format="iso", force_ascii=False,
                          double_precision=15)
     docs = pd.Series(text.rstrip("\n").split("\n"), index=frame.index, dtype=object)
@@ -429,25 +442,35 @@ def _derive_ids(out: dict[str, pd.Series], contract: Contract, idx: np.ndarray, 
     same ids).
     """
     fields = [f for f in contract.names if f not in contract.key] + [contract.extras_column]
-    parts = []
+    parts = [pa.scalar(source)]
     for f in fields:
         s = out[f].iloc[idx]
+        present = s.notna().to_numpy()
         if pd.api.types.is_datetime64_any_dtype(s):
-            # nanoseconds since the epoch, UTC: canonical and cheap to render
-            ns = s.dt.tz_convert("UTC").astype("int64") if s.dt.tz is not None else s.astype("int64")
-            text = ns.astype(str).where(s.notna(), None)
+            # the integer time since the epoch, UTC (in the column's unit): canonical, cheap
+            ticks = s.dt.tz_convert("UTC").astype("int64") if s.dt.tz is not None else s.astype("int64")
+            text = pa.array(ticks.to_numpy(), mask=~present).cast(pa.string())
         elif pd.api.types.is_float_dtype(s):
-            text = s.astype(str).where(s.notna(), None)
+            shown = np.full(len(s), None, dtype=object)  # pandas' text of each present value
+            shown[present] = s[present].astype(str).to_numpy(dtype=object)
+            text = pa.array(shown, type=pa.string())
+        elif isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+            text = pa.array(s.array).cast(pa.string())  # already text: no per-value conversion
+        elif s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+            text = pa.array(s.to_numpy(), type=pa.string(), from_pandas=True)  # str(v) is v
         else:
-            text = s.astype(object).where(s.notna(), None).map(str, na_action="ignore")
-        parts.append(text.astype(object).where(text.notna(), "\x00").reset_index(drop=True))
+            text = pa.array(s.astype(object).where(s.notna(), None).map(str, na_action="ignore")
+                            .to_numpy(dtype=object), type=pa.string())
+        # a missing value is the empty text (what these ids have always been made of)
+        parts.append(pc.fill_null(text, ""))
     if ordinals is not None:
-        parts.append(pd.Series(np.char.mod("#%d", ordinals), dtype=object))
-    joined = pd.Series([source] * len(idx), dtype=object).str.cat(parts, sep="\x1f")
-    values = joined.to_numpy(dtype=object)
-    h1 = pd.util.hash_array(values, hash_key=_ID_KEYS[0], categorize=False)
-    h2 = pd.util.hash_array(values, hash_key=_ID_KEYS[1], categorize=False)
-    return list(np.char.add(np.char.add("h:", np.char.mod("%016x", h1)), np.char.mod("%016x", h2)))
+        parts.append(pc.binary_join_element_wise(pa.scalar("#"), pa.array(ordinals).cast(pa.string()), ""))
+    values = pc.binary_join_element_wise(*parts, "\x1f").to_numpy(zero_copy_only=False)
+    digests = np.empty((len(idx), 2), dtype=">u8")  # big-endian: .hex() reads like %016x
+    digests[:, 0] = pd.util.hash_array(values, hash_key=_ID_KEYS[0], categorize=False)
+    digests[:, 1] = pd.util.hash_array(values, hash_key=_ID_KEYS[1], categorize=False)
+    hexed = digests.tobytes().hex()
+    return ["h:" + hexed[i:i + 32] for i in range(0, len(hexed), 32)]
 
 
 def _canon(v: object) -> object:

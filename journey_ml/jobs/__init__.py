@@ -14,19 +14,29 @@ from journey_ml.jobs._common import (
     require_schema,
     serial,
 )
+from journey_ml.jobs.cycle import CycleJobResult, CycleParams, run_cycle
 from journey_ml.jobs.features import FeaturesJobResult, FeaturesParams, run_features
 from journey_ml.jobs.ingest import IngestJobResult, IngestParams, run_ingest
+from journey_ml.jobs.journeys import JourneysJobResult, JourneysParams, run_journeys
 from journey_ml.jobs.monitoring import MonitoringJobResult, MonitoringParams, run_monitoring
 from journey_ml.jobs.scoring import ScoringJobResult, ScoringParams, run_scoring
 from journey_ml.jobs.simulation import run_simulation, simulation_params
-from journey_ml.jobs.training import TaskFailure, TrainingJobResult, TrainingParams, run_training
+from journey_ml.jobs.training import (
+    SegmentData,
+    TaskFailure,
+    TrainingJobResult,
+    TrainingParams,
+    run_training,
+)
 
 __all__ = [
     "Each", "serial", "empty_population", "JobFailed", "SchemaNotCurrent", "require_schema",
     "IngestParams", "IngestJobResult", "run_ingest",
     "FeaturesParams", "FeaturesJobResult", "run_features",
-    "TrainingParams", "TrainingJobResult", "TaskFailure", "run_training",
+    "TrainingParams", "TrainingJobResult", "TaskFailure", "SegmentData", "run_training",
     "ScoringParams", "ScoringJobResult", "run_scoring",
     "MonitoringParams", "MonitoringJobResult", "run_monitoring",
     "run_simulation", "simulation_params",
+    "JourneysParams", "JourneysJobResult", "run_journeys",
+    "CycleParams", "CycleJobResult", "run_cycle",
 ]

@@ -24,6 +24,20 @@ def serial(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     return [fn(i) for i in items]
 
 
+def slots_of(each: Each) -> int:
+    """How many calls ``each`` runs at once in this process: its ``slots`` attribute (a
+    flow's fan-out sets it; None when they run elsewhere, e.g. on a Dask cluster), else 1."""
+    slots = getattr(each, "slots", 1)
+    return 1 if slots is None else max(1, int(slots))
+
+
+def width_of(each: Each) -> int:
+    """How many calls ``each`` runs at once anywhere (a cluster's worker threads): its
+    ``width`` attribute, else its slots."""
+    width = getattr(each, "width", None)
+    return max(1, int(width)) if width else slots_of(each)
+
+
 class JobFailed(RuntimeError):
     """A job finished with problems (a source that failed, a task that could not train).
 
@@ -72,20 +86,39 @@ def utc(t: datetime, what: str) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None or t.utcoffset() is None else t.astimezone(UTC)
 
 
-def resolve_as_of(engine: Engine, as_of: datetime | None) -> tuple[datetime, datetime]:
-    """(as_of, data_end): ``as_of`` defaults to the newest event in the warehouse."""
+class AsOfPastData(ValueError):
+    """An ``as_of`` after the newest event where a run needs data up to it (training)."""
+
+
+def resolve_as_of(engine: Engine, as_of: datetime | None, *, past_end_ok: bool = True) -> tuple[datetime, datetime]:
+    """(as_of, data_end): ``as_of`` defaults to the newest event in the warehouse.
+
+    With ``past_end_ok=False`` (training: its dates end where labels have matured, so a
+    later as-of would invent matured labels) an ``as_of`` after the newest event raises
+    AsOfPastData naming where the data ends."""
     from journey_ml.training import data_end
 
     end = data_end(engine)
-    return (end if as_of is None else utc(as_of, "as_of")), end
+    t = end if as_of is None else utc(as_of, "as_of")
+    if t > end and not past_end_ok:
+        raise AsOfPastData(f"--as-of {t:%Y-%m-%d %H:%M} UTC is after the end of the data ({end:%Y-%m-%d %H:%M} UTC, "
+                           "the newest event): leave --as-of out to train on everything, or pass a date "
+                           "up to the data's end; to place training dates, set the task's training_dates")
+    return t, end
 
 
-def empty_population(config: JourneyConfig, task: str, as_of: datetime, data_end: datetime) -> str:
-    """Why a task has no entity as of T, in one line (for commands that refuse an empty run)."""
+def empty_population(engine: Engine, config: JourneyConfig, task: str, as_of: datetime, data_end: datetime) -> str:
+    """Why a task has no entity as of T, in one line (for commands that refuse an empty
+    run): the population rule and the entities left after each of its steps."""
+    from journey_ml.features import population_steps
+    from journey_ml.features.population import describe
+
     t = config.task(task)
     why = f"task {task!r}: no entity is in the {t.population!r} population as of {as_of:%Y-%m-%d %H:%M} UTC"
     if as_of > data_end:
         why += f" (the data ends at {data_end:%Y-%m-%d %H:%M} UTC: nothing happens after it)"
     else:
         why += f" (lookback {t.lookback_days} days; data ends at {data_end:%Y-%m-%d %H:%M} UTC)"
-    return why
+    steps = population_steps(engine, config, task, as_of)
+    return (why + f"; rule {describe(t)}; entities left: "
+            + " -> ".join(f"{s.rule}: {s.entities:,}" for s in steps))

@@ -9,7 +9,11 @@ scikit-learn estimator contract: parameters in ``__init__``, fitted attributes e
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +25,20 @@ from journey_ml.models.treeshap import TreeShapTables
 
 CHUNK_ROWS = 50_000  # rows per DMatrix when scoring and explaining in one pass
 _TABLES_LOCK = threading.Lock()  # one build of a model's TreeSHAP tables at a time
+_DASK_CLIENT: ContextVar[Any] = ContextVar("journey_xgb_dask_client", default=None)
+
+
+@contextmanager
+def distributed_fit(client) -> Iterator[None]:
+    """Within the block, `XGBScorer.fit` trains the booster with XGBoost's Dask interface
+    (``xgboost.dask``) on ``client``'s cluster: the rows are split over the workers and
+    every worker builds histograms on its part. Calibration and everything after the
+    booster stay in this process."""
+    token = _DASK_CLIENT.set(client)
+    try:
+        yield
+    finally:
+        _DASK_CLIENT.reset(token)
 
 
 @dataclass(frozen=True)
@@ -37,8 +55,9 @@ class XGBScorer:
 
     def __init__(self, columns: list[Column], *, n_estimators: int = 400, max_depth: int = 4,
                  learning_rate: float = 0.05, subsample: float = 0.8, colsample_bytree: float = 0.8,
-                 min_child_weight: float = 1.0, early_stopping_rounds: int = 30, n_jobs: int = 2,
-                 calibration: str = "isotonic", min_isotonic_positives: int = 30, random_state: int = 7):
+                 min_child_weight: float = 1.0, reg_lambda: float = 1.0, early_stopping_rounds: int = 30,
+                 n_jobs: int = 2, calibration: str = "isotonic", min_isotonic_positives: int = 200,
+                 max_isotonic_ties: int = 1000, random_state: int = 7):
         self.columns = columns
         self.n_estimators = n_estimators
         self.max_depth = max_depth
@@ -46,10 +65,12 @@ class XGBScorer:
         self.subsample = subsample
         self.colsample_bytree = colsample_bytree
         self.min_child_weight = min_child_weight
+        self.reg_lambda = reg_lambda
         self.early_stopping_rounds = early_stopping_rounds
         self.n_jobs = n_jobs
         self.calibration = calibration
         self.min_isotonic_positives = min_isotonic_positives
+        self.max_isotonic_ties = max_isotonic_ties
         self.random_state = random_state
 
     @property
@@ -122,8 +143,10 @@ class XGBScorer:
     def fit(self, X: pd.DataFrame, y, X_valid: pd.DataFrame, y_valid) -> XGBScorer:
         """Train on (X, y) with early stopping and calibration on (X_valid, y_valid).
 
-        ``calibration_`` is the method used: isotonic falls back to sigmoid (Platt) when the
-        validation set has fewer than ``min_isotonic_positives`` positives. Raises
+        ``calibration_`` is the method used and ``calibration_note_`` why: isotonic is used
+        only with at least ``min_isotonic_positives`` validation positives, and only if its
+        fit passes `isotonic_problem` (no tie of ``max_isotonic_ties`` rows or more, no
+        p = 1.00); otherwise sigmoid (Platt) scaling, and the note says so. Raises
         ValueError when a set is empty or has a single class.
         """
         y = np.asarray(y, dtype=float)
@@ -139,28 +162,64 @@ class XGBScorer:
             "objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
             "max_depth": self.max_depth, "eta": self.learning_rate, "subsample": self.subsample,
             "colsample_bytree": self.colsample_bytree, "min_child_weight": self.min_child_weight,
+            "lambda": getattr(self, "reg_lambda", 1.0),
             # rare outcomes: re-weight positives; calibration brings probabilities back
             "scale_pos_weight": max((len(y) - pos) / max(pos, 1.0), 1.0),
             "seed": self.random_state, "nthread": self.n_jobs, "max_cat_to_onehot": 8,
         }
         self._shap_tables = None  # a new booster: the TreeSHAP tables are rebuilt on first use
-        dtrain = self._dmatrix(X, y)
         dvalid = self._dmatrix(X_valid, y_valid)
-        self.booster_ = xgb.train(params, dtrain, num_boost_round=self.n_estimators,
-                                  evals=[(dvalid, "valid")], verbose_eval=False,
-                                  early_stopping_rounds=self.early_stopping_rounds)
+        client = _DASK_CLIENT.get()
+        if client is not None:
+            self.booster_ = self._train_on_dask(client, params, X, y, X_valid, y_valid)
+        else:
+            self.booster_ = xgb.train(params, self._dmatrix(X, y), num_boost_round=self.n_estimators,
+                                      evals=[(dvalid, "valid")], verbose_eval=False,
+                                      early_stopping_rounds=self.early_stopping_rounds)
         self.best_iteration_ = int(self.booster_.best_iteration)
         raw = self._raw(dvalid)
-        # isotonic steps on a handful of positives put p = 1.00 at the top of a small segment:
-        # below min_isotonic_positives validation positives, Platt scaling (sigmoid) is used
-        small = float(y_valid.sum()) < self.min_isotonic_positives
-        self.calibration_ = "sigmoid" if self.calibration == "isotonic" and small else self.calibration
-        if self.calibration_ == "isotonic":
-            self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=1e-6, y_max=1 - 1e-6).fit(raw, y_valid)
-        else:
-            self.calibrator_ = LogisticRegression(random_state=self.random_state).fit(
-                _logit(raw).reshape(-1, 1), y_valid)
+        self.calibration_, self.calibrator_, self.calibration_note_ = self._fit_calibrator(raw, y_valid)
         return self
+
+    def _train_on_dask(self, client, params: dict, X: pd.DataFrame, y: np.ndarray, X_valid: pd.DataFrame,
+                       y_valid: np.ndarray) -> xgb.Booster:
+        """The booster trained with ``xgboost.dask`` over ``client``'s workers (the same
+        encoding as `_dmatrix`); one such training at a time on a cluster (each needs every
+        worker it has data on at once)."""
+        import dask.dataframe as dd
+        from distributed import Lock
+        from xgboost import dask as dxgb
+
+        parts = max(1, len(client.nthreads()))
+
+        def matrix(frame: pd.DataFrame, labels: np.ndarray) -> dxgb.DaskDMatrix:
+            m = self._matrix(frame).reset_index(drop=True)
+            return dxgb.DaskDMatrix(client, dd.from_pandas(m, npartitions=min(parts, max(1, len(m)))),
+                                    dd.from_pandas(pd.Series(labels), npartitions=min(parts, max(1, len(m)))),
+                                    enable_categorical=True)
+
+        dask_params = {k: v for k, v in params.items() if k != "nthread"}  # each worker uses its threads
+        with Lock("journey-ml-xgboost-dask"):
+            out = dxgb.train(client, dask_params, matrix(X, y), num_boost_round=self.n_estimators,
+                             evals=[(matrix(X_valid, y_valid), "valid")], verbose_eval=False,
+                             early_stopping_rounds=self.early_stopping_rounds)
+        return out["booster"]
+
+    def _fit_calibrator(self, raw: np.ndarray, y_valid: np.ndarray):
+        """(method, calibrator, note): isotonic when asked for, with enough positives and a
+        fit that passes the check; Platt scaling otherwise."""
+        platt = LogisticRegression(random_state=self.random_state).fit(_logit(raw).reshape(-1, 1), y_valid)
+        if self.calibration != "isotonic":
+            return "sigmoid", platt, "Platt scaling (configured)"
+        positives = int(y_valid.sum())
+        if positives < self.min_isotonic_positives:
+            return "sigmoid", platt, (f"Platt scaling: {positives} validation positives "
+                                      f"(isotonic needs {self.min_isotonic_positives})")
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-6, y_max=1 - 1e-6).fit(raw, y_valid)
+        problem = isotonic_problem(iso.predict(raw), self.max_isotonic_ties)
+        if problem:
+            return "sigmoid", platt, f"Platt scaling: isotonic refused ({problem})"
+        return "isotonic", iso, f"isotonic ({positives} validation positives)"
 
     def _raw(self, d: xgb.DMatrix) -> np.ndarray:
         return self.booster_.predict(d, iteration_range=(0, self.best_iteration_ + 1))
@@ -244,6 +303,26 @@ class XGBScorer:
     def importance(self) -> dict[str, float]:
         """Total gain per feature (features never used are absent)."""
         return {k: float(v) for k, v in self.booster_.get_score(importance_type="total_gain").items()}
+
+
+def isotonic_problem(p: np.ndarray, max_ties: int = 1000, min_certain_rows: int = 200) -> str | None:
+    """Why calibrated probabilities ``p`` (of the validation rows) are unusable, or None.
+
+    Isotonic regression is a step function: on few positives it puts p = 1.00 on a top step
+    of a handful of rows (all positive by chance), and hands thousands of rows one
+    probability, which no longer ranks them. A step at p >= 0.995 is accepted only when it
+    holds at least ``min_certain_rows`` rows; no step may hold ``max_ties`` rows or more.
+    """
+    p = np.asarray(p, dtype=float)
+    if len(p) == 0:
+        return None
+    values, counts = np.unique(np.round(p, 12), return_counts=True)
+    certain = values >= 0.995
+    if certain.any() and counts[certain].sum() < min_certain_rows:
+        return f"p = {values.max():.2f} on a top step of {int(counts[certain].sum())} rows"
+    if counts.max() >= max_ties:
+        return f"{int(counts.max()):,} validation rows tied at one probability"
+    return None
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ Per segment with a ``production`` version, `monitor_task`:
    contract, feature drift, the score distribution (the stored scores of T when this
    version produced them, else its predictions) and the ranking of mean |SHAP| per feature;
 2. judges performance on matured labels: the newest scoring date T' whose horizon closed
-   by T, its scores joined to the outcomes of (T', T' + horizon]. The production version's
+   by T, its scores joined to the outcomes of [T', T' + horizon) (features.boundary). The production version's
    figures are its served scores when it produced them, else its predictions on the
    features of T' ("replayed"); a recently promoted version's predecessor is replayed on
    the same rows, for the rollback check;
@@ -42,6 +42,7 @@ from sqlalchemy import Engine
 from journey_ml.config import JourneyConfig, SegmentPolicy
 from journey_ml.db.models import ReferenceSample, Score
 from journey_ml.features import FeatureSet, build_features, feature_set_for, labels
+from journey_ml.features.boundary import label_matured
 from journey_ml.monitoring import alerts as alerting
 from journey_ml.monitoring import store
 from journey_ml.monitoring.policy import (
@@ -206,13 +207,13 @@ def _scores(engine: Engine, task: str, as_of: datetime) -> pd.DataFrame:
 
 def matured_as_of(engine: Engine, config: JourneyConfig, task: str, as_of: datetime) -> datetime | None:
     """The newest scoring date of ``task`` whose label horizon closed by ``as_of``."""
-    horizon = timedelta(days=config.task(task).horizon_days)
+    horizon = config.task(task).horizon_days
     t = Score.__table__
     with engine.connect() as conn:
         dates = [d for (d,) in conn.execute(sa.select(t.c.as_of).where(t.c.task == task).distinct())]
     dates = [d if isinstance(d, datetime) else datetime.fromisoformat(str(d)) for d in dates]
     dates = [d.replace(tzinfo=UTC) if d.tzinfo is None else d for d in dates]
-    ok = [d for d in dates if d + horizon <= as_of]
+    ok = [d for d in dates if label_matured(d, horizon, as_of)]
     return max(ok) if ok else None
 
 
@@ -764,11 +765,19 @@ def _execute(ctx: _Context, seg: str, info, d: Decision, state: SegmentState, po
     return [ExecutedDecision(d.kind, d.reasons, store.jsonable(d.figures), executed, outcome, move_id, did), *follow]
 
 
+def segment_resource(task: str, segment: str, model_name: str | None = None,
+                     model_version: int | None = None) -> dict[str, str]:
+    """The Prefect event resource of a task's segment: id ``journey.segment.<task>.<segment>``
+    with the task and segment as labels (the retrain deployment's trigger templates them
+    into the run's parameters)."""
+    return {"prefect.resource.id": f"journey.segment.{task}.{segment}",
+            "prefect.resource.name": f"{task}/{segment}", "journey.task": task, "journey.segment": segment,
+            "journey.model": f"{model_name}", "journey.version": str(model_version)}
+
+
 def _events(r: SegmentMonitorResult) -> list[dict[str, Any]]:
     """The Prefect events of a segment's run (the flow emits them)."""
-    resource = {"prefect.resource.id": f"journey.segment.{r.task}.{r.segment}",
-                "prefect.resource.name": f"{r.task}/{r.segment}",
-                "journey.model": f"{r.model_name}", "journey.version": str(r.model_version)}
+    resource = segment_resource(r.task, r.segment, r.model_name, r.model_version)
     base = {"task": r.task, "segment": r.segment, "as_of": r.as_of.isoformat(),
             "monitor_run_id": r.monitor_run_id, "report": r.reports.get("drift_html")}
     out = []
@@ -810,6 +819,6 @@ def summary_markdown(result: MonitorRunResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["monitor_task", "default_retrain", "summary_markdown", "candidate_segments", "load_reference",
+__all__ = ["monitor_task", "default_retrain", "segment_resource", "summary_markdown", "candidate_segments", "load_reference",
            "matured_as_of", "MonitorRunResult", "SegmentMonitorResult", "ExecutedDecision", "RetrainOutcome",
            "MonitorError", "EVENTS", "DRIFT_EVENT"]

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine
 from journey_ml.db.models import AliasMove
 from journey_ml.registry._types import MODEL_PREFIX, AliasMoveInfo
 
-ACTIONS = ("promote", "rollback", "fallback", "restore", "stage")
+ACTIONS = ("promote", "rollback", "fallback", "restore", "stage", "retire")
 
 
 def lock_key(model_name: str) -> int:

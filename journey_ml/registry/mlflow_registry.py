@@ -269,6 +269,22 @@ class Registry:
         self._retry(self.client.set_terminated, rid)
         return rid
 
+    def log_journey_run(self, task: str, segment: str, as_of: datetime, *, metrics: dict[str, float],
+                        params: dict[str, Any], files: list[Path]) -> str:
+        """One journey-mapping run of a task and segment: its figures as metrics, the map
+        (HTML + JSON) as artifacts under ``journey_map/``. Returns the run id."""
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            for f in files:
+                shutil.copy2(f, Path(d) / Path(f).name)
+            return self.log_run(f"journeys-{task}-{segment}",
+                                tags={"journey.kind": "journey_map", "journey.task": task, "journey.segment": segment,
+                                      "journey.as_of": _utc(as_of).isoformat()},
+                                params=params, metrics={k: float(v) for k, v in metrics.items() if v is not None},
+                                artifacts=d, artifact_path="journey_map")
+
     # --- logging a model --------------------------------------------------------------------
 
     def log_model(self, scorer, *, task: str, segment: str, run_id: str | None = None,
@@ -443,7 +459,9 @@ class Registry:
             out.append(ModelSummary(
                 name=rm.name, task=rm_tags.get(TASK_TAG, task), segment=rm_tags.get(SEGMENT_TAG, segment),
                 versions=sorted(kinds), production_version=prod, production_since=since,
-                staging_version=aliases.get(STAGING), kinds=dict(sorted(kinds.items()))))
+                staging_version=aliases.get(STAGING), kinds=dict(sorted(kinds.items())),
+                holdout_auc={int(mv.version): _holdout_auc(mv.tags or {}) for mv in versions
+                             if _holdout_auc(mv.tags or {})}))
         return out
 
     # --- integrity and loading ------------------------------------------------------------------
@@ -503,9 +521,11 @@ class Registry:
     # --- alias moves ------------------------------------------------------------------------------
 
     def evaluate_gate(self, candidate_metric: float, production_metric: float | None, metric: str,
-                      margin: float) -> GateDecision:
-        """Pure: promote when there is no production or the candidate beats it by >= margin."""
-        return evaluate_gate(candidate_metric, production_metric, metric, margin)
+                      margin: float, *, baselines: dict[str, float] | None = None,
+                      global_metric: float | None = None, selection: str | None = None) -> GateDecision:
+        """Pure: see `journey_ml.registry._gate.evaluate_gate` (baselines, global, production)."""
+        return evaluate_gate(candidate_metric, production_metric, metric, margin, baselines=baselines,
+                             global_metric=global_metric, selection=selection)
 
     def _set_alias(self, name: str, alias: str, version: int | None) -> None:
         if version is None:
@@ -565,6 +585,27 @@ class Registry:
         return self._move(name, alias, int(version), action=action, reason=reason, run_id=run_id,
                           at=at, actor=actor, verify=True)
 
+    def retire(self, task: str, segment: str, *, reason: str, run_id: str | None = None,
+               actor: str | None = None, at: datetime | None = None) -> AliasMoveInfo:
+        """Remove ``@production`` of a segment model (ledger action ``retire``), so that the
+        scoring ladder serves the segment with the global model. Raises ModelNotFound when the
+        model has no production version."""
+        name = model_name(task, segment)
+        with ledger.locked(self.engine, name) as conn:
+            cur = self._alias(name, PRODUCTION)
+            if cur is None:
+                raise ModelNotFound(f"{name} has no production version to retire", name=name, alias=PRODUCTION)
+            current = int(cur.version)
+            when = _utc(at)
+            self._set_alias(name, PRODUCTION, None)
+            try:
+                return ledger.record(conn, model_name=name, alias=PRODUCTION, from_version=current,
+                                     to_version=None, action="retire", reason=reason,
+                                     actor=actor or self.actor, at=when, run_id=run_id)
+            except BaseException:
+                self._set_alias(name, PRODUCTION, current)
+                raise
+
     def rollback(self, task: str, segment: str, *, to_version: int | None = None,
                  reason: str = "manual rollback", run_id: str | None = None, actor: str | None = None,
                  at: datetime | None = None) -> AliasMoveInfo:
@@ -592,6 +633,19 @@ class Registry:
 
         return self._move(name, PRODUCTION, choose, action="rollback", reason=reason, run_id=run_id,
                           at=at, actor=actor, verify=True)
+
+
+def _holdout_auc(tags: dict[str, str]) -> dict[str, str]:
+    """{"model": AUC, <baseline>: AUC, "global": AUC} from a version's journey.* AUC tags."""
+    out = {}
+    if "journey.test.roc_auc" in tags:
+        out["model"] = tags["journey.test.roc_auc"]
+    for k, v in sorted(tags.items()):
+        if k.startswith("journey.baseline.") and k.endswith(".roc_auc"):
+            out[k[len("journey.baseline."):-len(".roc_auc")]] = v
+    if "journey.global_on_segment.roc_auc" in tags:
+        out["global"] = tags["journey.global_on_segment.roc_auc"]
+    return out
 
 
 __all__ = ["Registry", "tree_digest", "DIGEST_TAG", "KIND_TAG", "PROMOTED_AT_TAG",

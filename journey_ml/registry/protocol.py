@@ -33,6 +33,9 @@ class ModelRegistry(Protocol):
                 metrics: dict[str, float], artifacts: str | Path | None = None,
                 artifact_path: str = "report") -> str: ...
 
+    def log_journey_run(self, task: str, segment: str, as_of: datetime, *, metrics: dict[str, float],
+                        params: dict[str, Any], files: list[Path]) -> str: ...
+
     def log_model(self, scorer, *, task: str, segment: str, run_id: str | None = None,
                   feature_set: dict | None = None, metrics: dict[str, float] | None = None,
                   params: dict | None = None, tags: dict[str, str] | None = None,
@@ -64,11 +67,15 @@ class ModelRegistry(Protocol):
     def load(self, task: str, segment: str, alias: str = ..., *, version: int | None = None) -> LoadedModel: ...
 
     def evaluate_gate(self, candidate_metric: float, production_metric: float | None, metric: str,
-                      margin: float) -> GateDecision: ...
+                      margin: float, *, baselines: dict[str, float] | None = None,
+                      global_metric: float | None = None, selection: str | None = None) -> GateDecision: ...
 
     def promote(self, task: str, segment: str, version: int, *, reason: str, run_id: str | None = None,
                 action: str = ..., alias: str = ..., actor: str | None = None,
                 at: datetime | None = None) -> AliasMoveInfo: ...
+
+    def retire(self, task: str, segment: str, *, reason: str, run_id: str | None = None,
+               actor: str | None = None, at: datetime | None = None) -> AliasMoveInfo: ...
 
     def rollback(self, task: str, segment: str, *, to_version: int | None = None, reason: str = ...,
                  run_id: str | None = None, actor: str | None = None,

@@ -510,3 +510,47 @@ def product(rng: np.random.Generator, pop: Population) -> Columns:
     )
     out["feature"] = feature
     return out
+
+
+def dead_end(rng: np.random.Generator, pop: Population, raw: dict[str, Columns]) -> tuple[dict[str, Columns], np.ndarray,
+                                                                                      np.ndarray]:
+    """Add the integrations-page visits and make the dead-enders go dark after theirs.
+
+    A share of prospects with two or more prospect web visits visit the integrations page
+    just before one of their later visits (so the visit is never their last step unless
+    they go dark); of the visitors who never convert, ``DEAD_END_EXIT`` have every event
+    after the visit removed. Returns the sources and, per account, the visit time and the
+    time it went dark (NaN when none)."""
+    w = raw["web"]
+    visit_t = np.full(pop.n, np.nan)
+    dark_t = np.full(pop.n, np.nan)
+    prospect = ~pop.is_customer(w["acc"], w["t"]) & ~pop.cust0[w["acc"]]
+    rows = np.flatnonzero(prospect)
+    if rows.size == 0:
+        return raw, visit_t, dark_t
+    order = rows[np.lexsort((w["t"][rows], w["acc"][rows]))]
+    acc = w["acc"][order]
+    starts = np.flatnonzero(np.r_[True, acc[1:] != acc[:-1]])
+    counts = np.diff(np.r_[starts, acc.size])
+    eligible = counts >= 2
+    visits = eligible & (rng.random(starts.size) < v.DEAD_END_VISIT)
+    vi = np.flatnonzero(visits)
+    # before one of the visits after the first: index 1..count-1 within the account
+    pick_i = starts[vi] + 1 + np.floor(rng.random(vi.size) * (counts[vi] - 1)).astype(np.int64)
+    before = order[pick_i]
+    a = w["acc"][before]
+    t_v = w["t"][before] - rng.uniform(0.001, 0.02, vi.size)
+    visit_t[a] = t_v
+    dark = ~pop.converts[a] & ~np.isfinite(pop.cf[a]) & (rng.random(vi.size) < v.DEAD_END_EXIT)
+    dark_t[a[dark]] = t_v[dark]
+    n = vi.size
+    added = {"acc": a, "con": w["con"][before], "t": t_v, "ev": np.full(n, v.INTEGRATIONS),
+             "dur": np.clip(np.round(v.WEB_MEDIAN_SECONDS[v.INTEGRATIONS] * np.exp(rng.normal(0, 0.8, n))), 1, 3_600),
+             "url": rng.integers(0, len(v.WEB_URLS[v.INTEGRATIONS]), n), "octet": rng.integers(1, 255, n),
+             "local": np.zeros(n, bool)}
+    raw = {**raw, "web": _concat([w, {k: added[k].astype(w[k].dtype) for k in w}])}
+    out = {}
+    for name, cols in raw.items():
+        gone = cols["t"] > np.nan_to_num(dark_t, nan=np.inf)[cols["acc"]]
+        out[name] = _take(cols, ~gone) if gone.any() else cols
+    return out, visit_t, dark_t

@@ -40,7 +40,7 @@ SUPPORT_COLUMNS = ("ticket_event_id", "ticket_id", "event_time", "contact_id", "
                    "priority", "category", "event", "csat")  # fmt: skip
 TRUTH_COLUMNS = ("account_id", "segment", "archetype", "true_conversion_propensity",
                  "converted_at", "customer_from", "true_churn_propensity", "churned_at",
-                 "drifted")  # fmt: skip
+                 "drifted", "integrations_visit_at", "dead_end_at")  # fmt: skip
 BILLING_SCHEMA = pa.schema(
     [
         ("billing_event_id", pa.string()),
@@ -173,8 +173,10 @@ def contacts(pop: Population, ids: Ids, cal: Calendar) -> pa.Table:
     )
 
 
-def truth(pop: Population, ids: Ids, cal: Calendar) -> pa.Table:
-    """Ground truth per account (for evaluating models later; never ingested)."""
+def truth(pop: Population, ids: Ids, cal: Calendar, visit_t: np.ndarray | None = None,
+          dark_t: np.ndarray | None = None) -> pa.Table:
+    """Ground truth per account (for evaluating models later; never ingested); with the
+    integrations-page visit and the time the account went dark after it (the dead end)."""
     d = float(pop.days)
     ever_customer = np.isfinite(pop.cf)
     churned = pop.t_ch < d
@@ -189,6 +191,8 @@ def truth(pop: Population, ids: Ids, cal: Calendar) -> pa.Table:
             "true_churn_propensity": number_text(np.where(ever_customer, pop.p_churn, np.nan), 4),
             "churned_at": _iso_or_null(cal, np.where(churned, pop.t_ch, np.nan)),
             "drifted": bool_text(pop.drifted),
+            "integrations_visit_at": _iso_or_null(cal, np.full(pop.n, np.nan) if visit_t is None else visit_t),
+            "dead_end_at": _iso_or_null(cal, np.full(pop.n, np.nan) if dark_t is None else dark_t),
         }
     )
 

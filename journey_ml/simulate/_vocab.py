@@ -98,9 +98,14 @@ LAST_NAMES = (
 # --- web --------------------------------------------------------------------------------
 WEB_EVENTS = (
     "page_view", "blog_view", "pricing_page_view", "comparison_page_view", "case_study_view",
-    "content_download", "demo_request", "trial_signup", "docs_view",
+    "content_download", "demo_request", "trial_signup", "docs_view", "integrations_page_view",
 )  # fmt: skip
-PRICING, DEMO_REQUEST = 2, 6
+PRICING, DEMO_REQUEST, INTEGRATIONS = 2, 6, 9
+# the known dead end (issue #13): a share of prospects visit the integrations page; most of
+# the visitors who will not buy go dark right after it (nothing of theirs follows), so the
+# friction table has a step whose exit rate is known by construction (see truth.csv)
+DEAD_END_VISIT = 0.3  # of prospects with two or more web visits as prospects
+DEAD_END_EXIT = 0.7  # of the visitors who never convert
 # type mix of prospect web events (rows: archetype); `heat` (0..1, how close the account is
 # to buying) adds WEB_BOOST, so high-intent pages rise as a deal approaches
 WEB_BASE = np.array(
@@ -118,7 +123,8 @@ WEB_BOOST = np.array(
     ]
 )
 WEB_CUSTOMER = np.array([25, 15, 3, 1, 3, 3, 0, 0, 50])
-WEB_MEDIAN_SECONDS = np.array([45, 120, 70, 95, 150, 20, 35, 40, 180])
+# the mixes above never draw the integrations page: only the dead-end step adds it
+WEB_MEDIAN_SECONDS = np.array([45, 120, 70, 95, 150, 20, 35, 40, 180, 60])
 WEB_URLS = (
     ("/", "/product", "/solutions/b2b-marketing", "/solutions/revenue-teams", "/about",
      "/customers", "/integrations"),
@@ -133,6 +139,7 @@ WEB_URLS = (
     ("/trial", "/signup?trial=14d"),
     ("/docs/getting-started", "/docs/api", "/docs/integrations/salesforce",
      "/docs/journeys", "/docs/sso"),
+    ("/integrations", "/integrations/salesforce", "/integrations/hubspot"),
 )  # fmt: skip
 WEB_HOSTS = ("https://www.journeyco.example", "https://docs.journeyco.example")
 

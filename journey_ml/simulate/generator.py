@@ -183,10 +183,12 @@ def _simulate_block(
         "billing": ev.billing(rng, pop),
         "product": ev.product(rng, pop),
     }
+    # its own stream (spawned, so the block's main stream and everything else stay as they were)
+    raw, visit_t, dark_t = ev.dead_end(np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]), pop, raw)
     tables = {
         "accounts": tb.accounts(pop, ids, cal),
         "contacts": tb.contacts(pop, ids, cal),
-        "truth": tb.truth(pop, ids, cal),
+        "truth": tb.truth(pop, ids, cal, visit_t, dark_t),
         "web": tb.web(rng, raw["web"], pop, ids, cal),
         "email": tb.email(raw["email"], ids, cal, sched, counters),
         "webinars": tb.webinars(raw["webinars"], ids, cal, sched),

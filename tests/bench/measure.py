@@ -1,7 +1,7 @@
 """Child-process entry for benchmarks: run one contender, print JSON with time and peak RSS.
 
-    python -m tests.bench.measure ingest-ours   --db URL --config PATH
-    python -m tests.bench.measure ingest-copy   --db URL --csv PATH
+    python -m tests.bench.measure ingest-ours   --db URL --config PATH [--loaders N]
+    python -m tests.bench.measure ingest-copy   --db URL --csv PATH [--streams N]
     python -m tests.bench.measure ingest-pandas --db URL --csv PATH --rows N
 """
 
@@ -24,9 +24,10 @@ def _ingest_ours(a: argparse.Namespace) -> dict:
     upgrade(engine)
     t = time.perf_counter()
     runs = ingest_all(engine, cfg, data_dir=cfg.resolve_data_dir(base, base), salt="bench",
-                      received_at=datetime(2026, 7, 1, tzinfo=UTC), batch_rows=a.batch_rows)
+                      received_at=datetime(2026, 7, 1, tzinfo=UTC), batch_rows=a.batch_rows,
+                      loaders=a.loaders)
     seconds = time.perf_counter() - t
-    return {"seconds": seconds, "rows": sum(r.rows_read for r in runs),
+    return {"seconds": seconds, "rows": sum(r.rows_read for r in runs), "loaders": a.loaders,
             "loaded": sum(r.rows_loaded for r in runs),
             "rejected": sum(r.rows_rejected for r in runs),
             "duplicate": sum(r.rows_duplicate for r in runs),
@@ -42,7 +43,10 @@ def _events_table(db: str):
 
 
 def _ingest_copy(a: argparse.Namespace) -> dict:
-    """The floor: raw COPY of already-clean rows into the final, indexed events table."""
+    """The floor: raw COPY of already-clean rows into the final, indexed events table, on
+    ``--streams`` connections at once (stream i takes every i-th 1 MiB block of whole lines)."""
+    import threading
+
     import psycopg
 
     from tests.bench.common import conninfo
@@ -50,14 +54,35 @@ def _ingest_copy(a: argparse.Namespace) -> dict:
     _events_table(a.db)
     with open(a.csv, "rb") as f:
         header = f.readline().decode().strip()
-        t = time.perf_counter()
+
+    def chunks(i: int):
+        """Every ``streams``-th block of about 1 MiB of whole lines, from the ``i``-th on."""
+        with open(a.csv, "rb") as f:
+            f.readline()
+            k = 0
+            while block := f.read(1 << 20):
+                block += f.readline()  # CSV fields of these rows hold no line breaks
+                if k % a.streams == i:
+                    yield block
+                k += 1
+
+    def stream(i: int) -> None:
         with psycopg.connect(conninfo(a.db)) as c:
             with c.cursor().copy(f"COPY events ({header}) FROM STDIN (FORMAT csv)") as cp:
-                while chunk := f.read(1 << 20):
+                for chunk in chunks(i):
                     cp.write(chunk)
             c.commit()
-            rows = c.execute("SELECT count(*) FROM events").fetchone()[0]
-    return {"seconds": time.perf_counter() - t, "rows": rows}
+
+    t = time.perf_counter()
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(a.streams)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    seconds = time.perf_counter() - t
+    with psycopg.connect(conninfo(a.db)) as c:
+        rows = c.execute("SELECT count(*) FROM events").fetchone()[0]
+    return {"seconds": seconds, "rows": rows, "streams": a.streams}
 
 
 def _ingest_pandas(a: argparse.Namespace) -> dict:
@@ -85,11 +110,14 @@ def main() -> None:
     p.add_argument("--csv")
     p.add_argument("--rows", type=int)
     p.add_argument("--batch-rows", type=int, default=100_000)
+    p.add_argument("--loaders", type=int, default=2)
+    p.add_argument("--streams", type=int, default=1)
     a = p.parse_args()
     fn = {"ingest-ours": _ingest_ours, "ingest-copy": _ingest_copy, "ingest-pandas": _ingest_pandas}[a.what]
     out = fn(a)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": out.pop("seconds"), "peak_rss_mb": peak, "output": out}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_seconds"] = usage.ru_utime + usage.ru_stime  # this process, every thread
+    print(json.dumps({"seconds": out.pop("seconds"), "peak_rss_mb": usage.ru_maxrss / 1024, "output": out}))
 
 
 if __name__ == "__main__":

@@ -287,17 +287,19 @@ def test_labels_use_only_the_horizon(warehouse):
     engine, cfg = warehouse
     ids = pd.Index(["A1", "A7", "A8", "A9", "A6"])
     y = labels(engine, cfg, "conversion", T, ids)
-    # A1: closed_won at T+4d; A8: closed_won exactly at T (not after); A9: outcomes-table row at T+1d
-    assert y.to_dict() == {"A1": 1, "A7": 0, "A8": 0, "A9": 1, "A6": 0}
+    # the label window is [T, T + H): A1: closed_won at T+4d; A8: closed_won exactly at T
+    # (the label's, not the features'); A9: outcomes-table row at T+1d
+    assert y.to_dict() == {"A1": 1, "A7": 0, "A8": 1, "A9": 1, "A6": 0}
     assert y.dtype == np.int64 and y.index.name == "entity_id"
     churn = labels(engine, cfg, "churn", T, pd.Index(["A2", "A3", "A4"]))
-    # A2: outcome row exactly at T + 30 d counts; A3: cancellation at T + 30 d + 1 s does not
-    assert churn.to_dict() == {"A2": 1, "A3": 0, "A4": 0}
-    # one second later the A3 cancellation is inside the horizon, A2's row too
+    # A2: outcome row exactly at T + 30 d is the next window's; A3: cancellation at T + 30 d + 1 s too
+    assert churn.to_dict() == {"A2": 0, "A3": 0, "A4": 0}
+    # one second later A2's row is inside the window, A3's cancellation still at its (open) end
     later = labels(engine, cfg, "churn", T + timedelta(seconds=1), pd.Index(["A2", "A3"]))
-    assert later.to_dict() == {"A2": 1, "A3": 1}
-    # A8's closed_won at T counts for the window starting just before it
-    assert labels(engine, cfg, "conversion", T - timedelta(seconds=1), pd.Index(["A8"])).tolist() == [1]
+    assert later.to_dict() == {"A2": 1, "A3": 0}
+    assert labels(engine, cfg, "churn", T + timedelta(seconds=2), pd.Index(["A3"])).tolist() == [1]
+    # A8's closed_won at T is no longer in the window starting just after it
+    assert labels(engine, cfg, "conversion", T + timedelta(seconds=1), pd.Index(["A8"])).tolist() == [0]
 
 
 # --- populations, dates, training frames -----------------------------------------------------
@@ -375,8 +377,8 @@ def test_training_frame_stacks_dates_with_labels(warehouse):
     first = df[df["as_of"] == pd.Timestamp(dates[0])]
     last = df[df["as_of"] == pd.Timestamp(T)].set_index("entity_id")
     assert set(first["entity_id"]) == {"A1", "A7", "A8", "A9"}  # A9's page_view is Feb 15
-    assert last["label"].to_dict() == {"A1": 1, "A7": 0, "A8": 0, "A9": 1}
-    # A8's closed_won at T is inside (T - 10 d, T - 10 d + 30 d]
+    assert last["label"].to_dict() == {"A1": 1, "A7": 0, "A8": 1, "A9": 1}
+    # A8's closed_won at T is inside [T - 10 d, T - 10 d + 30 d)
     assert first.set_index("entity_id")["label"].to_dict() == {"A1": 1, "A7": 0, "A8": 1, "A9": 1}
     pd.testing.assert_frame_equal(last.drop(columns=["as_of", "label"]), ff.frame, check_names=False)
     assert df["label"].dtype == np.int64
@@ -393,7 +395,7 @@ def test_snapshot_round_trip_and_restore_replaces(warehouse):
     assert store_snapshot(engine, ff, y, seg, created_at=created) == 4
     got = load_snapshot(engine, "conversion", T, ff.feature_set)
     pd.testing.assert_frame_equal(got[ff.feature_set.names()], ff.frame)
-    assert got["label"].tolist() == [1, 0, 0, 1] and got["segment"].tolist() == ["smb", "smb", None, None]
+    assert got["label"].tolist() == [1, 0, 1, 1] and got["segment"].tolist() == ["smb", "smb", None, None]
     assert set(got["feature_set_version"]) == {FEATURE_SET_VERSION}
     # without a feature set: sorted names, numbers as float
     plain = load_snapshot(engine, "conversion", T)

@@ -35,6 +35,7 @@ def test_ingest_flow_on_postgresql(prefect_harness, pg_engine, pg_url, tmp_path,
     path.write_text(yaml.safe_dump(cfg))
     monkeypatch.setenv("JOURNEY_DATABASE_URL", pg_url)
     monkeypatch.setenv("JOURNEY_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("JOURNEY_PII_SALT", "test-salt")  # required on PostgreSQL
 
     from flows.ingest import ingest_flow
 

@@ -198,8 +198,11 @@ def test_missing_event_ids_are_derived_deterministically(engine, tmp_path):
     assert sorted(r[1] for r in table_rows(engine, "events")) == ids
 
 
-def test_failure_mid_batch_leaves_the_warehouse_as_before(engine, tmp_path):
-    cfg = make_config(WEB)
+@pytest.mark.parametrize("loaders", [1, 2])
+def test_failure_mid_batch_leaves_the_warehouse_as_before(engine, tmp_path, loaders):
+    """Each partition of a batch is atomic: with one loader the batch is one partition; with
+    two (PostgreSQL) the partition without the failing row may be applied, never half of one."""
+    cfg = make_config(WEB, ingest={"loaders": loaders})
     write(tmp_path / "web" / "a.csv", HEADER + "".join(good_row(i) for i in range(10)))
     run(engine, cfg, tmp_path)
     # a second export whose batch fails inside the database, half-way through the insert
@@ -216,20 +219,40 @@ def test_failure_mid_batch_leaves_the_warehouse_as_before(engine, tmp_path):
             conn.execute(sa.text("CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.event_id = 'bad-row' "
                                  "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"))
     before = snapshot(engine)
+    partitioned = loaders > 1 and engine.dialect.name == "postgresql"
     try:
         with pytest.raises(IngestError, match="injected failure"):
             run(engine, cfg, tmp_path)
-        assert snapshot(engine) == before
+        if partitioned:
+            after = snapshot(engine)
+            with engine.connect() as conn:
+                b_parts = conn.execute(sa.text(
+                    "SELECT partitions, rows_loaded FROM ingest_batches WHERE file LIKE '%b.csv'")).all()
+            # what was applied is whole partitions, each with its ledger row, and never the
+            # partition of the failing row
+            assert len(b_parts) <= 1 and all(r.partitions == 2 for r in b_parts)
+            done = sum(r.rows_loaded for r in b_parts)
+            assert len(after["events"]) == 10 + done
+            assert {r[1] for r in after["events"]} >= {r[1] for r in before["events"]}
+            assert "bad-row" not in {r[1] for r in after["events"]}
+            assert after["quarantine"] == before["quarantine"]
+        else:
+            assert snapshot(engine) == before
+            done = 0
         assert count(engine, "ingest_runs", "WHERE status = 'failed'") == 1
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("DROP TRIGGER boom" + (" ON events" if engine.dialect.name == "postgresql" else "")))
             if engine.dialect.name == "postgresql":
                 conn.execute(sa.text("DROP FUNCTION boom()"))
-    # the next run applies the failed batch exactly once
+    # the next run applies the failed batch (or its missing partition) exactly once
     res = run(engine, cfg, tmp_path)
-    assert res.rows_loaded == 21 and res.batches_skipped == 1
+    assert (res.rows_loaded, res.rows_duplicate) == (21 - done, 10 + done)
+    assert res.batches_skipped == 1 and res.balanced
     assert count(engine, "events") == 31
+    with engine.connect() as conn:
+        parts = conn.execute(sa.text("SELECT DISTINCT partitions FROM ingest_batches")).scalars().all()
+    assert parts == [2 if partitioned else 1]
 
 
 def test_pii_is_hashed_or_dropped_before_storage(engine, tmp_path):

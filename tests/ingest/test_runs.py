@@ -33,7 +33,7 @@ def progress(p):
     print("applied", flush=True)
     time.sleep(3600)
 
-ingest_source(make_engine(sys.argv[1]), make_config(WEB), "web", data_dir=Path(sys.argv[2]),
+ingest_source(make_engine(sys.argv[1]), make_config(WEB), "web", loaders=1, data_dir=Path(sys.argv[2]),
               salt=SALT, received_at=RECEIVED_AT, batch_rows=10, progress=progress)
 """
 
@@ -178,7 +178,8 @@ def test_case10_a_run_proves_it_is_alive_while_it_works(engine):
     try:
         deadline = time.monotonic() + 20
         if engine.dialect.name == "postgresql":
-            held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            held = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
             with engine.connect() as conn:
                 assert conn.execute(sa.text(held)).scalar_one() == 1
         else:

@@ -62,6 +62,35 @@ def test_gate(cand, prod, metric, margin, promote, says):
     assert says in d.reason, d.reason
 
 
+@pytest.mark.parametrize(("cand", "prod", "base", "glob", "metric", "promote", "says"), [
+    # below the best baseline: refused whatever production is (none here), the baseline named
+    (0.60, None, {"rules": 0.58, "recency": 0.70, "logistic": 0.66}, None, "roc_auc", False,
+     "below the best baseline, recency (roc_auc 0.6000 vs recency 0.7000 on the same holdout; "
+     "rules 0.5800, logistic 0.6600)"),
+    (0.60, 0.50, {"logistic": 0.61}, None, "roc_auc", False, "below the best baseline, logistic"),
+    (0.30, None, {"recency": 0.25}, None, "brier", False, "below the best baseline, recency"),
+    # equal to the best baseline (the logistic regression won selection): not below it
+    (0.66, None, {"recency": 0.60, "logistic": 0.66}, None, "roc_auc", True,
+     "promoted: no production model; candidate roc_auc 0.6600 (baselines: recency 0.6000, logistic 0.6600)"),
+    (0.80, 0.78, {"recency": 0.70, "rules": float("nan")}, None, "roc_auc", True, "baselines: recency 0.7000"),
+    # a segment model must beat the global model on its rows by the margin
+    (0.80, None, {"recency": 0.70}, 0.798, "roc_auc", False, "the global model serves this segment"),
+    (0.80, None, {"recency": 0.70}, 0.79, "roc_auc", True, "global model on this segment 0.7900"),
+    # ties with production still never promote
+    (0.80, 0.80, {"recency": 0.70}, None, "roc_auc", False, "+0.0000 < margin"),
+])
+def test_gate_against_baselines_and_the_global_model(cand, prod, base, glob, metric, promote, says):
+    d = evaluate_gate(cand, prod, metric, 0.005, baselines=base, global_metric=glob)
+    assert d.promote is promote
+    assert says in d.reason, d.reason
+    assert d.global_serves is ("global model serves" in d.reason)
+
+
+def test_gate_refuses_when_the_rules_scorer_won_selection():
+    d = evaluate_gate(0.9, None, "roc_auc", 0.005, selection="rules won on validation roc_auc 0.7100 vs xgboost 0.6000")
+    assert not d.promote and d.reason.startswith("not promoted: the rules scorer won model selection (rules won")
+
+
 def test_gate_rejects_unknown_metric_and_bad_margin():
     with pytest.raises(ValueError, match="unknown promotion metric 'f1'"):
         evaluate_gate(0.5, 0.4, "f1", 0.0)

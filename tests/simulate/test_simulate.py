@@ -36,7 +36,7 @@ COLUMNS = {
                                 "renewal_date"],
     "truth/accounts_truth.csv": ["account_id", "segment", "archetype", "true_conversion_propensity",
                                  "converted_at", "customer_from", "true_churn_propensity", "churned_at",
-                                 "drifted"],
+                                 "drifted", "integrations_visit_at", "dead_end_at"],
     **{f"web/web-{m}.jsonl": ["id", "timestamp", "visitor_id", "account", "event", "url", "session_id",
                               "ip", "duration_s"] for m in MONTHS},
     **{f"product/usage-{m}.parquet": ["account_id", "user_id", "ts", "event", "feature"] for m in MONTHS},
