@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 # uv uses the machine's CA store (needed behind TLS-inspecting proxies)
 export UV_NATIVE_TLS := 1
 
-.PHONY: help install demo test test-fast bench lint up down status clean distclean lock
+.PHONY: help install demo test test-fast bench lint up down status credentials clean distclean lock
 
 help: ## Show this help
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,7 +43,7 @@ bench: install ## Benchmarks side by side with the peers; writes BENCHMARKS.md
 lint: install ## Ruff
 	$(BIN)/ruff check journey_ml flows tests
 
-up: install ## Start the compose stack without Docker (PostgreSQL dbs, MLflow, Prefect server, migrate, API, flow worker)
+up: install ## Start the stack without Docker (PostgreSQL dbs, MLflow, Prefect, migrate, API, worker); eval "$(make -s up)" exports its env too
 	VENV=$(VENV) bash infra/stack.sh up
 
 down: ## Stop the stack started by `make up`
@@ -51,6 +51,9 @@ down: ## Stop the stack started by `make up`
 
 status: ## Show what `make up` started
 	VENV=$(VENV) bash infra/stack.sh status
+
+credentials: ## Print the stack's logins (MLflow, Prefect UI) and API token: the only command that shows them
+	@VENV=$(VENV) bash infra/stack.sh credentials
 
 lock: ## Re-resolve constraints.txt from pyproject.toml
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o constraints.txt

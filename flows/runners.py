@@ -28,7 +28,7 @@ def task_runner(plan: RunnerPlan) -> TaskRunner:
         from prefect_dask import DaskTaskRunner
     except ImportError:
         raise RuntimeError("execution.runner: dask needs the dask extra on the flow worker and on every "
-                           "Dask worker: pip install 'journey-ml[dask]'") from None
+                           "Dask worker (pip install '.[dask]' from a checkout)") from None
     if plan.address:
         return DaskTaskRunner(address=plan.address)
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=dict(plan.cluster))
@@ -42,6 +42,13 @@ class FanOut:
     runner: TaskRunner
     task: Task
     slots: int | None
+
+    @property
+    def width(self) -> int:
+        """Pieces run at once anywhere: the slots here, or a cluster's worker threads."""
+        if self.slots is not None:
+            return self.slots
+        return max(1, sum(self.runner.client.nthreads().values()))
 
     def __call__(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         fn_name, item_name = list(inspect.signature(self.task.fn).parameters)[:2]

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.runners import fan_out
 from journey_ml.jobs import ScoringJobResult, ScoringParams, run_scoring
+from journey_ml.jobs.scoring import ScorePartition
 from journey_ml.runtime import Runtime
+from journey_ml.scoring.batch import ScoreBatch
+
+
+@task(cache_policy=NO_CACHE, task_run_name="score {partition}")
+def score_partition(score: Callable[[ScorePartition], ScoreBatch], partition: ScorePartition) -> ScoreBatch:
+    return score(partition)
 
 
 # a re-run replaces the (task, as_of) rows in one transaction: retrying is safe
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 60])
 def score(rt: Runtime, params: ScoringParams) -> ScoringJobResult:
-    result = run_scoring(rt, params)
+    with fan_out(rt.config, score_partition) as each:  # partitions on the thread pool or Dask
+        result = run_scoring(rt, params, each=each)
     for r in result.runs:
         get_run_logger().info("%s: %d scores (%s; bands %s)", r.task, r.rows_written, r.modes, r.bands)
     return result

@@ -3,6 +3,8 @@
 ``python -m flows.serve`` (the compose worker) runs until stopped: Prefect's ``serve``
 polls for scheduled and on-demand runs of every deployment and executes them in this
 process. `deployments` builds the list without starting anything (tested on its own).
+``journey-cycle`` is the daily cycle, ``journey-train`` the weekly retrain of every
+segment, ``journey-retrain`` the event-triggered retrain of one segment.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from datetime import timedelta
 from typing import Any
 
 from prefect import serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron, Interval
 
+from flows.cycle import cycle_flow
 from flows.features import features_flow
 from flows.ingest import ingest_flow
+from flows.journeys import journeys_flow
 from flows.monitor import monitor_flow
 from flows.score import score_flow
-from flows.train import train_flow
+from flows.train import retrain_flow, train_flow
 from journey_ml.config import ConfigError, JourneyConfig
 from journey_ml.monitoring.runner import EVENTS
 from journey_ml.runtime import Runtime
@@ -30,16 +35,32 @@ TAGS = ["journey-ml"]
 def flows() -> dict[str, Any]:
     """Flow name (the key of ``schedules.flows``) -> Prefect flow."""
     return {"ingest": ingest_flow, "features": features_flow, "train": train_flow, "score": score_flow,
-            "monitor": monitor_flow}
+            "monitor": monitor_flow, "journeys": journeys_flow, "cycle": cycle_flow,
+            "retrain": retrain_flow}
 
 
-def _triggers(name: str) -> list | None:
-    """``journey-train`` also runs on ``journey.retrain.requested`` (monitoring with
-    ``monitoring.retrain: event``); the promotion gate decides what reaches production."""
-    if name != "train":
+RETRAIN_TRIGGER = "journey-retrain: the segment that asked"
+# a template of the triggering event's resource labels (set by `segment_resource`)
+RETRAIN_PARAMETERS = {"task": "{{ event.resource['journey.task'] }}",
+                      "segment": "{{ event.resource['journey.segment'] }}"}
+
+
+def _triggers(config: JourneyConfig, name: str, params: dict[str, Any]) -> list | None:
+    """``journey-retrain`` runs on ``journey.retrain.requested`` (monitoring with
+    ``monitoring.retrain: event``) for exactly the event's task and segment: one bucket per
+    resource id, firing on the first event and absorbing the rest of the cooldown."""
+    if name != "retrain":
         return None
-    return [DeploymentEventTrigger(name="retrain on monitoring request", expect={EVENTS["retrain"]},
-                                   match={"prefect.resource.id": "journey.segment.*"})]
+    cooldown = timedelta(minutes=config.schedules.retrain_cooldown_minutes)
+    return [DeploymentEventTrigger(name=RETRAIN_TRIGGER, expect={EVENTS["retrain"]},
+                                   match={"prefect.resource.id": "journey.segment.*"},
+                                   for_each={"prefect.resource.id"}, posture="Reactive", threshold=1,
+                                   within=cooldown, parameters={**params, **RETRAIN_PARAMETERS})]
+
+
+# one cycle at a time (a late one waits for the one running); the steps inside hold
+# per-task slots too (flows/_locks.py)
+CONCURRENCY = {"cycle": ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)}
 
 
 def _schedules(config: JourneyConfig, name: str) -> list | None:
@@ -71,8 +92,8 @@ def deployments(config: JourneyConfig, config_path: str | None = None) -> list:
         if config_path:
             params.setdefault("config_path", config_path)
         out.append(fl.to_deployment(name=f"journey-{name}", schedules=_schedules(config, name), parameters=params,
-                                    tags=TAGS,
-                                    triggers=_triggers(name),
+                                    tags=TAGS, triggers=_triggers(config, name, params),
+                                    concurrency_limit=CONCURRENCY.get(name),
                                     description=(fl.description or "").strip().splitlines()[0] or None))
     return out
 

@@ -8,6 +8,7 @@ key (``config.yaml: sources.2.columns.occured_at: ...``). Without a file, the pa
 from __future__ import annotations
 
 import re
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -159,12 +160,29 @@ class PopulationFilter(_Strict):
 POPULATIONS = ("prospects", "customers", "active", "all")
 
 
+class SnapshotTaskConfig(_Strict):
+    """A snapshot task: one row per entity with a label column and no timestamps (a churn
+    export). Features come from the entity's attributes (and its events, where any); the
+    holdout is a stratified, seeded random split and training reports k-fold metrics."""
+
+    # the attribute (unmapped export column) holding the label; default: the task's outcome
+    label: str | None = None
+    # label values that mean 1 (case-insensitive; numbers: > 0 is 1)
+    positive: list[str] = Field(default_factory=lambda: ["1", "true", "yes", "y", "t"])
+    holdout_fraction: float = Field(0.2, gt=0, lt=0.5)
+    validation_fraction: float = Field(0.2, gt=0, lt=0.5)
+    cv_folds: int = Field(5, ge=2, le=20)
+
+
 class TaskConfig(_Strict):
     """A prediction task: population as of T, label = outcome within [T, T + horizon)
     (the boundary rule of `journey_ml.features.boundary`)."""
 
     entity: Literal["contact", "account"] = "account"
+    # the outcome (a key of `outcomes`); for a snapshot task, the name of its label column
     outcome: str
+    # set for a snapshot task (see SnapshotTaskConfig); event-based otherwise
+    snapshot: SnapshotTaskConfig | None = None
     horizon_days: int = Field(90, gt=0)
     # prospects: an event in the lookback, and never an event of `customer_events` before T;
     # customers: an event of `customer_events` in the lookback and no `outcome` in it;
@@ -178,9 +196,15 @@ class TaskConfig(_Strict):
     lookback_days: int = Field(365, gt=0)
     segment_by: str | None = None
     # training stacks this many as-of dates, this many days apart, ending at the newest
-    # date whose horizon has fully matured
+    # date whose horizon has fully matured (see journey_ml.features.dates)
     training_as_of_count: int = Field(8, ge=3)
     training_every_days: int = Field(30, gt=0)
+    # or calendar dates: weekly (the anchor's weekday, default Monday) or monthly (the
+    # anchor's day of the month, default the 1st)
+    training_frequency: Literal["days", "weekly", "monthly"] = "days"
+    training_anchor: date | None = None
+    # or an explicit list of as-of dates (midnight UTC); overrides the three above
+    training_dates: list[date] = Field(default_factory=list)
 
 
 class SegmentRule(_Strict):
@@ -221,6 +245,9 @@ class FeatureConfig(_Strict):
     # entity attribute columns used as features: all, none, or a list
     attributes: Literal["all", "none"] | list[str] = "all"
     max_categories: int = Field(20, ge=2)
+    # numeric event properties (extra columns of an export, e.g. items): summed over each
+    # window and over the lifetime, and averaged over the lifetime
+    numeric_properties: list[str] = Field(default_factory=list)
 
 
 class XGBoostConfig(_Strict):
@@ -242,6 +269,18 @@ class TrainingConfig(_Strict):
     # the latest as-of dates are held out: validation (early stopping, calibration), then test
     validation_as_of_count: int = Field(1, ge=1)
     holdout_as_of_count: int = Field(1, ge=1)
+    # instead of the counts: a share of the rows (newest dates first) or explicit dates
+    validation: float | list[date] | None = None
+    holdout: float | list[date] | None = None
+
+    @field_validator("validation", "holdout")
+    @classmethod
+    def _share(cls, v: float | list[date] | None) -> float | list[date] | None:
+        if isinstance(v, float | int) and not isinstance(v, bool) and not 0 < v < 1:
+            raise ValueError(f"a share of the rows must be between 0 and 1 (exclusive), got {v}")
+        if isinstance(v, list) and not v:
+            raise ValueError("an empty list of dates")
+        return v
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
     # isotonic calibration only with this many validation positives (else Platt scaling)
     min_isotonic_positives: int = Field(200, gt=0)
@@ -390,6 +429,24 @@ class PolicyRules(_Strict):
     # matured labels; worse by more than rollback_margin (AUC) -> roll back
     rollback_window_days: float | None = Field(None, ge=0)
     rollback_margin: float | None = Field(None, ge=0, le=1)
+    # what counts as feature drift: "weighted" (the production model's feature importance of
+    # the drifted columns reaches weighted_drift_share) or "share" (the share of drifted
+    # columns reaches drift_share, every column weighing the same: the rule before #11)
+    drift_rule: Literal["weighted", "share"] | None = None
+    weighted_drift_share: float | None = Field(None, gt=0, le=1)
+    # effect-size floor: a column (and the score distribution) counts as drifted only when its
+    # test fires and its effect reaches this (Wasserstein distance normed by the reference std
+    # for numbers, Jensen-Shannon distance for categories), so a tiny but significant shift
+    # on a large sample does not count
+    min_effect: float | None = Field(None, ge=0)
+    # the drift reference: the features of the newest date of the production version's
+    # training window ("recent_window"), or the sample of pooled training rows kept at
+    # training ("training_sample", the reference before #11)
+    drift_reference: Literal["recent_window", "training_sample"] | None = None
+    # performance estimated from calibrated probabilities before labels mature (CBPE): an
+    # estimated ROC AUC below this floor in this many consecutive runs -> fall back to rules
+    estimated_auc_floor: float | None = Field(None, ge=0, le=1)
+    estimated_persistence_runs: int | None = Field(None, ge=1)
 
 
 class TaskPolicy(PolicyRules):
@@ -403,7 +460,8 @@ _POLICY_DEFAULTS = {
     "min_rank_correlation": 0.6, "explanation_top_k": 10, "accuracy_floor": 0.6, "auc_floor": 0.6,
     "min_drift_rows": 100, "min_labels": 200, "min_positives": 10, "cooldown_days": 7.0,
     "drift_persistence_runs": 2, "recovery_margin": 0.05, "rollback_window_days": 120.0,
-    "rollback_margin": 0.02,
+    "rollback_margin": 0.02, "drift_rule": "weighted", "weighted_drift_share": 0.3, "min_effect": 0.1,
+    "drift_reference": "recent_window", "estimated_auc_floor": 0.6, "estimated_persistence_runs": 2,
 }
 
 
@@ -426,6 +484,12 @@ class SegmentPolicy(_Strict):
     recovery_margin: float
     rollback_window_days: float
     rollback_margin: float
+    drift_rule: Literal["weighted", "share"] = "weighted"
+    weighted_drift_share: float = 0.3
+    min_effect: float = 0.1
+    drift_reference: Literal["recent_window", "training_sample"] = "recent_window"
+    estimated_auc_floor: float = 0.6
+    estimated_persistence_runs: int = 2
 
 
 class JourneysConfig(_Strict):
@@ -486,6 +550,17 @@ class MonitoringConfig(_Strict):
     retrain: Literal["inline", "event"] = "inline"
     # rows sampled (seeded) from reference and current for the drift tests
     sample_rows: int = Field(20_000, gt=0)
+    # write Evidently's HTML + JSON reports (the slow part of a run); off: the decision, the
+    # figures and the stored run are the same, only the report pages are missing
+    evidently_reports: bool = True
+    # Evidently's sections cover at most this many columns (the drifted ones by model
+    # importance first, then the most important others); its cost grows with the columns.
+    # Our summary on the page lists every drifted column either way
+    report_max_columns: int = Field(40, gt=0)
+    # a retrain after a monitoring decision is promoted when it beats production on the newest
+    # matured dates ("recent_matured", post-drift where there is any) or on the training
+    # holdout ("holdout", the gate before #11)
+    retrain_gate: Literal["recent_matured", "holdout"] = "recent_matured"
     seed: int = 7
     defaults: PolicyRules = Field(default_factory=lambda: PolicyRules(**_POLICY_DEFAULTS))
     tasks: dict[str, TaskPolicy] = Field(default_factory=dict)
@@ -547,6 +622,9 @@ class SchedulesConfig(_Strict):
 
     timezone: str = "UTC"
     flows: dict[str, FlowSchedule] = Field(default_factory=dict)
+    # journey-retrain runs once per segment per cooldown: a repeated
+    # journey.retrain.requested for the same segment within it starts no run (0: every event)
+    retrain_cooldown_minutes: int = Field(360, ge=0)
 
 
 class JourneyConfig(_Strict):
@@ -588,6 +666,10 @@ class JourneyConfig(_Strict):
         for name, t in self.tasks.items():
             if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
                 raise ValueError(f"task name {name!r}: lower-case letters, digits and _ only")
+            if t.snapshot is not None:
+                if t.segment_by is not None and t.segment_by not in self.segments:
+                    raise ValueError(f"task {name!r}: segment_by {t.segment_by!r} is not a segmentation")
+                continue
             if t.outcome not in self.outcomes:
                 raise ValueError(f"task {name!r}: outcome {t.outcome!r} is not in outcomes "
                                  f"({', '.join(self.outcomes) or 'none'})")
@@ -619,14 +701,15 @@ class JourneyConfig(_Strict):
         types in the data; None: not checked against the data). Such a name matches
         nothing, so a population or a label silently comes out empty."""
         known = set(self.taxonomy) | (seen or set())
-        where = "the taxonomy or the data" if seen is not None else "the taxonomy (data not checked)"
+        where = ("found in neither the taxonomy nor the data" if seen is not None
+                 else "not in the taxonomy (the data was not checked)")
         out = []
         for name, t in self.tasks.items():
             named = [("customer_events", e) for e in t.customer_events]
             named += [(f"outcomes.{t.outcome}", e) for e in self.outcomes.get(t.outcome, [])]
             for key, e in named:
                 if e not in known:
-                    out.append(f"tasks.{name}: {key} names event type {e!r}, which is in neither {where}")
+                    out.append(f"tasks.{name}: {key} names event type {e!r}, {where}: it matches nothing")
         return out
 
     def task(self, name: str) -> TaskConfig:

@@ -143,7 +143,7 @@ def dask_client() -> Iterator[Any]:
         from distributed import get_client, worker_client
     except ImportError:
         raise RuntimeError("execution.distributed_training_rows needs the dask extra "
-                           "(pip install 'journey-ml[dask]')") from None
+                           "(the dask extra: pip install '.[dask]')") from None
     if _dask_worker() is not None:
         with worker_client() as client:
             yield client

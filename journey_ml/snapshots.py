@@ -15,7 +15,7 @@ from journey_ml.features import (
     labels,
     store_snapshot,
 )
-from journey_ml.features.boundary import label_matured
+from journey_ml.features.boundary import label_matured, label_window
 from journey_ml.segments import assign_segments, store_memberships
 
 
@@ -29,10 +29,24 @@ class SnapshotResult:
     segments: dict[str, dict[str, int]] = field(default_factory=dict)  # segmentation -> segment -> n
     labelled: bool = False
     positive_rate: float | None = None
+    # when the label window [as_of, as_of + horizon) closes: labels are attached from then on
+    labels_mature_at: datetime | None = None
+    data_end: datetime | None = None  # the newest event the labels could look at
+
+    @property
+    def not_labelled_because(self) -> str:
+        """Why there are no labels yet ("" when labelled)."""
+        if self.labelled:
+            return ""
+        if self.labels_mature_at is None:
+            return "no labels"
+        end = f" (data end {self.data_end:%Y-%m-%d})" if self.data_end is not None else ""
+        return f"horizon not closed: labels mature on {self.labels_mature_at:%Y-%m-%d}{end}"
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["as_of"] = self.as_of.isoformat()
+        for k in ("as_of", "labels_mature_at", "data_end"):
+            d[k] = d[k].isoformat() if d[k] is not None else None
         return d
 
 
@@ -45,7 +59,8 @@ def build_and_store(engine: Engine, config: JourneyConfig, task_name: str, as_of
     task = config.task(task_name)
     fs = declare_feature_set(config, task, discover_attributes(engine, config, task_name))
     ff = build_features(engine, config, task_name, as_of, feature_set=fs)
-    result = SnapshotResult(task_name, as_of, len(ff.frame), len(fs.features), fs.version)
+    result = SnapshotResult(task_name, as_of, len(ff.frame), len(fs.features), fs.version,
+                            labels_mature_at=label_window(as_of, task.horizon_days)[1], data_end=data_end)
     task_segments = None
     for name, seg_cfg in config.segments.items():
         if len(ff.frame) < (seg_cfg.k if seg_cfg.kind == "clusters" else 1):

@@ -68,6 +68,7 @@ def test_scheduler_address():
     ({"runner": "spark"}, "execution.runner"),
     ({"address": "tcp://s:8786"}, "address: only with runner: dask"),
     ({"n_workers": 3}, "n_workers: only with runner: dask"),
+    ({"processes": False}, "processes: only with runner: dask"),
     ({"runner": "dask", "address": "s:8786"}, "expected a Dask scheduler address"),
     ({"runner": "dask", "address": "tcp://s:8786", "n_workers": 3}, "n_workers: only for a local cluster"),
     ({"runner": "dask", "n_workers": 0}, "execution.n_workers"),
@@ -85,3 +86,10 @@ def test_with_model_threads_sets_what_training_reads():
     two = with_model_threads(cfg, 1)
     assert two.training.xgboost.n_jobs == 1 and cfg.training.xgboost.n_jobs == 2
     assert two.training.seed == cfg.training.seed and two.tasks == cfg.tasks
+
+
+def test_a_dumped_configuration_loads_again():
+    # model_dump spells every key with its default: that is not "n_workers given to a thread runner"
+    for execution in ({}, {"runner": "dask", "address": "tcp://s:8786"}, {"runner": "dask", "n_workers": 1}):
+        cfg = _cfg(execution)
+        assert parse_config(cfg.model_dump(mode="json"), "dumped.yaml").execution == cfg.execution

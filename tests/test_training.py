@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +12,14 @@ from journey_ml.config import load_config
 from journey_ml.db import make_engine, upgrade
 from journey_ml.ingest import ingest_all
 from journey_ml.simulate import SimulationParams, simulate
-from journey_ml.training import GLOBAL, TrainingError, data_end, prepare_training, train_segment
+from journey_ml.training import (
+    FINGERPRINT_TAG,
+    GLOBAL,
+    TrainingError,
+    data_end,
+    prepare_training,
+    train_segment,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 
@@ -87,6 +95,29 @@ def test_worse_candidate_stays_staging(world, data):
     assert "production" in r.reason or "not better" in r.reason or "margin" in r.reason
     assert registry.production("conversion", GLOBAL).version == before.version
     assert r.production_version == before.version and r.production_metrics is not None
+
+
+def test_retraining_on_unchanged_data_registers_nothing(world, data):
+    """#10.4: the same frame and settings again is 'unchanged' (no version, no ledger move);
+    a frame that changed trains and registers a new version."""
+    cfg, engine, registry = world
+    first = train_segment(data, GLOBAL, cfg, registry, engine)
+    assert first.status in ("promoted", "staged", "unchanged"), first.reason
+    versions = [v.version for v in registry.versions("conversion", GLOBAL)]
+    moves = len(registry.history("conversion", GLOBAL))
+    again = train_segment(data, GLOBAL, cfg, registry, engine)
+    assert again.status == "unchanged", again.reason
+    assert "unchanged" in again.reason and again.version == (first.version or again.version)
+    assert [v.version for v in registry.versions("conversion", GLOBAL)] == versions
+    assert len(registry.history("conversion", GLOBAL)) == moves
+    # one row fewer is other data: a new version is trained and registered
+    frame = data.frame.drop(index=data.frame.index[data.frame["split"] == "train"][:1])
+    changed = dataclasses.replace(data, frame=frame)
+    out = train_segment(changed, GLOBAL, cfg, registry, engine)
+    assert out.status in ("promoted", "staged"), out.reason
+    assert out.version not in versions and len(registry.versions("conversion", GLOBAL)) == len(versions) + 1
+    assert registry.version("conversion", GLOBAL, out.version).tags[FINGERPRINT_TAG] != \
+        registry.version("conversion", GLOBAL, again.version).tags[FINGERPRINT_TAG]
 
 
 def test_rules_model_is_a_version_of_the_same_registered_model(world, data):

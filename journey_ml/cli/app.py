@@ -57,6 +57,7 @@ def _options(verbose: Annotated[bool, typer.Option("--verbose", help="Also show 
 
 
 def _mount() -> None:
+    from journey_ml.cli.journeys import journeys_app
     from journey_ml.cli.models import models_app
     from journey_ml.cli.monitor import monitor, reports_app
     from journey_ml.cli.quarantine import quarantine_app
@@ -67,6 +68,8 @@ def _mount() -> None:
     app.add_typer(reports_app, name="reports", help="Monitoring reports: list, open.")
     app.command("serve")(serve)
     app.add_typer(quarantine_app, name="quarantine", help="Rejected rows: list them with their reasons.")
+    app.add_typer(journeys_app, name="journeys", help="Journey mapping: map, paths, friction, attribution, "
+                  "next, lift.")
 
 
 # --- db ---------------------------------------------------------------------------------
@@ -256,6 +259,8 @@ def train(
     else:
         if result.outcomes:
             out.print(render.leaderboard(result))
+            for line in render.leaderboard_reasons(result):
+                out.print(line, markup=False, highlight=False)
             uri = rt.settings.tracking_uri
             out.print(f"MLflow: {uri}  (mlflow ui --backend-store-uri {uri})")
     if result.failures:

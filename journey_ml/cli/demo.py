@@ -93,9 +93,44 @@ def _print_monitoring(console: Console, run) -> None:
         p = (s.performance or {}).get("production") or {}
         perf = (f"AUC {p['roc_auc']:.3f} on {p['n']} matured labels" if p.get("roc_auc") is not None
                 else (p.get("reason") or "no matured labels yet"))
+        est = (s.estimated or {}).get("roc_auc")
+        if est is not None:
+            perf += f"; estimated AUC {est:.3f} (CBPE, no labels needed)"
         console.print(f"      {s.segment} (v{s.model_version}): {drift}; {perf}")
     for line in render.decision_lines(run, width=220, skip_ok=True):
         console.print(f"        {line}", highlight=False)
+
+
+def _print_journeys(console: Console, rt, mapped, sim_dir: Path) -> None:
+    """Where to open the maps, the top friction point with the attribution in one table,
+    and the simulated dead end against the exit rate measured for it."""
+    from journey_ml.jobs import JourneysParams, run_journeys
+    from journey_ml.simulate.truth import dead_end
+
+    for m in mapped.maps:
+        if m.segment == "all":
+            console.print(f"    {m.task}: {m.journeys:,} journeys, {m.conversions:,} conversions; "
+                          f"open [bold]{m.report_html}[/]")
+    main = next((m for m in mapped.maps if m.segment == "all" and m.attribution is not None), None)
+    if main is not None:
+        console.print(render.attribution_table(main, top_friction=main.top_friction))
+    truth = dead_end(sim_dir, mapped.as_of, rt.config.journeys.gap_days)
+    from journey_ml.cli._common import now
+
+    steps = run_journeys(rt, JourneysParams(computed_at=now(),
+                                            tasks=(main.task,) if main else (), as_of=mapped.as_of,
+                                            segments=("all",), level="event_type", sections=("friction",),
+                                            report=False, log_run=False, lift=False))
+    f = steps.maps[0].friction.set_index("step") if steps.maps else None
+    if f is not None and truth.step in f.index:
+        got = f.loc[truth.step]
+        console.print(f"    known dead end (simulated): {truth.step}: exit rate {got['exit_rate']:.0%} measured "
+                      f"({int(got['exits'])} of {int(got['journeys'])} journeys), {truth.exit_rate:.0%} by "
+                      f"construction ({truth.gone_dark} of {truth.visitors} visitors went dark)", highlight=False)
+    lifted = mapped.lift
+    if not lifted.empty:
+        whole = lifted[(lifted["band"] == "(all)") & (lifted["segment"] == "(all)")]
+        console.print(render.lift_table(whole, rt.config.journeys.lift_min_n))
 
 
 def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh: bool = True,
@@ -120,6 +155,7 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     import flows  # noqa: F401  (telemetry defaults)
     from flows.features import features_flow
     from flows.ingest import ingest_flow
+    from flows.journeys import journeys_flow
     from flows.monitor import monitor_flow
     from flows.score import score_flow
     from flows.simulate import simulate_flow
@@ -143,14 +179,14 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     sim_cfg = rt.config.simulation
     sim_end = date.fromisoformat(sim_cfg.end)
     drift_from = sim_cfg.drift_from or (sim_end - timedelta(days=107)).isoformat()
-    console.print("\n[bold]1/7 simulate[/] source exports (CRM, web, email, webinars, sales, support, billing, "
+    console.print("\n[bold]1/8 simulate[/] source exports (CRM, web, email, webinars, sales, support, billing, "
                   f"product), behaviour drift injected from {drift_from}")
     sim = simulate_flow(accounts=accounts, config_path=cfg, drift_from=drift_from)
     summary["simulation"] = sim
     console.print(f"    {sim.accounts:,} accounts, {sim.contacts:,} contacts, {sim.events:,} events "
                   f"({sim.dirty_rows:,} deliberately bad rows) in {sim.out_dir}")
 
-    console.print("\n[bold]2/7 ingest[/] into the warehouse (validated, de-duplicated, quarantined)")
+    console.print("\n[bold]2/8 ingest[/] into the warehouse (validated, de-duplicated, quarantined)")
     ingested = ingest_flow(config_path=cfg)
     summary["ingest"] = ingested
     console.print(render.ingest_table(ingested.runs))
@@ -159,7 +195,7 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     # period 1 ends 120 days before the data does: its scores have matured by the end
     p1 = (end - timedelta(days=120)).replace(hour=0, minute=0, second=0, microsecond=0)
     mid = p1 + timedelta(days=60)
-    console.print(f"\n[bold]3/7 features[/] as of {p1:%Y-%m-%d} (period 1; point-in-time, segments stored per date)")
+    console.print(f"\n[bold]3/8 features[/] as of {p1:%Y-%m-%d} (period 1; point-in-time, segments stored per date)")
     snaps = features_flow(config_path=cfg, as_of=p1)
     summary["features"] = snaps
     for s in snaps.snapshots:
@@ -168,13 +204,13 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
         for name, counts in s.segments.items():
             console.print(f"      {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
-    console.print(f"\n[bold]4/7 train[/] as of {p1:%Y-%m-%d}: one calibrated model per segment + a pooled "
+    console.print(f"\n[bold]4/8 train[/] as of {p1:%Y-%m-%d}: one calibrated model per segment + a pooled "
                   "global model; promote only if better than production on the same holdout")
     trained = train_flow(config_path=cfg, as_of=p1)
     summary["training"] = trained
     console.print(render.leaderboard(trained))
 
-    console.print(f"\n[bold]5/7 score[/] as of {p1:%Y-%m-%d} every prospect and customer: probability, band, "
+    console.print(f"\n[bold]5/8 score[/] as of {p1:%Y-%m-%d} every prospect and customer: probability, band, "
                   "reasons, next-best action")
     scored = score_flow(config_path=cfg, as_of=p1)
     summary["scoring"] = scored
@@ -183,7 +219,7 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
         console.print(f"    {r.task}: {r.rows_written:,} scores ({modes})")
         console.print(render.top_scores_table(top_scores(rt.engine, r.task, r.as_of, 5), r.task))
 
-    console.print(f"\n[bold]6/7 second period[/] (behaviour drift from {drift_from}): monitor as of {mid:%Y-%m-%d} "
+    console.print(f"\n[bold]6/8 second period[/] (behaviour drift from {drift_from}): monitor as of {mid:%Y-%m-%d} "
                   f"and {end:%Y-%m-%d}: drift (features, scores, SHAP ranking), performance on matured labels, "
                   "the policy's decisions, alerts, retraining")
     summary["monitoring"] = []
@@ -197,7 +233,13 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
         modes = ", ".join(f"{k} {v}" for k, v in r.modes.items())
         console.print(f"    rescored {r.task} as of {end:%Y-%m-%d}: {r.rows_written:,} scores ({modes})")
 
-    console.print("\n[bold]7/7 timeline[/] per segment: alias moves, monitoring runs, decisions")
+    console.print(f"\n[bold]7/8 journey map[/] as of {end:%Y-%m-%d}: paths, friction, attribution, next step, "
+                  "lift of the actions scored in period 1 (matured)")
+    mapped = journeys_flow(config_path=cfg, as_of=end)
+    summary["journeys"] = mapped
+    _print_journeys(console, rt, mapped, sim.out_dir)
+
+    console.print("\n[bold]8/8 timeline[/] per segment: alias moves, monitoring runs, decisions")
     from journey_ml.monitoring.store import timeline
 
     by_segment: dict[str, list] = {}
@@ -231,5 +273,6 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     alerts = rt.config.monitoring.alert_urls(home)
     console.print(f"alerts sent to: {', '.join(alerts) or 'none'}")
     console.print("timeline: .venv/bin/journey-ml models history; reports: .venv/bin/journey-ml reports list")
+    console.print("journeys: .venv/bin/journey-ml journeys map|paths|friction|attribution|next|lift [--json]")
     console.print(f"finished in {elapsed:.0f} s")
     return summary

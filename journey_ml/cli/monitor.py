@@ -75,18 +75,27 @@ def reports_list(
     limit: Annotated[int, typer.Option(help="At most this many runs.", min=1)] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """Monitoring runs, newest first: id, segment, model, decisions, report files."""
+    """Monitoring runs, newest first: id, segment, model, decisions, report files; then the
+    journey maps (`journey-ml journeys map`) found under the reports folder."""
+    from journey_ml.journeys.report import list_maps
     from journey_ml.monitoring import store
 
-    rows = store.runs(_checked_runtime(config).engine, task, segment, limit=limit)
+    rt = _checked_runtime(config)
+    rows = store.runs(rt.engine, task, segment, limit=limit)
+    maps = [f for f in list_maps(rt.config.monitoring.resolve_dir(rt.settings.home))
+            if (task is None or f.task == task) and (segment is None or f.segment == segment)][:limit]
     if as_json:
         typer.echo(json.dumps({"runs": [store.jsonable({**r.__dict__, "decisions": [d.__dict__ for d in r.decisions]})
-                                        for r in rows]}, indent=2, default=str))
+                                        for r in rows],
+                               "journey_maps": [{"task": f.task, "segment": f.segment, "as_of": f.as_of,
+                                                 "html": str(f.html)} for f in maps]}, indent=2, default=str))
         return
     if not rows:
         out.print("no monitoring runs yet (journey-ml monitor)")
-        return
-    out.print(render.monitoring_runs_table(rows))
+    else:
+        out.print(render.monitoring_runs_table(rows))
+    if maps:
+        out.print(render.journey_maps_files_table(maps))
 
 
 @reports_app.command("open")

@@ -64,28 +64,67 @@ def features_table(result) -> Table:
     for r in result.snapshots:
         segs = "; ".join(f"{k}: " + ", ".join(f"{s} {n}" for s, n in sorted(v.items()))
                          for k, v in r.segments.items())
-        tb.add_row(r.task, f"{r.entities:,}", str(r.features), "yes" if r.labelled else "not yet",
+        tb.add_row(r.task, f"{r.entities:,}", str(r.features), "yes" if r.labelled else _not_yet(r),
                    _f(r.positive_rate, "{:.1%}"), segs)
     return tb
 
 
+def _not_yet(r) -> str:
+    why = getattr(r, "not_labelled_because", "")
+    return f"not yet ({why})" if why else "not yet"
+
+
+def holdout_title(result) -> str:
+    """``test holdout = newest N as-of date(s) (dates)`` for event-based tasks, and how a
+    snapshot task's random holdout was drawn: what the metrics were measured on."""
+    per_task = {t: sorted(ds) for t, ds in result.holdout_dates.items() if ds}
+    parts = []
+    if per_task:
+        dates = sorted({d for ds in per_task.values() for d in ds})
+        n = max(len(ds) for ds in per_task.values())
+        newest = "newest as-of date" if n == 1 else f"newest {n} as-of dates"
+        parts.append(f"test holdout = {newest} ({', '.join(f'{d:%Y-%m-%d}' for d in dates)})")
+    notes = getattr(result, "holdout_notes", None) or {}
+    if notes:
+        parts.append("test holdout = " + "; ".join(notes.values()))
+    return "; ".join(parts) or "test holdout"
+
+
 def leaderboard(result) -> Table:
-    """Per-segment results: held-out metrics, production, the gate's decision."""
-    dates = sorted({d for ds in result.holdout_dates.values() for d in ds})
-    held = (f"test holdout = as-of date{'s' if len(dates) > 1 else ''} "
-            + ", ".join(f"{d:%Y-%m-%d}" for d in dates)) if dates else "test holdout"
-    t = Table(title=f"leaderboard ({held})", title_justify="left",
+    """Per-segment results: the selected model's held-out metrics beside the baselines' AUC on
+    the same rows (rules, recency alone, logistic regression; the global model on a segment's
+    rows), cross-validated AUC for snapshot tasks, production, the gate's decision."""
+    t = Table(title=f"leaderboard ({holdout_title(result)})", title_justify="left",
               box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
-    for col in ("model", "status", "ver", "rows", "pos", "AUC", "Brier", "lift", "prod"):
-        t.add_column(col, justify="left" if col in ("model", "status") else "right", no_wrap=True)
+    cv = any(getattr(o, "cv", None) for o in result.outcomes)
+    cols = ["model", "status", "kind", "ver", "rows", "pos", "AUC", *(["CV AUC"] if cv else []),
+            "rules / recency / LR", "global", "Brier", "prod"]
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("model", "status", "kind") else "right",
+                     no_wrap=col == "model")
     for o in result.outcomes:
         m, pm = o.metrics or {}, o.production_metrics or {}
-        style = {"promoted": "green", "staged": "yellow", "pooled": "dim", "failed": "red"}.get(o.status, "")
+        b = {k: v.get("roc_auc") for k, v in (getattr(o, "baselines", None) or {}).items()}
+        g = (getattr(o, "global_metrics", None) or {}).get("roc_auc")
+        style = {"promoted": "green", "staged": "yellow", "pooled": "dim", "unchanged": "dim", "failed": "red"}.get(o.status, "")
         prod = _f(pm.get("roc_auc")) + (f" v{o.production_version}" if o.production_version else "")
-        t.add_row(f"{o.task}/{o.segment}", f"[{style}]{o.status}[/]", _f(o.version, "v{}"),
-                  f"{sum(o.rows.values()):,}", f"{sum(o.positives.values()):,}", _f(m.get("roc_auc")),
-                  _f(m.get("brier")), _f(m.get("lift_top_decile"), "{:.1f}x"), prod)
+        base = " / ".join(_f(b.get(k)) or "-" for k in ("rules", "recency", "logistic")) if b else ""
+        cv_auc = (getattr(o, "cv", None) or {}).get("roc_auc_mean")
+        t.add_row(f"{o.task}/{o.segment}", f"[{style}]{o.status}[/]", getattr(o, "model_kind", None) or "-",
+                  _f(o.version, "v{}"), f"{sum(o.rows.values()):,}", f"{sum(o.positives.values()):,}",
+                  _f(m.get("roc_auc")), *([_f(cv_auc)] if cv else []), base, _f(g), _f(m.get("brier")), prod)
     return t
+
+
+def leaderboard_reasons(result) -> list[str]:
+    """One line per segment: what won model selection and the gate's reason."""
+    lines = []
+    for o in result.outcomes:
+        sel = getattr(o, "selection", "")
+        cv = getattr(o, "cv_summary", "")
+        lines.append(f"{o.task}/{o.segment}: {o.reason}" + (f" | selection: {sel}" if sel else "")
+                     + (f" | {cv}" if cv else ""))
+    return lines
 
 
 # --- scoring -------------------------------------------------------------------------------
@@ -138,6 +177,9 @@ def monitor_table(run) -> Table:
         p = (s.performance or {}).get("production") or {}
         perf = "-" if p.get("roc_auc") is None else \
             f"AUC {p['roc_auc']:.3f}, acc {p.get('accuracy') or 0:.3f} on {p['n']} ({(s.performance or {}).get('source')})"
+        est = (getattr(s, "estimated", None) or {}).get("roc_auc")
+        if est is not None:  # CBPE: no labels needed
+            perf = ("" if perf == "-" else perf + "; ") + f"estimated AUC {est:.3f}"
         t.add_row(s.segment, f"{s.model_name} v{s.model_version} ({s.model_kind})", _drift_cell(s.drift), perf,
                   ", ".join(s.kinds))
     return t
@@ -159,6 +201,8 @@ def decision_lines(run, *, width: int | None = None, skip_ok: bool = False) -> l
         for k, v in s.reports.items():
             if k.endswith("_html") and not skip_ok:
                 lines.append(f"  [dim]{k.split('_')[0]} report: {v}[/]")
+            if k.endswith("_error"):  # the page exists but Evidently's sections do not: say so
+                lines.append(f"  [red]{s.segment}: {k.split('_')[0]} report without Evidently's sections: {v}[/]")
     return lines
 
 
@@ -179,13 +223,29 @@ def monitoring_runs_table(rows) -> Table:
 def models_table(summaries) -> Table:
     t = Table(title="registered models (times UTC)", title_justify="left")
     t.add_column("model", no_wrap=True, overflow="fold")
-    for col in ("production", "since", "staging", "versions", "kind"):
+    for col in ("production", "since", "staging", "versions", "kind", "holdout AUC (vs baselines)"):
         t.add_column(col, justify="right" if col == "versions" else "left")
     for s in summaries:
         kinds = ", ".join(sorted(set(s.kinds.values()))) or "-"
         prod = _v(s.production_version) + (f" ({s.production_kind})" if s.production_kind else "")
-        t.add_row(s.name, prod, _when(s.production_since), _v(s.staging_version), str(len(s.versions)), kinds)
+        t.add_row(s.name, prod, _when(s.production_since), _v(s.staging_version), str(len(s.versions)), kinds,
+                  _auc_line(s))
     return t
+
+
+def _auc_line(s) -> str:
+    """The production version's (else the newest version's) holdout AUC beside its baselines'."""
+    auc = getattr(s, "holdout_auc", {}) or {}
+    v = s.production_version if s.production_version in auc else (max(auc) if auc else None)
+    if v is None:
+        return "-"
+    a = dict(auc[v])
+    model = a.pop("model", "-")
+    rest = ", ".join(f"{BASELINE_LABELS.get(k, k)} {x}" for k, x in a.items())
+    return f"v{v} {model}" + (f" ({rest})" if rest else "")
+
+
+BASELINE_LABELS = {"rules": "rules", "recency": "recency", "logistic": "LR", "global": "global"}
 
 
 def history_table(moves) -> Table:
@@ -239,4 +299,122 @@ def erasure_table(kind: str, res) -> Table:
     t.add_column("rows deleted", justify="right")
     for k, v in sorted(res.rows_deleted.items()):
         t.add_row(k, str(v))
+    return t
+
+
+# --- journeys --------------------------------------------------------------------------------
+
+
+def journey_maps_table(result) -> Table:
+    """One row per map: journeys, conversions, the top friction point, the report."""
+    t = Table(title=f"journey maps as of {result.as_of:%Y-%m-%d %H:%M} UTC", title_justify="left")
+    for col in ("map", "journeys", "conv.", "rate", "top friction", "report"):
+        t.add_column(col, justify="right" if col in ("journeys", "conv.", "rate") else "left", overflow="fold")
+    for m in result.maps:
+        top = m.top_friction
+        t.add_row(f"{m.task}/{m.segment}", f"{m.journeys:,}", f"{m.conversions:,}",
+                  _f(m.conversions / m.journeys if m.journeys else None, "{:.1%}"),
+                  f"{top['step']} ({top['exit_rate']:.0%} exit)" if top else "-", m.report_html or "-")
+    return t
+
+
+def friction_table(m, top: int = 10) -> Table:
+    """The friction table of one map, ranked by lost conversions, with its sentence."""
+    t = Table(title=f"friction: {m.task}/{m.segment} ({m.journeys:,} journeys, {m.level} level)",
+              title_justify="left", show_lines=False)
+    for col in ("#", "step", "journeys", "exit rate", "conv. through", "not through", "h stuck", "lost"):
+        t.add_column(col, justify="left" if col == "step" else "right")
+    for r in m.friction.head(top).itertuples():
+        t.add_row(str(r.rank), r.step, f"{r.journeys:,}", f"{r.exit_rate:.0%}", f"{r.conversion_through:.0%}",
+                  _f(r.conversion_not_through, "{:.0%}"), _f(r.median_hours_stuck, "{:.0f}"),
+                  f"{r.lost_conversions:.1f}")
+    return t
+
+
+def paths_tables(m, top: int = 10) -> list[Table]:
+    """Top paths to conversion and to drop-off."""
+    out = []
+    for title, df in (("to conversion", m.paths_to_conversion), ("to drop-off", m.paths_to_drop_off)):
+        t = Table(title=f"top paths {title}: {m.task}/{m.segment}", title_justify="left")
+        for col in ("path", "journeys", "share", "conv. rate on path"):
+            t.add_column(col, justify="left" if col == "path" else "right", overflow="fold")
+        for r in df.head(top).itertuples():
+            t.add_row(r.path, f"{r.journeys:,}", f"{r.share:.0%}", f"{r.conversion_rate:.0%}")
+        out.append(t)
+    return out
+
+
+def attribution_table(m, what: str = "conversions", top_friction: dict | None = None) -> Table:
+    """channel x method; each cell the figure and its bootstrap interval. ``top_friction``
+    adds the map's top friction point as the title's second line (the demo's one table)."""
+    a = m.attribution
+    methods = list(dict.fromkeys(a.table["method"]))
+    title = (f"attribution of {a.conversions:,} conversions" if what == "conversions"
+             else f"attribution of {a.value:,.0f} value") + f": {m.task}/{m.segment} ({a.bootstrap} bootstraps)"
+    if top_friction:
+        title += f"\ntop friction: {top_friction['sentence']}"
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
+              caption="second line: bootstrap interval; Markov: exact removal effects of order k",
+              caption_justify="left")
+    channels = list(dict.fromkeys(a.table["channel"]))
+    t.add_column("method", no_wrap=True, min_width=14)
+    for ch in channels:
+        t.add_column(ch, justify="right", overflow="fold", min_width=max(len(ch), 7))
+    wide = a.table.set_index(["method", "channel"])
+    for meth in methods:
+        cells = []
+        for ch in channels:
+            r = wide.loc[(meth, ch)]
+            lo, hi = r[f"{what}_low"], r[f"{what}_high"]
+            cell = f"{r[what]:,.1f}" if abs(r[what]) < 1000 else f"{r[what]:,.0f}"
+            cells.append(cell if math.isnan(lo) else f"{cell}\n[dim]\\[{lo:,.0f},{hi:,.0f}][/]")
+        t.add_row(meth.replace("_", " "), *cells)
+    return t
+
+
+def next_step_tables(m, top: int = 10) -> list[Table]:
+    """Held-out accuracy beside the order-0 baseline, then ongoing journeys' next step."""
+    out = []
+    n = m.next_step
+    if n is not None:
+        t = Table(title=f"next-step prediction: {m.task}/{m.segment} ({n.predictions:,} held-out next steps)",
+                  title_justify="left")
+        for col in ("model", "top-1", "log loss"):
+            t.add_column(col, justify="left" if col == "model" else "right")
+        t.add_row(f"Markov order {n.order}", f"{n.top1:.1%}", f"{n.log_loss:.3f}")
+        t.add_row("order 0 (baseline)", f"{n.baseline_top1:.1%}", f"{n.baseline_log_loss:.3f}")
+        out.append(t)
+    p = m.next_predictions
+    t = Table(title=f"ongoing journeys: most likely next step (first {top} of {len(p):,})", title_justify="left")
+    for col in ("entity", "last step", "next step", "p", "predicted current"):
+        t.add_column(col, justify="right" if col == "p" else "left")
+    for r in p.head(top).itertuples():
+        t.add_row(str(r.entity_id), r.last_step, r.next_step, f"{r.next_probability:.2f}", r.predicted_current)
+    out.append(t)
+    return out
+
+
+def lift_table(frame, min_n: int) -> Table:
+    """Lift per action, band and segment (newest scoring date first)."""
+    t = Table(title=f"lift against the holdout (no claim below {min_n} per arm)", title_justify="left")
+    for col in ("scored", "action", "band", "segment", "treated", "holdout", "difference [CI]", "status"):
+        t.add_column(col, justify="right" if col in ("treated", "holdout", "difference [CI]") else "left",
+                     overflow="fold")
+    for r in frame.itertuples():
+        diff = "" if r.difference != r.difference else \
+            f"{r.difference:+.1%} [{r.ci_low:+.1%}, {r.ci_high:+.1%}]"
+        style = {"lift": "green", "harm": "red", "collecting": "dim"}.get(r.status, "")
+        t.add_row(f"{r.score_as_of:%Y-%m-%d}", r.action, r.band, r.segment,
+                  f"{r.treated_n:,} ({_f(r.treated_rate, '{:.0%}')})", f"{r.holdout_n:,} ({_f(r.holdout_rate, '{:.0%}')})",
+                  diff, f"[{style}]{r.status}[/]" if style else r.status)
+    return t
+
+
+def journey_maps_files_table(files) -> Table:
+    """Journey map pages found under the reports folder."""
+    t = Table(title="journey maps (newest first)", title_justify="left")
+    for col in ("task/segment", "as of", "report"):
+        t.add_column(col, overflow="fold")
+    for f in files:
+        t.add_row(f"{f.task}/{f.segment}", f.as_of, str(f.html))
     return t

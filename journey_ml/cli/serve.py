@@ -33,6 +33,7 @@ def serve(
         os.environ["JOURNEY_CONFIG_PATH"] = str(config.resolve())
     try:
         rt = Runtime.load(config_path=config)
+        rt.salt  # noqa: B018  (start-up check: a PostgreSQL warehouse needs JOURNEY_PII_SALT)
     except (ConfigError, ValueError, FileNotFoundError) as e:
         fail(str(e))
     if no_auth:

@@ -373,6 +373,10 @@ class MonitorRun(Base):
     reports: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # performance estimated from calibrated probabilities (CBPE) before labels mature, and once
+    # they have: estimated minus realised ROC AUC
+    estimated: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    estimation_error: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (Index("ix_monitor_runs_task_segment_as_of", "task", "segment", "as_of"),)
 

@@ -12,9 +12,9 @@ from journey_ml.features.builder import (
     population,
     population_steps,
     store_snapshot,
-    training_dates,
     training_frame,
 )
+from journey_ml.features.dates import DateSplit, split_dates, training_dates
 from journey_ml.features.declaration import (
     FEATURE_SET_VERSION,
     FeatureSet,
@@ -38,5 +38,7 @@ __all__ = [
     "population_steps",
     "store_snapshot",
     "training_dates",
+    "split_dates",
+    "DateSplit",
     "training_frame",
 ]

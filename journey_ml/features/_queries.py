@@ -106,6 +106,19 @@ class Plan:
     outcome_events: tuple[str, ...]
     trend_days: int
     value_days: int
+    # numeric event properties (features.numeric_properties): summed per window and lifetime
+    properties: tuple[str, ...] = ()
+
+
+# a number written as text, in a pattern POSIX (PostgreSQL ~) and Python (SQLite REGEXP) read alike
+_NUMBER = r"^ *[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)? *$"
+
+
+def property_number(key: str) -> sa.ColumnElement:
+    """The event's ``properties[key]`` as a float; NULL when missing or not a number
+    (exports carry numbers as JSON numbers or as text)."""
+    text = sa.cast(E.c.properties[key].as_string(), sa.String)
+    return sa.case((text.regexp_match(_NUMBER), sa.cast(text, sa.Float)))
 
 
 @dataclass
@@ -225,6 +238,15 @@ def window_query(p: Plan, as_of: When, dialect: str) -> Query:
     q.add(_count(sa.and_(t < _before(as_of, p.trend_days), t >= _before(as_of, 2 * p.trend_days))), "prev")
     inv = t >= _before(as_of, p.value_days)
     q.add(sa.func.sum(sa.case((inv, E.c.value))), "value")
+    # lifetime value: the span's part (the older part is in history_query)
+    q.add(sa.func.sum(E.c.value), "value_all")
+    q.add(sa.func.count(E.c.value), "value_n")
+    for i, key in enumerate(p.properties):
+        v = property_number(key)
+        for w in p.windows:
+            q.add(sa.func.sum(sa.case((t >= _before(as_of, w), v))), f"prop_{i}_{w}")
+        q.add(sa.func.sum(v), f"prop_{i}_all")
+        q.add(sa.func.count(v), f"prop_{i}_n")
     for i, r in enumerate(p.roles):
         q.add(_count(sa.and_(inv, C.c.role == r)), f"role_{i}")
         q.add(sa.func.max(sa.case((C.c.role == r, t))), f"role_last_{i}", True)
@@ -326,6 +348,12 @@ def history_query(p: Plan, as_of: When, before: datetime | sa.BindParameter) -> 
         q.add(sa.func.max(sa.case((C.c.role == r, t))), f"role_last_{i}", True)
     for name, expr in _population_counts(p, as_of).items():
         q.add(expr, name)
+    q.add(sa.func.sum(E.c.value), "value_all")
+    q.add(sa.func.count(E.c.value), "value_n")
+    for i, key in enumerate(p.properties):
+        v = property_number(key)
+        q.add(sa.func.sum(v), f"prop_{i}_all")
+        q.add(sa.func.count(v), f"prop_{i}_n")
     stmt = (sa.select(ent.label("entity_id"), *q.cols).select_from(frm)
             .where(t < before, *where).group_by(ent))
     return Query(stmt, q.names, tuple(q.timestamps))

@@ -16,29 +16,21 @@ Semantics (T = ``as_of``, a UTC-aware datetime; H = the task's horizon_days):
   aggregate, population, or label, and they are never in a contact population. Contacts
   counted in ``contacts_known`` are the account's contacts not opted out and created
   before T (or undated).
-* Population as of T: ``prospects`` = entities with an event in [T - lookback, T), no
-  event of ``task.customer_events`` before T and no outcome row of the task's outcome
-  before T; ``customers`` = entities with a customer event in [T - lookback, T) and no
-  outcome (event or outcome row) in [T - lookback, T). Erased people are absent already.
-* Days are float days (seconds / 86 400): ``days_since_*`` = T - last time (NaN when
-  never), ``stage_<s>_days`` = last - first event of the stage, ``days_to_renewal`` =
-  renewal date - T (the ``renewal_date`` property of the latest event before T carrying
-  one; negative once passed). ``active_days_<w>d`` counts distinct UTC calendar days.
-* ``trend_30d`` = (last 30 d - the 30 d before) / (the 30 d before + 1);
-  ``usage_decline_30d`` = max(0, (prev - last) / max(prev, 1)) over product-channel events.
-* ``furthest_stage`` = highest index in schemas.STAGES among the stages of the events
-  before T (-1 when none).
-* Firmographics and ``attr_*`` come from the latest entity export (no history; marked
-  ``point_in_time=False``). Categorical values outside a feature's known categories
-  become "other"; missing stays None.
-* Counts are 0 (not NaN) for population members without events in a window.
+* Population as of T: the rules of `population` (``prospects``, ``customers``, ``active``,
+  ``all``, then ``population_filter``); erased people are absent already.
+* Each feature's definition is in its family (`journey_ml.features.families`: activity,
+  recency, trend, stages, value, committee, firmographics, attributes), beside its
+  declaration. Days are float days (seconds / 86 400); counts are 0 (not NaN) for
+  population members without events in a window; categorical values outside a feature's
+  known categories become "other", missing stays None.
 
 How (see `_queries`): all aggregation is SQL through SQLAlchemy Core, the same statements
 on SQLite and PostgreSQL. History before T is split at T - span (span = the widest of
 the windows, 60 days for the trend and 90 for value/committee):
 
 1. older history, one row per entity: first/last event, per-stage first/last, last key
-   event and role times, population counts (conditional aggregation, GROUP BY entity);
+   event and role times, population counts, lifetime sums (conditional aggregation,
+   GROUP BY entity);
 2. recent history [T - span, T), one row per (entity, event_type, channel, stage):
    first/last time, a handful of conditional counts and UTC-day bit masks (active
    days). pandas pivots it per entity (bincount over integer positions, no loop over
@@ -47,6 +39,9 @@ the windows, 60 days for the trend and 90 for value/committee):
    time of this narrow aggregate plus the pivot.)
 3. small look-ups: outcome-table exclusions, renewal dates, committee, firmographics,
    attributes.
+
+The builder aligns these parts with the population once (`families.Parts`) and every
+family computes its columns from them.
 
 On PostgreSQL results stream through COPY into Arrow, and (1) runs on one connection
 while (2)-(3) run on another, both in one exported snapshot (identical data).
@@ -63,7 +58,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -77,7 +72,6 @@ from journey_ml.db.models import FeatureSnapshot
 from journey_ml.features import _queries as Q
 from journey_ml.features.boundary import label_window
 from journey_ml.features.declaration import (
-    DECISION_ROLES,
     TREND_DAYS,
     VALUE_DAYS,
     FeatureSet,
@@ -85,7 +79,9 @@ from journey_ml.features.declaration import (
     declare_feature_set,
     sanitize,
 )
-from journey_ml.features.population import PopulationStep, attr_text, filter_masks
+from journey_ml.features.families import FAMILIES, Parts
+from journey_ml.features.population import PopulationStep, filter_masks
+from journey_ml.features.values import attr_text, is_missing, is_number
 from journey_ml.schemas import STAGES
 
 log = logging.getLogger(__name__)
@@ -134,6 +130,7 @@ def _plan(config: JourneyConfig, task_name: str) -> tuple[TaskConfig, Q.Plan]:
         outcome_events=tuple(config.outcomes[task.outcome]),
         trend_days=TREND_DAYS,
         value_days=VALUE_DAYS,
+        properties=tuple(dict.fromkeys(f.numeric_properties)),
     )
     return task, plan
 
@@ -226,27 +223,6 @@ def _final_population(candidates: pd.Index, excluded: set[str]) -> pd.Index:
     return pd.Index(sorted(ids), name="entity_id", dtype=object)
 
 
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v))
-
-
-def _is_number(v: Any) -> bool:
-    if isinstance(v, bool):
-        return False
-    if isinstance(v, int | float):
-        return bool(np.isfinite(v))
-    if isinstance(v, str):
-        try:
-            return bool(np.isfinite(float(v)))
-        except ValueError:
-            return False
-    return False
-
-
-def _as_number(v: Any) -> float:
-    return float(v) if _is_number(v) else np.nan
-
-
 def _pii_keys(config: JourneyConfig) -> set[str]:
     keys = {*config.pii.hash, *config.pii.drop}
     for s in config.sources:
@@ -280,7 +256,7 @@ def _discover(conn: Connection, config: JourneyConfig, task: TaskConfig) -> dict
         if (wanted != "all" and key not in wanted) or key.lower() in pii:
             continue
         vals = values[key]
-        if all(_is_number(v) for v in vals):
+        if all(is_number(v) for v in vals):
             out[key] = None
             continue
         counts = Counter(attr_text(v) for v in vals)
@@ -411,6 +387,8 @@ def _summarise_recent(win: pd.DataFrame, plan: Q.Plan) -> _Recent:
     value = col("value")
     counts[f"value_sum_{VALUE_DAYS}d"] = total(value)
     counts[f"revenue_{VALUE_DAYS}d"] = total(value, chan == "billing")
+    for name in ("value_all", "value_n", *(c for c in win.columns if c.startswith("prop_"))):
+        counts[f"_{name}"] = total(col(name))
     for i in range(len(plan.roles)):
         counts[f"_role_{i}"] = total(col(f"role_{i}"))
 
@@ -496,51 +474,35 @@ def _population_keys(plan: Q.Plan, hist: pd.DataFrame, recent: _Recent, excluded
                  hist_row=hist_row[kept], recent_slot=recent_slot[kept])
 
 
-def _combine(out: dict[str, Any], hist: pd.DataFrame, recent: _Recent, keys: _Keys, plan: Q.Plan,
-             as_of_s: float) -> None:
-    """Align both parts with the population and derive the activity, trend, value,
-    recency, stage and role columns."""
+def _parts(hist: pd.DataFrame, recent: _Recent, keys: _Keys, plan: Q.Plan, fs: FeatureSet, as_of_s: float,
+           fetched: dict[str, Any]) -> Parts:
+    """Align the older and recent parts with the population, as every family reads them."""
     slot = np.where(keys.recent_slot >= 0, keys.recent_slot, len(recent.ids))  # spare slot: fill value
     rows = keys.hist_row
     # a few rows: every (float64) column in one array, not one DataFrame look-up per column
     block = hist.to_numpy(dtype="float64") if len(hist) <= _SMALL else None
     where = {c: i for i, c in enumerate(hist.columns)}
 
-    def rcount(name: str) -> np.ndarray:
+    def count(name: str) -> np.ndarray:
         return recent.counts[name][slot]
 
-    def time(name: str) -> np.ndarray:
-        """Latest/earliest of the older and the recent part: fmin for first*, else fmax."""
+    def older(name: str) -> np.ndarray:
         col = block[:, where[name]] if block is not None else hist[name].to_numpy(dtype="float64")
         if not len(col):  # no history older than the recent span (e.g. T early in the data)
             col = np.full(1, np.nan)
-        old = np.where(rows >= 0, col[np.maximum(rows, 0)], np.nan)
-        new = recent.times[name][slot]
+        return np.where(rows >= 0, col[np.maximum(rows, 0)], np.nan)
+
+    def time(name: str) -> np.ndarray:
+        """Latest/earliest of the older and the recent part: fmin for first*, else fmax."""
+        old, new = older(name), recent.times[name][slot]
         return np.fmin(old, new) if name.startswith("first") else np.fmax(old, new)
 
-    def days_since(ts: np.ndarray) -> np.ndarray:
-        return (as_of_s - ts) / _DAY_S
+    def lifetime(name: str) -> np.ndarray:
+        """A sum over the whole history before T: the older part's plus the recent one's."""
+        return np.nan_to_num(older(name)) + recent.counts[f"_{name}"][slot]
 
-    for name in recent.counts:
-        if not name.startswith("_"):
-            out[name] = rcount(name)
-    lt, pt = rcount("_last"), rcount("_prev")
-    out[f"trend_{TREND_DAYS}d"] = (lt - pt) / (pt + 1.0)
-    pl, pp = rcount("_product_last"), rcount("_product_prev")
-    out[f"usage_decline_{TREND_DAYS}d"] = np.maximum(0.0, (pp - pl) / np.maximum(pp, 1.0))
-    out["days_since_last_event"] = days_since(time("last_at"))
-    out["days_since_first_event"] = days_since(time("first"))
-    for i, k in enumerate(plan.key_events):
-        out[f"days_since_{sanitize(k)}"] = days_since(time(f"event_last_{i}"))
-    furthest = np.full(len(keys.pop), -1.0)
-    for i, s in enumerate(STAGES):
-        first = time(f"first:{s}")
-        furthest = np.where(np.isnan(first), furthest, float(i))
-        out[f"stage_{s}_days"] = (time(f"last:{s}") - first) / _DAY_S
-    out["furthest_stage"] = furthest
-    for i, r in enumerate(plan.roles):
-        out[f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d"] = (rcount(f"_role_{i}") > 0) * 1.0
-        out[f"days_since_role_{sanitize(r)}"] = days_since(time(f"role_last_{i}"))
+    return Parts(plan=plan, feature_set=fs, pop=keys.pop, as_of_s=as_of_s, count=count, time=time,
+                 lifetime=lifetime, fetched=fetched)
 
 
 def _fetch_older(conn: Connection, plan: Q.Plan, fs: FeatureSet, as_of: datetime) -> dict[str, Any]:
@@ -628,57 +590,14 @@ def _fetch(engine: Engine, plan: Q.Plan, fs: FeatureSet, as_of: datetime) -> tup
 
 
 def _assemble(plan: Q.Plan, fs: FeatureSet, as_of: datetime, older: dict, recent: dict
-              ) -> tuple[pd.Index, dict[str, Any]]:
-    """The population and feature name -> values (aligned with it) from the fetched parts."""
-    t_s = as_of.timestamp()
+              ) -> tuple[pd.Index, dict[str, dict[str, Any]]]:
+    """The population and, per family, feature name -> values (aligned with it)."""
     hist = older["hist"]
     keys = _population_keys(plan, hist, recent["recent"], recent["excluded"], recent["entities"])
-    pop = keys.pop
-    if len(pop) == 0:
-        return pop, {}
-    out: dict[str, Any] = {}
-    _combine(out, hist, recent["recent"], keys, plan, t_s)
-
-    renew = recent["renew"]
-    rd = pd.Series(np.nan, index=pop)
-    if len(renew):
-        dates = pd.to_datetime(renew["renewal_date"].astype(str), utc=True, format="ISO8601", errors="coerce")
-        secs = (dates - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-        rd = pd.Series(secs.to_numpy(dtype="float64"), index=renew["entity_id"].astype(str)).reindex(pop)
-    out["days_to_renewal"] = (rd.to_numpy(dtype="float64") - t_s) / _DAY_S
-
-    if plan.entity == "account":
-        eng = recent["engaged"].reindex(pop).fillna(0.0)
-        out[f"contacts_engaged_{VALUE_DAYS}d"] = eng.iloc[:, 0].to_numpy(dtype="float64")
-        known = recent["known"]
-        known = pd.Series(known["contacts_known"].to_numpy(), index=known["entity_id"].astype(str))
-        out["contacts_known"] = known.reindex(pop).fillna(0).to_numpy(dtype="float64")
-        missing = np.zeros(len(pop))
-        for r in plan.roles:
-            if r in DECISION_ROLES:
-                missing += out[f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d"] == 0
-        out["key_roles_missing"] = missing
-
-    firm = recent["firm"].reindex(pop)
-    for col in firm.columns:
-        out[col] = firm[col].to_numpy()
-
-    attr_specs = [s for s in fs.features if s.group == "attribute"]
-    if attr_specs:
-        ids, recs = older["attrs"]
-        cols = sorted({s.source for s in attr_specs})
-        if recs:
-            frame = pd.DataFrame.from_records(recs, index=pd.Index(ids, dtype=object), columns=cols)
-            frame = frame[~frame.index.duplicated()].reindex(pop)
-        else:  # no entity has attributes (e.g. a posted body without them): every value missing
-            frame = pd.DataFrame(None, index=pop, columns=cols, dtype=object)
-        for s in attr_specs:
-            col = frame[s.source]
-            if s.kind == "numeric":
-                out[s.name] = np.array([_as_number(v) for v in col], dtype="float64")
-            else:
-                out[s.name] = np.array([None if _missing(v) else attr_text(v) for v in col], dtype=object)
-    return pop, out
+    if len(keys.pop) == 0:
+        return keys.pop, {}
+    parts = _parts(hist, recent["recent"], keys, plan, fs, as_of.timestamp(), {**older, **recent})
+    return keys.pop, {f.GROUP: f.compute(parts) for f in FAMILIES}
 
 
 def _category(v: Any, known: set[str]) -> Any:
@@ -885,8 +804,13 @@ def build_features(engine: Engine, config: JourneyConfig, task_name: str, as_of:
     timer.lap("declare")
     older, recent = _fetch(engine, plan, fs, t)
     timer.lap("fetch")
-    pop, values = _assemble(plan, fs, t, older, recent)
+    pop, by_family = _assemble(plan, fs, t, older, recent)
     del older["hist"], recent["recent"]
+    values = {k: v for computed in by_family.values() for k, v in computed.items()}
+    missing = [n for n in fs.names() if n not in values]
+    if missing and len(pop):  # never silently NaN: say which declared columns nothing computed
+        log.warning("features %s: %d declared feature(s) not computed by this configuration, left empty: %s",
+                    task_name, len(missing), ", ".join(missing[:10]))
     timer.lap("combine")
     frame = _filtered(engine, config, task, _conform(pop, values, fs))
     timer.lap("assemble")
@@ -912,32 +836,6 @@ def labels(engine: Engine, config: JourneyConfig, task_name: str, as_of: datetim
         hits |= Q.fetch_ids(conn, Q.outcome_rows_query(plan, start, end))
     idx = pd.Index(entity_ids, name="entity_id").astype(object)
     return pd.Series(idx.isin(list(hits)).astype("int64"), index=idx, name="label")
-
-
-def training_dates(config: JourneyConfig, task_name: str, data_end: datetime,
-                   data_start: datetime | None = None) -> list[datetime]:
-    """The task's training as-of dates, oldest first.
-
-    ``training_as_of_count`` dates ``training_every_days`` apart; the newest is
-    ``data_end - horizon_days`` floored to midnight UTC, so every label window has fully
-    matured. With ``data_start`` (the oldest event), raises ValueError naming the task
-    when the oldest date would not be after it. Raises ConfigError for an unknown task.
-    """
-    task = config.task(task_name)
-    end = _utc(data_end, "data_end")
-    newest = (end - task.horizon_days * Q.DAY).replace(hour=0, minute=0, second=0, microsecond=0)
-    n, every = task.training_as_of_count, task.training_every_days
-    dates = [newest - i * every * Q.DAY for i in range(n - 1, -1, -1)]
-    if data_start is not None:
-        start = _utc(data_start, "data_start")
-        if dates[0] <= start:
-            need = task.horizon_days + (n - 1) * every
-            have = (end - start) / timedelta(days=1)
-            raise ValueError(
-                f"task {task_name!r}: {n} training dates {every} days apart with a "
-                f"{task.horizon_days}-day horizon need more than {need} days of data; the data spans "
-                f"{have:.0f} days ({start:%Y-%m-%d} to {end:%Y-%m-%d})")
-    return dates
 
 
 def training_frame(engine: Engine, config: JourneyConfig, task_name: str, as_of_dates: list[datetime],
@@ -1033,7 +931,7 @@ def load_snapshot(engine: Engine, task_name: str, as_of: datetime,
     else:
         feats = feats.reindex(columns=sorted(feats.columns))
         for c in feats.columns:
-            if all(_missing(v) or (_is_number(v) and not isinstance(v, str)) for v in feats[c]):
+            if all(is_missing(v) or (is_number(v) and not isinstance(v, str)) for v in feats[c]):
                 feats[c] = pd.to_numeric(feats[c], errors="coerce").astype("float64")
     feats["segment"] = pd.Series([r[2] for r in rows], index=idx, dtype=object)
     feats["label"] = pd.array([r[3] for r in rows], dtype="Int64")

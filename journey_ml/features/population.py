@@ -19,7 +19,6 @@ many entities are left after each step, so an empty population explains itself.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from journey_ml.config import JourneyConfig, TaskConfig
+from journey_ml.features.values import attr_text
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,6 @@ class PopulationStep:
 
     rule: str
     entities: int
-
-
-def attr_text(v: Any) -> str:
-    """An attribute value as text (how categorical attributes read it)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, dict | list):
-        return json.dumps(v, sort_keys=True)
-    return str(v)
 
 
 def _filter_text(v: Any) -> str:

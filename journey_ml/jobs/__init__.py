@@ -14,6 +14,7 @@ from journey_ml.jobs._common import (
     require_schema,
     serial,
 )
+from journey_ml.jobs.cycle import CycleJobResult, CycleParams, run_cycle
 from journey_ml.jobs.features import FeaturesJobResult, FeaturesParams, run_features
 from journey_ml.jobs.ingest import IngestJobResult, IngestParams, run_ingest
 from journey_ml.jobs.journeys import JourneysJobResult, JourneysParams, run_journeys
@@ -37,4 +38,5 @@ __all__ = [
     "MonitoringParams", "MonitoringJobResult", "run_monitoring",
     "run_simulation", "simulation_params",
     "JourneysParams", "JourneysJobResult", "run_journeys",
+    "CycleParams", "CycleJobResult", "run_cycle",
 ]

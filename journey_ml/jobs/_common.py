@@ -31,6 +31,13 @@ def slots_of(each: Each) -> int:
     return 1 if slots is None else max(1, int(slots))
 
 
+def width_of(each: Each) -> int:
+    """How many calls ``each`` runs at once anywhere (a cluster's worker threads): its
+    ``width`` attribute, else its slots."""
+    width = getattr(each, "width", None)
+    return max(1, int(width)) if width else slots_of(each)
+
+
 class JobFailed(RuntimeError):
     """A job finished with problems (a source that failed, a task that could not train).
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from journey_ml.jobs._common import require_schema, resolve_as_of, resolve_tasks, utc
 from journey_ml.journeys.build import SECTIONS, JourneyMap, build_map, cut
+from journey_ml.journeys.committee import account_roles, role_summary
 from journey_ml.journeys.lift import lift_table
 from journey_ml.journeys.paths import compare, compare_periods
 from journey_ml.journeys.read import entity_segments, matured_scores, read_events, store_lift
@@ -30,7 +31,7 @@ ALL = "all"
 class JourneysParams:
     """``tasks``: default every task; ``as_of``: default the newest event; ``segments``:
     which maps (``all`` = every entity; default ``all`` and every segment); ``level`` /
-    ``attribution_level`` / ``gap_days`` / ``bootstrap``: override the configuration;
+    ``attribution_level`` / ``gap_days`` / ``bootstrap`` / ``next_order``: override the configuration;
     ``compare_from``: also compare journeys started before / from this time (the ``all``
     map); ``sections``: what to compute (see `journey_ml.journeys.build.SECTIONS`);
     ``report``: write the HTML maps; ``log_run``: log each map to MLflow; ``lift``:
@@ -44,6 +45,7 @@ class JourneysParams:
     attribution_level: str | None = None
     gap_days: float | None = None
     bootstrap: int | None = None
+    next_order: int | None = None
     compare_from: datetime | None = None
     sections: tuple[str, ...] = SECTIONS
     report: bool = True
@@ -66,11 +68,17 @@ class JourneysJobResult:
                          f"(have: {', '.join(f'{m.task}/{m.segment}' for m in self.maps) or 'none'})")
 
 
-def _customers_only(events: pd.DataFrame, customer_events: list[str]) -> pd.DataFrame:
-    """A customer task's journeys start at the entity's first customer event."""
-    first = events[events["event_type"].isin(customer_events)].groupby("entity_id")["occurred_at"].min()
+def _population(events: pd.DataFrame, population: str, customer_events: list[str],
+                outcome_types: list[str]) -> pd.DataFrame:
+    """The task's side of each entity's story: a prospect task's journeys stop at the first
+    customer event other than the outcome (customers were never prospects of it); a customer
+    task's journeys start at the entity's first customer event."""
+    marks = [e for e in customer_events if population == "customers" or e not in outcome_types]
+    first = events[events["event_type"].isin(marks)].groupby("entity_id")["occurred_at"].min()
     since = events["entity_id"].map(first)
-    return events[since.notna() & (events["occurred_at"] >= since)]
+    if population == "customers":
+        return events[since.notna() & (events["occurred_at"] >= since)]
+    return events[since.isna() | (events["occurred_at"] < since)]
 
 
 def _lift(rt: Runtime, task: str, as_of: datetime, computed_at: datetime) -> tuple[pd.DataFrame, int]:
@@ -109,7 +117,13 @@ def run_journeys(rt: Runtime, params: JourneysParams) -> JourneysJobResult:
     as_of, _ = resolve_as_of(rt.engine, params.as_of)
     cfg = rt.config.journeys
     if params.gap_days is not None:
+        if params.gap_days <= 0:
+            raise ValueError(f"the inactivity gap must be positive, got {params.gap_days} days")
         cfg = cfg.model_copy(update={"gap_days": params.gap_days})
+    if params.next_order is not None:
+        if not 0 <= params.next_order <= 5:
+            raise ValueError(f"the next-step order must be 0 to 5, got {params.next_order}")
+        cfg = cfg.model_copy(update={"next_order": params.next_order})
     level = params.level or cfg.level
     touch_level = params.attribution_level or cfg.attribution_level
     computed_at = utc(params.computed_at, "computed_at")
@@ -120,8 +134,7 @@ def run_journeys(rt: Runtime, params: JourneysParams) -> JourneysJobResult:
         task = rt.config.task(name)
         outcome_types = rt.config.outcomes[task.outcome]
         events = read_events(rt.engine, as_of, entity=task.entity, lookback_days=cfg.lookback_days)
-        if task.population == "customers":
-            events = _customers_only(events, task.customer_events)
+        events = _population(events, task.population, task.customer_events, outcome_types)
         steps_j = cut(events, cfg, as_of, level, outcome_types)
         touch_j = cut(events, cfg, as_of, touch_level, outcome_types)
         seg_cfg = rt.config.segments.get(task.segment_by) if task.segment_by else None
@@ -152,8 +165,13 @@ def run_journeys(rt: Runtime, params: JourneysParams) -> JourneysJobResult:
                 comparison = compare(sj, steps_j.subset(~mask), (seg, "rest"))
                 seg_lift = (latest_lift[latest_lift["segment"].isin([seg, "(all)"])]
                             if not latest_lift.empty else latest_lift)
+            committee = None
+            if task.entity == "account" and sj.n:
+                steps_only = events[~events["event_type"].isin(cfg.exclude_event_types)]
+                committee = role_summary(account_roles(steps_only, sj), sj.table["entity_id"].nunique(),
+                                         int(sj.table.groupby("entity_id")["converted"].any().sum()))
             m = build_map(name, seg, sj, tj, cfg, bootstrap=params.bootstrap, lift=seg_lift,
-                          comparison=comparison, sections=params.sections)
+                          comparison=comparison, committee=committee, sections=params.sections)
             if params.report:
                 from journey_ml.journeys.report import write_report
 

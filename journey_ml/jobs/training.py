@@ -12,7 +12,7 @@ from functools import partial
 
 import pandas as pd
 
-from journey_ml.execution import threads_here, with_model_threads
+from journey_ml.execution import dask_client, threads_here, with_model_threads
 from journey_ml.jobs._common import (
     Each,
     require_schema,
@@ -21,12 +21,14 @@ from journey_ml.jobs._common import (
     serial,
     slots_of,
 )
+from journey_ml.models.xgb import distributed_fit
 from journey_ml.runtime import Runtime
 from journey_ml.segments import GLOBAL
 from journey_ml.training import (
     SegmentOutcome,
     TrainingData,
     TrainingError,
+    prepare_snapshot_training,
     prepare_training,
     train_segment,
 )
@@ -58,6 +60,8 @@ class TrainingJobResult:
     outcomes: tuple[SegmentOutcome, ...]
     failures: tuple[TaskFailure, ...] = field(default_factory=tuple)
     holdout_dates: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
+    # snapshot tasks: how their holdout was drawn (e.g. "stratified random 20%, seed 7")
+    holdout_notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -98,8 +102,14 @@ class SegmentData:
 def _train_one(rt: Runtime, actor: str, concurrent: int, work: SegmentData) -> SegmentOutcome:
     # XGBoost threads: the model's share of the cores where it trains (`model_threads`)
     threads = threads_here(rt.config.training.xgboost.n_jobs, concurrent)
-    return train_segment(work.data, work.segment, with_model_threads(rt.config, threads), rt.registry,
-                         rt.engine, actor=actor)
+    config = with_model_threads(rt.config, threads)
+    big = rt.config.execution.distributed_training_rows
+    rows = work.data.rows(work.segment)
+    if big is not None and int((rows["split"] == "train").sum()) >= big:
+        # too large for one worker: the booster trains with xgboost.dask across the cluster
+        with dask_client() as client, distributed_fit(client):
+            return train_segment(work.data, work.segment, config, rt.registry, rt.engine, actor=actor)
+    return train_segment(work.data, work.segment, config, rt.registry, rt.engine, actor=actor)
 
 
 def run_training(rt: Runtime, params: TrainingParams, *, each: Each = serial) -> TrainingJobResult:
@@ -111,22 +121,50 @@ def run_training(rt: Runtime, params: TrainingParams, *, each: Each = serial) ->
     SchemaNotCurrent."""
     require_schema(rt.engine)
     names = resolve_tasks(rt.config, params.tasks)
-    as_of, _ = resolve_as_of(rt.engine, params.as_of, past_end_ok=False)
+    as_of = None  # the newest event: resolved when an event-based task needs it
     outcomes: list[SegmentOutcome] = []
     failures: list[TaskFailure] = []
     holdouts: dict[str, tuple[datetime, ...]] = {}
+    notes: dict[str, str] = {}
     for name in names:
+        snap = rt.config.task(name).snapshot
         try:
-            data = prepare_training(rt.engine, rt.config, name, as_of)
+            if snap is not None:
+                data = prepare_snapshot_training(rt.engine, rt.config, name, params.as_of)
+                n = int((data.frame["split"] == "test").sum())
+                notes[name] = (f"{name}: stratified random {snap.holdout_fraction:.0%} of {len(data.frame):,} "
+                               f"rows ({n:,}), seed {rt.config.training.seed}")
+            else:
+                if as_of is None:
+                    as_of, _ = resolve_as_of(rt.engine, params.as_of, past_end_ok=False)
+                data = prepare_training(rt.engine, rt.config, name, as_of)
         except TrainingError as e:
             failures.append(TaskFailure(name, str(e)))
             continue
-        test = data.frame.loc[data.frame["split"] == "test", "as_of"]
-        holdouts[name] = tuple(sorted({pd.Timestamp(t).to_pydatetime() for t in test.unique()}))
+        if snap is None:
+            test = data.frame.loc[data.frame["split"] == "test", "as_of"]
+            holdouts[name] = tuple(sorted({pd.Timestamp(t).to_pydatetime() for t in test.unique()}))
         segs = segments_to_train(data, params.segments)
-        if segs and segs[0] == GLOBAL:  # alone, here: all the cores are its
-            outcomes.append(_train_one(rt, params.actor, 1, SegmentData(GLOBAL, data)))
+        if segs and segs[0] == GLOBAL:  # first, on its own (all the cores): the segments fall back to it
+            outcomes.extend(each(partial(_train_one, rt, params.actor, 1), [SegmentData(GLOBAL, data)]))
             segs = segs[1:]
-        work = [SegmentData(s, replace(data, frame=data.rows(s))) for s in segs]
-        outcomes.extend(each(partial(_train_one, rt, params.actor, slots_of(each)), work))
-    return TrainingJobResult(as_of, tuple(outcomes), tuple(failures), holdouts)
+        if segs:
+            work = [SegmentData(s, replace(data, frame=data.rows(s))) for s in segs]
+            outcomes.extend(each(partial(_train_one, rt, params.actor, slots_of(each)), work))
+    if as_of is None:
+        as_of = params.as_of or (data.as_of if outcomes else None) or _snapshot_time(rt, names)
+    return TrainingJobResult(as_of, tuple(outcomes), tuple(failures), holdouts, notes)
+
+
+def _snapshot_time(rt: Runtime, names: list[str]) -> datetime:
+    """The run's as-of when only snapshot tasks ran (and none produced data)."""
+    from journey_ml.features.snapshot import snapshot_as_of
+
+    for n in names:
+        try:
+            return snapshot_as_of(rt.engine, rt.config, n)
+        except ValueError:
+            continue
+    from datetime import UTC
+
+    return datetime.min.replace(tzinfo=UTC)

@@ -57,6 +57,7 @@ class JourneyMap:
     next_predictions: pd.DataFrame
     lift: pd.DataFrame = field(default_factory=pd.DataFrame)
     comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
+    committee: pd.DataFrame = field(default_factory=pd.DataFrame)  # per buying role (account tasks)
     notes: tuple[str, ...] = ()
     report_html: str | None = None
     run_id: str | None = None
@@ -94,7 +95,7 @@ class JourneyMap:
             "removal_effects": rec(self.attribution.removal_effects) if self.attribution else [],
             "next_step": {k: _clean(v) for k, v in vars(self.next_step).items()} if self.next_step else None,
             "next_predictions": rec(self.next_predictions), "lift": rec(self.lift), "comparison": rec(self.comparison),
-            "notes": list(self.notes), "report_html": self.report_html, "run_id": self.run_id,
+            "committee": rec(self.committee), "notes": list(self.notes), "report_html": self.report_html, "run_id": self.run_id,
         }
 
 
@@ -121,7 +122,8 @@ SECTIONS = ("paths", "friction", "attribution", "next")
 
 def build_map(task: str, segment: str, steps_j: Journeys, touch_j: Journeys, cfg: JourneysConfig, *,
               bootstrap: int | None = None, lift: pd.DataFrame | None = None,
-              comparison: pd.DataFrame | None = None, sections: tuple[str, ...] = SECTIONS) -> JourneyMap:
+              comparison: pd.DataFrame | None = None, committee: pd.DataFrame | None = None,
+              sections: tuple[str, ...] = SECTIONS) -> JourneyMap:
     """Every figure of one map: transitions, friction, step matrix, top paths, Sankey flows
     (``steps_j``, the map's level), attribution (``touch_j``, the attribution level), next
     step accuracy and predictions for ongoing journeys. ``sections`` skips the expensive
@@ -162,7 +164,8 @@ def build_map(task: str, segment: str, steps_j: Journeys, touch_j: Journeys, cfg
         flows=flows(steps_j) if steps_j.n else pd.DataFrame(columns=["step", "source", "target", "journeys"]),
         attribution=attr, next_step=acc, next_predictions=preds,
         lift=lift if lift is not None else pd.DataFrame(),
-        comparison=comparison if comparison is not None else pd.DataFrame(), notes=tuple(notes))
+        comparison=comparison if comparison is not None else pd.DataFrame(),
+        committee=committee if committee is not None else pd.DataFrame(), notes=tuple(notes))
 
 
 __all__ = ["JourneyMap", "build_map", "cut", "SECTIONS"]

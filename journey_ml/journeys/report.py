@@ -222,6 +222,12 @@ def render(m: JourneyMap) -> str:
             cols += [(f"{x}_n", f"{x} n", "int"), (f"{x}_rate", f"{x} rate", "%")]
         cols += [("difference", "difference", "%"), ("p_value", "p", ""), ("significant", "significant", "text")]
         parts += ["<h2>Comparison</h2>", html_table(c, cols, "comparison")]
+    if not m.committee.empty:
+        parts += ["<h2>Buying committee: which role did what, and when</h2>", html_table(m.committee, [
+            ("role", "role", "text"), ("accounts", "accounts", "int"), ("share", "share of accounts", "%"),
+            ("conversion_with", "conv. with role", "%"), ("conversion_without", "conv. without", "%"),
+            ("median_days_to_first_touch", "median days to first touch", ""),
+            ("typical_stages", "typical stages", "text")], "committee")]
     sm = m.step_matrix.reset_index(names="step")
     parts += ["<h2>Step matrix (share of journeys at each step)</h2>",
               html_table(sm, [("step", "step", "text")] + [(c, str(c), "%") for c in sm.columns[1:]], "step-matrix")]

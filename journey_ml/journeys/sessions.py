@@ -145,7 +145,9 @@ def sessionise(events: pd.DataFrame, *, as_of: datetime, level: Level = "stage",
     et_names = np.asarray(et_names, dtype=object).astype(str)
     excluded = np.isin(et_names, list(set(exclude_event_types) - outcome_set))
     keep = (t < asof_ns) & ~excluded[et_code]
-    ent_codes, ent_names = pd.factorize(events["entity_id"].to_numpy()[keep])
+    # factorize whole columns (cheap for categoricals), then keep the rows: no object copies
+    ent_all, ent_names = pd.factorize(events["entity_id"])
+    ent_codes = ent_all[keep]
     ent_names = np.asarray(ent_names, dtype=object).astype(str)
     t = t[keep]
     et_code = et_code[keep]
@@ -153,7 +155,8 @@ def sessionise(events: pd.DataFrame, *, as_of: datetime, level: Level = "stage",
     if level == "event_type":
         lab_code, lab_names = et_code, et_names
     else:
-        lab_code, lab_names = pd.factorize(events[level].to_numpy()[keep], use_na_sentinel=True)
+        lab_code, lab_names = pd.factorize(events[level], use_na_sentinel=True)
+        lab_code = lab_code[keep]
         lab_names = np.asarray(lab_names, dtype=object).astype(str)
         if (lab_code < 0).any():
             lab_names = np.append(lab_names, "unknown")

@@ -14,6 +14,7 @@ import contextlib
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from journey_ml.models.linear import LogisticScorer
@@ -188,6 +189,54 @@ def baselines(selection: Selection, columns: list[Column], train: pd.DataFrame, 
     return out
 
 
+@dataclass(frozen=True)
+class CrossValidation:
+    """k-fold metrics of one candidate kind (refitted per fold, the same way as the model)."""
+
+    kind: str
+    folds: int
+    metric: str
+    values: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.values))
+
+    def sentence(self) -> str:
+        return f"{self.folds}-fold cross-validated {self.metric} {self.mean:.4f} ± {self.std:.4f} ({self.kind})"
+
+
+def cross_validate(kind: str, columns: list[Column], rows: pd.DataFrame, folds: int, metric: str, *,
+                   xgboost: dict, calibration: str, min_isotonic_positives: int, seed: int) -> CrossValidation:
+    """Stratified, seeded k-fold ``metric`` of ``kind`` (xgboost | logistic) on ``rows``
+    (features and ``label``). XGBoost early-stops and calibrates on a stratified quarter of
+    each fold's training rows. Raises ValueError when a class has fewer rows than folds."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    y = rows["label"].to_numpy()
+    names = [c.name for c in columns]
+    values = []
+    for fit_idx, eval_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(rows, y):
+        fit_rows, eval_rows = rows.iloc[fit_idx], rows.iloc[eval_idx]
+        if kind == "logistic":
+            scorer = LogisticScorer(columns, random_state=seed).fit(fit_rows[names], fit_rows["label"])
+        else:
+            inner, stop = train_test_split(np.arange(len(fit_rows)), test_size=0.25,
+                                           stratify=fit_rows["label"], random_state=seed)
+            cands, _ = fit_candidates(columns, fit_rows.iloc[inner], fit_rows.iloc[stop], xgboost=xgboost,
+                                      calibration=calibration, min_isotonic_positives=min_isotonic_positives,
+                                      seed=seed, kinds=("xgboost",))
+            if cands["xgboost"].scorer is None:
+                raise ValueError(cands["xgboost"].error)
+            scorer = cands["xgboost"].scorer
+        values.append(getattr(evaluate(eval_rows["label"], scorer.predict_proba(eval_rows[names])), metric))
+    return CrossValidation(kind, folds, metric, tuple(float(v) for v in values))
+
+
 def best_baseline(found: dict[str, Baseline], metric: str) -> Baseline | None:
     """The baseline with the best finite ``metric``, or None."""
     best = None
@@ -201,4 +250,4 @@ def best_baseline(found: dict[str, Baseline], metric: str) -> Baseline | None:
 
 
 __all__ = ["xgb_params_for", "XGBParams", "Candidate", "Selection", "fit_candidates", "select", "Baseline",
-           "baselines", "best_baseline", "RECENCY_FEATURE", "BASELINES", "SIZE_TIERS"]
+           "baselines", "best_baseline", "cross_validate", "CrossValidation", "RECENCY_FEATURE", "BASELINES", "SIZE_TIERS"]

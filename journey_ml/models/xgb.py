@@ -9,7 +9,11 @@ scikit-learn estimator contract: parameters in ``__init__``, fitted attributes e
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +25,20 @@ from journey_ml.models.treeshap import TreeShapTables
 
 CHUNK_ROWS = 50_000  # rows per DMatrix when scoring and explaining in one pass
 _TABLES_LOCK = threading.Lock()  # one build of a model's TreeSHAP tables at a time
+_DASK_CLIENT: ContextVar[Any] = ContextVar("journey_xgb_dask_client", default=None)
+
+
+@contextmanager
+def distributed_fit(client) -> Iterator[None]:
+    """Within the block, `XGBScorer.fit` trains the booster with XGBoost's Dask interface
+    (``xgboost.dask``) on ``client``'s cluster: the rows are split over the workers and
+    every worker builds histograms on its part. Calibration and everything after the
+    booster stay in this process."""
+    token = _DASK_CLIENT.set(client)
+    try:
+        yield
+    finally:
+        _DASK_CLIENT.reset(token)
 
 
 @dataclass(frozen=True)
@@ -150,15 +168,42 @@ class XGBScorer:
             "seed": self.random_state, "nthread": self.n_jobs, "max_cat_to_onehot": 8,
         }
         self._shap_tables = None  # a new booster: the TreeSHAP tables are rebuilt on first use
-        dtrain = self._dmatrix(X, y)
         dvalid = self._dmatrix(X_valid, y_valid)
-        self.booster_ = xgb.train(params, dtrain, num_boost_round=self.n_estimators,
-                                  evals=[(dvalid, "valid")], verbose_eval=False,
-                                  early_stopping_rounds=self.early_stopping_rounds)
+        client = _DASK_CLIENT.get()
+        if client is not None:
+            self.booster_ = self._train_on_dask(client, params, X, y, X_valid, y_valid)
+        else:
+            self.booster_ = xgb.train(params, self._dmatrix(X, y), num_boost_round=self.n_estimators,
+                                      evals=[(dvalid, "valid")], verbose_eval=False,
+                                      early_stopping_rounds=self.early_stopping_rounds)
         self.best_iteration_ = int(self.booster_.best_iteration)
         raw = self._raw(dvalid)
         self.calibration_, self.calibrator_, self.calibration_note_ = self._fit_calibrator(raw, y_valid)
         return self
+
+    def _train_on_dask(self, client, params: dict, X: pd.DataFrame, y: np.ndarray, X_valid: pd.DataFrame,
+                       y_valid: np.ndarray) -> xgb.Booster:
+        """The booster trained with ``xgboost.dask`` over ``client``'s workers (the same
+        encoding as `_dmatrix`); one such training at a time on a cluster (each needs every
+        worker it has data on at once)."""
+        import dask.dataframe as dd
+        from distributed import Lock
+        from xgboost import dask as dxgb
+
+        parts = max(1, len(client.nthreads()))
+
+        def matrix(frame: pd.DataFrame, labels: np.ndarray) -> dxgb.DaskDMatrix:
+            m = self._matrix(frame).reset_index(drop=True)
+            return dxgb.DaskDMatrix(client, dd.from_pandas(m, npartitions=min(parts, max(1, len(m)))),
+                                    dd.from_pandas(pd.Series(labels), npartitions=min(parts, max(1, len(m)))),
+                                    enable_categorical=True)
+
+        dask_params = {k: v for k, v in params.items() if k != "nthread"}  # each worker uses its threads
+        with Lock("journey-ml-xgboost-dask"):
+            out = dxgb.train(client, dask_params, matrix(X, y), num_boost_round=self.n_estimators,
+                             evals=[(matrix(X_valid, y_valid), "valid")], verbose_eval=False,
+                             early_stopping_rounds=self.early_stopping_rounds)
+        return out["booster"]
 
     def _fit_calibrator(self, raw: np.ndarray, y_valid: np.ndarray):
         """(method, calibrator, note): isotonic when asked for, with enough positives and a

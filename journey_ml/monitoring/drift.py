@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from scipy.spatial import distance
 
 from journey_ml.features.declaration import FeatureSet
 from journey_ml.monitoring.contract import ColumnProfiles, ContractResult, check_contract
+from journey_ml.monitoring.policy import share_reached
 
 # Evidently 0.7's defaults: the size that switches tests, and each test's threshold
 SMALL_REFERENCE_ROWS = 1000
@@ -77,6 +78,9 @@ class ColumnDrift:
     statistic_type: str = ""  # p_value (drift when small) | distance (drift when large)
     reference_rows: int = 0  # values tested (nulls and infinities left out, as Evidently does)
     current_rows: int = 0
+    # effect size, whatever the test: Wasserstein distance normed by the reference std (numbers),
+    # Jensen-Shannon distance (categories); a test that fires on a tiny effect does not count
+    effect: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -115,6 +119,8 @@ class DriftOptions:
     min_top_k_overlap: float = 0.5
     num_threshold: float | None = None  # None: the chosen test's default (0.05 p-value, 0.1 distance)
     cat_threshold: float | None = None
+    min_effect: float = 0.0  # a drifted column counts only when its effect reaches this
+    importance: dict[str, float] = field(default_factory=dict)  # feature -> weight (the weighted share)
 
 
 @dataclass
@@ -135,6 +141,9 @@ class DriftResult:
     tested_columns: int = 0  # columns actually tested (the denominator of share_drifted)
     skipped_columns: list[str] = field(default_factory=list)
     critical_skipped: list[str] = field(default_factory=list)  # critical columns the contract made untestable
+    # drifted columns whose effect reaches the floor, and their share of the model's importance
+    counted_columns: list[str] = field(default_factory=list)
+    weighted_share: float | None = None  # None: no importance given
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -146,6 +155,7 @@ class DriftResult:
             "dataset_drift": self.dataset_drift, "critical_drifted": list(self.critical_drifted),
             "critical_skipped": list(self.critical_skipped),
             "tested_columns": self.tested_columns, "skipped_columns": list(self.skipped_columns),
+            "counted_columns": list(self.counted_columns), "weighted_share": self.weighted_share,
             "prediction": self.prediction.to_dict() if self.prediction else None,
             "explanation": self.explanation.to_dict() if self.explanation else None,
             "seconds": self.seconds,
@@ -241,6 +251,20 @@ def _decide_sorted(column: str, r: np.ndarray, c: np.ndarray, rs: np.ndarray, cs
         raise ValueError(f"column {column!r} has no finite value in the reference data")
     if c.size == 0:
         raise ValueError(f"column {column!r} has no finite value in the current data")
+    out = _test_sorted(column, r, c, rs, cs, threshold)
+    if out.method == "jensenshannon":
+        effect = out.statistic
+    elif out.method in ("z", "chisquare"):  # few distinct values: the shift of their shares
+        effect = _jensenshannon(_counts(rs), _counts(cs), r.size, c.size)
+    elif out.method == "wasserstein":
+        effect = out.statistic
+    else:
+        effect = wasserstein_sorted(rs, cs) / max(float(np.std(r)), 0.001)
+    return replace(out, effect=effect)
+
+
+def _test_sorted(column: str, r: np.ndarray, c: np.ndarray, rs: np.ndarray, cs: np.ndarray,
+                 threshold: float | None) -> ColumnDrift:
     rd, cd = _distinct_sorted(rs), _distinct_sorted(cs)
     # Evidently counts distinct values over both sides; only "<= 2", "<= 5" or "more" matters
     n_values = 6 if len(rd) > 5 or len(cd) > 5 else len(np.union1d(rd, cd))
@@ -276,11 +300,14 @@ def _decide_counts(column: str, rc: dict[Any, int], cc: dict[Any, int], threshol
         raise ValueError(f"column {column!r} has no value in the reference data")
     if n_c == 0:
         raise ValueError(f"column {column!r} has no value in the current data")
+    js = _jensenshannon(rc, cc, n_r, n_c)
     if n_r > SMALL_REFERENCE_ROWS:
-        return _decide(column, "categorical", "jensenshannon", _jensenshannon(rc, cc, n_r, n_c), threshold, n_r, n_c)
-    if len(set(rc) | set(cc)) > 2:
-        return _decide(column, "categorical", "chisquare", _chisquare(rc, cc, n_r, n_c), threshold, n_r, n_c)
-    return _decide(column, "categorical", "z", _ztest(rc, cc, n_r, n_c), threshold, n_r, n_c)
+        out = _decide(column, "categorical", "jensenshannon", js, threshold, n_r, n_c)
+    elif len(set(rc) | set(cc)) > 2:
+        out = _decide(column, "categorical", "chisquare", _chisquare(rc, cc, n_r, n_c), threshold, n_r, n_c)
+    else:
+        out = _decide(column, "categorical", "z", _ztest(rc, cc, n_r, n_c), threshold, n_r, n_c)
+    return replace(out, effect=js)
 
 
 def categorical_drift(column: str, reference: pd.Series, current: pd.Series,
@@ -431,10 +458,21 @@ def check_drift(reference: pd.DataFrame, current: pd.DataFrame, feature_set: Fea
             explanation = ExplanationDrift([], [], float("nan"), float("nan"), False, top_k=options.top_k,
                                            skipped=f"explanation drift not computed ({type(e).__name__}: {e})")
     skipped = [c.column for c in columns.values() if c.skipped is not None]
+    counted = [n for n in drifted if counts(columns[n], options.min_effect)]
+    weighted = None
+    if options.importance:
+        total = sum(options.importance.get(c.column, 0.0) for c in tested)
+        weighted = sum(options.importance.get(n, 0.0) for n in counted) / total if total > 0 else 0.0
     return DriftResult(
         reference_rows=len(reference), current_rows=len(current), contract=contract, columns=columns,
-        drifted_columns=drifted, share_drifted=share, dataset_drift=bool(tested) and share >= options.share_threshold,
+        drifted_columns=drifted, share_drifted=share, dataset_drift=share_reached(len(drifted), len(tested), options.share_threshold),
         critical_drifted=[c for c in options.critical_columns if c in drifted],
         prediction=prediction, explanation=explanation, seconds=time.perf_counter() - t,
         tested_columns=len(tested), skipped_columns=skipped,
-        critical_skipped=[c for c in options.critical_columns if c in skipped])
+        critical_skipped=[c for c in options.critical_columns if c in skipped],
+        counted_columns=counted, weighted_share=weighted)
+
+
+def counts(c: ColumnDrift, min_effect: float) -> bool:
+    """Whether a column's drift counts: its test fired and its effect reaches ``min_effect``."""
+    return bool(c.drifted and c.skipped is None and (c.effect is None or c.effect >= min_effect))

@@ -116,3 +116,69 @@ def performance(probability, label, *, bands: list[tuple[str, float]], threshold
         accuracy=float(((p >= threshold).astype(int) == yi).mean()), roc_auc=auc,
         top_decile_precision=float(y[order[:top]].mean()), brier=float(np.mean((p - y) ** 2)),
         calibration=calibration, threshold=threshold, base_rate=float(y.mean()), dropped=dropped)
+
+
+@dataclass
+class EstimatedPerformance:
+    """Performance expected from calibrated probabilities alone (no labels): CBPE.
+
+    If the probabilities are calibrated, a row with probability p is a positive with
+    probability p, so the confusion matrix and the ROC AUC have expected values computable
+    without labels. This holds while the relation between features and outcome stays the same
+    (covariate shift); a change in what converts (concept drift) is invisible to it and only
+    matured labels show it.
+    """
+
+    n: int
+    roc_auc: float | None
+    accuracy: float | None
+    expected_positive_rate: float | None
+    confusion: dict[str, float] = field(default_factory=dict)  # expected tp, fp, fn, tn
+    threshold: float = 0.5
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        d = asdict(self)
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def expected_auc(p: np.ndarray) -> float:
+    """The expected ROC AUC when each row is positive with its probability p (self-pairs left out).
+
+    Sum over ordered pairs (i positive, j negative) of p_i (1 - p_j) [s_i > s_j] (ties half),
+    divided by the expected number of such pairs.
+    """
+    p = np.sort(np.asarray(p, dtype=float))
+    q = 1.0 - p
+    values, start = np.unique(p, return_index=True)
+    pos = np.add.reduceat(p, start)  # expected positives per distinct score
+    neg = np.add.reduceat(q, start)
+    below = np.concatenate([[0.0], np.cumsum(neg)[:-1]])  # expected negatives with a lower score
+    self_pairs = float(np.sum(p * q))  # a row is never paired with itself
+    num = float(np.sum(pos * (below + 0.5 * neg))) - 0.5 * self_pairs
+    den = float(p.sum() * q.sum()) - self_pairs
+    return num / den if den > 0 else float("nan")
+
+
+def estimate_performance(probability, *, threshold: float = 0.5, min_rows: int = 100) -> EstimatedPerformance:
+    """CBPE on the current population's calibrated probabilities; never raises on data.
+
+    Fewer than ``min_rows`` finite probabilities: figures None with the reason.
+    """
+    p = np.asarray(probability, dtype=float).ravel()
+    p = p[np.isfinite(p)]
+    n = int(p.size)
+    if n < min_rows:
+        return EstimatedPerformance(n, None, None, None, threshold=threshold,
+                                    reason=f"only {n} scored rows, fewer than the minimum {min_rows}")
+    if ((p < 0) | (p > 1)).any():
+        return EstimatedPerformance(n, None, None, None, threshold=threshold,
+                                    reason=f"probabilities must be within [0, 1], found {p.min():.3g}..{p.max():.3g}")
+    flagged = p >= threshold
+    tp, fp = float(p[flagged].sum()), float((1 - p[flagged]).sum())
+    fn, tn = float(p[~flagged].sum()), float((1 - p[~flagged]).sum())
+    auc = expected_auc(p)
+    return EstimatedPerformance(n=n, roc_auc=auc if math.isfinite(auc) else None, accuracy=(tp + tn) / n,
+                                expected_positive_rate=float(p.mean()),
+                                confusion={"tp": tp, "fp": fp, "fn": fn, "tn": tn}, threshold=threshold)

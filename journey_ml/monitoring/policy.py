@@ -25,8 +25,9 @@ Rules, in order:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
+from fractions import Fraction
 from typing import Any, Literal
 
 from journey_ml.config import SegmentPolicy
@@ -53,6 +54,11 @@ class DriftSummary:
     rank_correlation: float | None = None
     contract_ok: bool = True
     contract_problems: list[str] = field(default_factory=list)
+    # drifted columns whose effect reaches the policy's floor, and their share of the model's
+    # feature importance (None: no importance known)
+    counted_columns: list[str] | None = None
+    weighted_share: float | None = None
+    prediction_effect: float | None = None
 
     @classmethod
     def from_result(cls, r: Any) -> DriftSummary:
@@ -72,7 +78,10 @@ class DriftSummary:
             explanation_drifted=None if expl is None or getattr(expl, "skipped", None) else bool(expl.drifted),
             rank_correlation=None if expl is None or getattr(expl, "skipped", None)
             else _num(getattr(expl, "rank_correlation", None)),
-            contract_ok=not _alerting_problems(contract), contract_problems=_alerting_problems(contract))
+            contract_ok=not _alerting_problems(contract), contract_problems=_alerting_problems(contract),
+            counted_columns=list(getattr(r, "counted_columns", None) or []),
+            weighted_share=_num(getattr(r, "weighted_share", None)),
+            prediction_effect=None if pred is None else _num(getattr(pred, "effect", None)))
 
 
 # contract findings worth an alert; a constant column or one that is null on both sides (a
@@ -111,6 +120,20 @@ class PerfSummary:
 
 
 @dataclass(frozen=True)
+class EstimateSummary:
+    """Performance estimated from calibrated probabilities on the current population (CBPE)."""
+
+    n: int
+    roc_auc: float | None
+    accuracy: float | None
+
+    @classmethod
+    def from_result(cls, r: Any) -> EstimateSummary:
+        """From `journey_ml.monitoring.performance.EstimatedPerformance` (duck-typed)."""
+        return cls(n=int(r.n), roc_auc=_num(r.roc_auc), accuracy=_num(r.accuracy))
+
+
+@dataclass(frozen=True)
 class MonitorResult:
     """What one monitoring run measured for a task's segment."""
 
@@ -125,6 +148,7 @@ class MonitorResult:
     predecessor_performance: PerfSummary | None = None
     matured_as_of: datetime | None = None
     error: str | None = None  # e.g. no reference sample: nothing can be judged
+    estimated: EstimateSummary | None = None  # CBPE on the population as of T (no labels needed)
 
 
 @dataclass(frozen=True)
@@ -150,6 +174,7 @@ class SegmentState:
     rules_version: int | None = None  # the registered rules version (fallback target)
     last_action_at: datetime | None = None  # last executed retrain/fallback/rollback/restore
     drift_runs: int = 0  # consecutive previous runs of this version with drift
+    estimate_low_runs: int = 0  # consecutive previous runs of this version with estimated AUC < floor
     candidate: Candidate | None = None
 
     @property
@@ -196,20 +221,53 @@ def _cooldown(state: SegmentState, policy: SegmentPolicy, now: datetime) -> str 
     return None
 
 
+def exact(x: float) -> Fraction:
+    """A configured share as the exact fraction its decimal text says (0.3 is 3/10)."""
+    return Fraction(str(x))
+
+
+def pct(x: float | Fraction) -> str:
+    """A threshold as a percentage without rounding noise: 0.3 -> "30%", 0.125 -> "12.5%"."""
+    return f"{float(exact(x) * 100 if not isinstance(x, Fraction) else x * 100):g}%"
+
+
+def share_reached(k: int, n: int, threshold: float) -> bool:
+    """Whether ``k`` of ``n`` reaches ``threshold``, compared exactly (no float division)."""
+    return n > 0 and Fraction(k, n) >= exact(threshold)
+
+
+def share_sentence(k: int, n: int, threshold: float) -> str:
+    """``"42 of 141 columns (29.8%) < 30%"``: the exact count and the comparison actually made."""
+    op = ">=" if share_reached(k, n, threshold) else "<"
+    return f"{k} of {n} columns ({100 * k / n:.1f}%) {op} {pct(threshold)}" if n else f"0 of 0 columns < {pct(threshold)}"
+
+
 def _drift_signals(d: DriftSummary, policy: SegmentPolicy) -> list[str]:
     """Sentences for each drift signal that fired (empty: no drift)."""
     out = []
-    if d.columns and d.share_drifted >= policy.drift_share:
-        names = ", ".join(d.drifted_columns[:6]) + (" ..." if len(d.drifted_columns) > 6 else "")
-        out.append(f"{len(d.drifted_columns)} of {d.columns} feature columns drifted "
-                   f"({d.share_drifted:.0%} >= threshold {policy.drift_share:.0%}): {names}")
-    crit = [c for c in d.critical_drifted if c in policy.critical_columns] or \
-        [c for c in d.drifted_columns if c in policy.critical_columns]
+    weighted = policy.drift_rule == "weighted"
+    cols = d.counted_columns if weighted and d.counted_columns is not None else d.drifted_columns
+    k = len(cols)
+    names = ", ".join(cols[:6]) + (" ..." if k > 6 else "")
+    if weighted and d.weighted_share is not None:
+        if d.weighted_share >= policy.weighted_drift_share:
+            out.append(f"feature drift: the drifted columns carry {d.weighted_share:.1%} of the model's feature "
+                       f"importance >= {pct(policy.weighted_drift_share)} ({k} of {d.columns} columns with an "
+                       f"effect >= {policy.min_effect:g}): {names}")
+    elif share_reached(k, d.columns, policy.drift_share):
+        out.append(f"feature drift: {share_sentence(k, d.columns, policy.drift_share)} (threshold): {names}")
+    crit = [c for c in cols if c in policy.critical_columns] if weighted else \
+        ([c for c in d.critical_drifted if c in policy.critical_columns] or
+         [c for c in d.drifted_columns if c in policy.critical_columns])
     if crit:
         out.append(f"critical column(s) drifted: {', '.join(crit)}")
-    if policy.prediction_drift and d.prediction_drifted:
+    pred_counts = d.prediction_drifted and (not weighted or d.prediction_effect is None
+                                            or d.prediction_effect >= policy.min_effect)
+    if policy.prediction_drift and pred_counts:
         out.append("the score distribution drifted"
-                   + (f" (statistic {d.prediction_statistic:.3g})" if d.prediction_statistic is not None else ""))
+                   + (f" (statistic {d.prediction_statistic:.3g}" if d.prediction_statistic is not None else "")
+                   + (f", effect {d.prediction_effect:.3f})" if d.prediction_effect is not None else
+                      (")" if d.prediction_statistic is not None else "")))
     if policy.explanation_drift and d.explanation_drifted:
         out.append("the ranking of mean |SHAP| per feature shifted"
                    + (f" (rank correlation {d.rank_correlation:.2f} < {policy.min_rank_correlation:.2f})"
@@ -225,6 +283,18 @@ def drift_detected(result: MonitorResult, policy: SegmentPolicy) -> bool:
     return bool(_drift_signals(d, policy))
 
 
+def _fall_back(base: str, figures: dict[str, Any], state: SegmentState, cooling: str | None) -> list[Decision]:
+    """Fall back to the rules version and retrain (an alert only while the cooldown runs)."""
+    if cooling:
+        return [Decision("alert", [base, cooling], figures)]
+    if state.rules_version is None:
+        return [Decision("alert", [base, "no registered rules version to fall back to"], figures),
+                Decision("retrain", [base], figures)]
+    return [Decision("fallback", [base, f"production moves to the rules version v{state.rules_version}"],
+                     figures, target_version=state.rules_version),
+            Decision("retrain", [base], figures)]
+
+
 def _perf_judgeable(p: PerfSummary | None, policy: SegmentPolicy) -> str | None:
     """None when ``p`` can be judged, else a sentence saying why not."""
     if p is None:
@@ -238,6 +308,11 @@ def _perf_judgeable(p: PerfSummary | None, policy: SegmentPolicy) -> str | None:
 
 def restore_decision(state: SegmentState, policy: SegmentPolicy) -> Decision | None:
     """In rules mode: ``restore`` the candidate when it passes the gate and the hysteresis."""
+    d = _restore_decision(state, policy)
+    return None if d is None else replace(d, figures={**d.figures, "condition": condition(d)})
+
+
+def _restore_decision(state: SegmentState, policy: SegmentPolicy) -> Decision | None:
     c = state.candidate
     if not state.in_fallback or c is None:
         return None
@@ -256,11 +331,36 @@ def restore_decision(state: SegmentState, policy: SegmentPolicy) -> Decision | N
                     figures, target_version=c.version)
 
 
+def condition(d: Decision) -> str:
+    """What a decision is about (alerts are sent once per segment and condition until it changes):
+    drift | performance | estimated_performance | contract | rules_mode | rollback | restore | error | ok."""
+    f, first = d.figures, (d.reasons[0] if d.reasons else "")
+    if d.kind in ("ok", "error", "rollback", "restore"):
+        return d.kind
+    if first.startswith("in rules mode") or "candidate_version" in f:
+        return "rules_mode"
+    if "estimated_roc_auc" in f:
+        return "estimated_performance"
+    if "share_drifted" in f or "weighted_share" in f:
+        return "drift"
+    if "labels" in f or d.kind == "fallback":
+        return "performance"
+    if "problems" in f:
+        return "contract"
+    return d.kind
+
+
 def decide(result: MonitorResult, state: SegmentState, policy: SegmentPolicy, now: datetime) -> list[Decision]:
     """The decisions for one segment's monitoring result; pure (see the module docstring).
 
-    Always returns at least one decision. Raises ValueError for a naive ``now``.
+    Always returns at least one decision, each with ``figures["condition"]`` (see `condition`).
+    Raises ValueError for a naive ``now``.
     """
+    return [replace(d, figures={**d.figures, "condition": condition(d)})
+            for d in _decide(result, state, policy, now)]
+
+
+def _decide(result: MonitorResult, state: SegmentState, policy: SegmentPolicy, now: datetime) -> list[Decision]:
     if now.tzinfo is None:
         raise ValueError(f"naive datetime {now!r}: pass a timezone-aware (UTC) time")
     if result.error:
@@ -297,7 +397,10 @@ def decide(result: MonitorResult, state: SegmentState, policy: SegmentPolicy, no
     if (recent and state.predecessor_version is not None and state.predecessor_kind == "model"
             and perf_gap is None and pred is not None and _perf_judgeable(pred, policy) is None
             and perf.roc_auc is not None and pred.roc_auc is not None
-            and perf.roc_auc < pred.roc_auc - policy.rollback_margin):
+            and perf.roc_auc < pred.roc_auc - policy.rollback_margin
+            # going back only helps if the predecessor clears the floors; else rule 4 falls back to rules
+            and pred.roc_auc >= policy.auc_floor
+            and (pred.accuracy is None or pred.accuracy >= policy.accuracy_floor)):
         figures = {"roc_auc": perf.roc_auc, "predecessor_roc_auc": pred.roc_auc, "labels": perf.n,
                    "predecessor_version": state.predecessor_version}
         return [Decision("rollback", [
@@ -321,18 +424,28 @@ def decide(result: MonitorResult, state: SegmentState, policy: SegmentPolicy, no
                 (f" (its holdout AUC was {own:.3f})" if own is not None else "")
             figures = {"accuracy": perf.accuracy, "roc_auc": perf.roc_auc, "labels": perf.n,
                        "positives": perf.positives, "holdout_roc_auc": own}
-            if cooling:
-                return [Decision("alert", [base, cooling], figures)]
-            if state.rules_version is None:
-                return [Decision("alert", [base, "no registered rules version to fall back to"], figures),
-                        Decision("retrain", [base], figures)]
-            return [Decision("fallback", [base, f"production moves to the rules version v{state.rules_version}"],
-                             figures, target_version=state.rules_version),
-                    Decision("retrain", [base], figures)]
+            return _fall_back(base, figures, state, cooling)
         notes.append(f"performance ok on {perf.n} matured labels: accuracy {_f(perf.accuracy)}, "
                      f"AUC {_f(perf.roc_auc)}")
     else:
         notes.append(perf_gap)
+
+    # 4b. the estimated performance (CBPE) below its floor, persistently: the labels will come
+    # too late (a tracking outage flattens the scores long before the horizon closes)
+    est = result.estimated
+    if est is not None and est.roc_auc is not None:
+        floor = policy.estimated_auc_floor
+        if est.roc_auc < floor:
+            runs = state.estimate_low_runs + 1
+            base = (f"estimated AUC {est.roc_auc:.3f} < floor {floor:.3f} on {est.n} scored rows (CBPE, no labels "
+                    f"needed) in {runs} consecutive run(s)")
+            figures = {"estimated_roc_auc": est.roc_auc, "estimated_accuracy": est.accuracy, "rows": est.n,
+                       "consecutive_runs": runs}
+            if runs < policy.estimated_persistence_runs:
+                return [Decision("alert", [base, f"{policy.estimated_persistence_runs} needed before falling back"],
+                                 figures)]
+            return _fall_back(base, figures, state, cooling)
+        notes.append(f"estimated AUC {est.roc_auc:.3f} >= floor {floor:.3f} (CBPE on {est.n} rows)")
 
     # 5. drift, with persistence and cooldown
     d = result.drift
@@ -344,6 +457,7 @@ def decide(result: MonitorResult, state: SegmentState, policy: SegmentPolicy, no
             if signals:
                 runs = state.drift_runs + 1
                 figures = {"share_drifted": d.share_drifted, "drifted_columns": d.drifted_columns,
+                           "weighted_share": d.weighted_share, "counted_columns": d.counted_columns,
                            "consecutive_runs": runs, "rank_correlation": d.rank_correlation}
                 if runs < policy.drift_persistence_runs:
                     return [Decision("alert", [*signals, f"drift seen in {runs} of {policy.drift_persistence_runs} "
@@ -353,8 +467,11 @@ def decide(result: MonitorResult, state: SegmentState, policy: SegmentPolicy, no
                     return [Decision("alert", [*signals, persist, cooling], figures)]
                 return [Decision("alert", [*signals, persist], figures),
                         Decision("retrain", [*signals, persist], figures)]
-            notes.append(f"no drift: {len(d.drifted_columns)} of {d.columns} columns drifted "
-                         f"({d.share_drifted:.0%} < {policy.drift_share:.0%})")
+            if policy.drift_rule == "weighted" and d.weighted_share is not None:
+                notes.append(f"no drift: the drifted columns carry {d.weighted_share:.1%} of the model's feature "
+                             f"importance < {pct(policy.weighted_drift_share)}")
+            else:
+                notes.append(f"no drift: {share_sentence(len(d.drifted_columns), d.columns, policy.drift_share)}")
         # 6. data contract
         if not d.contract_ok:
             return [Decision("alert", [f"data contract: {p}" for p in d.contract_problems[:8]] or
@@ -362,5 +479,5 @@ def decide(result: MonitorResult, state: SegmentState, policy: SegmentPolicy, no
     return [Decision("ok", notes)]
 
 
-__all__ = ["KINDS", "ACTIONS", "DriftSummary", "PerfSummary", "MonitorResult", "Candidate", "SegmentState",
-           "Decision", "decide", "restore_decision", "drift_detected"]
+__all__ = ["share_reached", "share_sentence", "pct", "exact", "KINDS", "ACTIONS", "DriftSummary", "PerfSummary", "MonitorResult", "Candidate", "SegmentState",
+           "Decision", "EstimateSummary", "decide", "condition", "restore_decision", "drift_detected"]

@@ -49,6 +49,7 @@ from journey_ml.monitoring.policy import (
     Candidate,
     Decision,
     DriftSummary,
+    EstimateSummary,
     MonitorResult,
     PerfSummary,
     SegmentState,
@@ -118,6 +119,7 @@ class SegmentMonitorResult:
     reports: dict[str, str]
     decisions: list[ExecutedDecision]
     notes: list[str] = field(default_factory=list)
+    estimated: dict[str, Any] | None = None  # CBPE on the population as of T
 
     @property
     def kinds(self) -> list[str]:
@@ -129,7 +131,7 @@ class SegmentMonitorResult:
             "model_version": self.model_version, "model_kind": self.model_kind,
             "monitor_run_id": self.monitor_run_id, "drift_detected": bool(self.drift and self.drift.get("detected")),
             "drift": self.drift, "performance": self.performance, "reports": self.reports,
-            "decisions": [asdict(d) for d in self.decisions], "notes": self.notes})
+            "decisions": [asdict(d) for d in self.decisions], "notes": self.notes, "estimated": self.estimated})
 
 
 @dataclass
@@ -156,6 +158,10 @@ class MonitorRunResult:
 
 # --- reading what there is --------------------------------------------------------------------
 
+class _NoReports(Exception):
+    """monitoring.evidently_reports is off: skip writing the pages."""
+
+
 def _utc(t: datetime, what: str) -> datetime:
     if not isinstance(t, datetime) or t.tzinfo is None or t.utcoffset() is None:
         raise MonitorError(f"{what} must be a timezone-aware (UTC) datetime, got {t!r}")
@@ -177,6 +183,17 @@ def load_reference(engine: Engine, name: str, version: int, fs: FeatureSet) -> t
             frame[f.name] = frame[f.name].astype(object)
     preds = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=float)
     return frame, preds
+
+
+def reference_date(engine: Engine, name: str, version: int) -> datetime | None:
+    """The newest as-of date among a version's reference rows: the end of its training window."""
+    t = ReferenceSample.__table__
+    with engine.connect() as conn:
+        at = conn.execute(sa.select(sa.func.max(t.c.as_of)).where(t.c.model_name == name,
+                                                                  t.c.version == version)).scalar_one_or_none()
+    if isinstance(at, str):  # SQLite aggregates bypass the column type
+        at = datetime.fromisoformat(at)
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 def _scores(engine: Engine, task: str, as_of: datetime) -> pd.DataFrame:
@@ -287,7 +304,9 @@ def _state(ctx: _Context, segment: str, info, policy: SegmentPolicy, as_of: date
         production_version=info.version, production_kind=_kind(info.kind), production_metrics=metrics,
         promoted_at=move.at if move is not None else None, predecessor_version=pred_v, predecessor_kind=pred_kind,
         rules_version=rules_v, last_action_at=store.last_action_at(engine, ctx.task, segment, now),
-        drift_runs=store.drift_streak(engine, ctx.task, segment, name, info.version, as_of), candidate=candidate)
+        drift_runs=store.drift_streak(engine, ctx.task, segment, name, info.version, as_of), candidate=candidate,
+        estimate_low_runs=store.estimate_streak(engine, ctx.task, segment, name, info.version, as_of,
+                                                policy.estimated_auc_floor))
 
 
 def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: SegmentPolicy, as_of: datetime,
@@ -302,13 +321,25 @@ def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: Seg
     reports: dict[str, str] = {}
     drift = drift_dict = None
     error = None
+    estimated = None
     if info.kind == "rules":
         notes.append(f"rules mode: production is the rules version v{info.version}; drift is judged for models")
     else:
         ref, ref_pred = load_reference(ctx.engine, info.name, info.version, fs)
         if ref.empty:
             error = f"no drift reference sample for {info.name} v{info.version} in reference_samples"
-        else:
+        elif policy.drift_reference == "recent_window":
+            ref_at = reference_date(ctx.engine, info.name, info.version)
+            window = ctx.rows(ref_at, fs, segment) if ref_at is not None else ref.iloc[:0]
+            if len(window) >= policy.min_drift_rows:
+                ref = window
+                ref_pred = model.scorer.predict_proba(window[model.scorer.feature_names])
+                notes.append(f"drift reference: the {len(window)} rows of {ref_at:%Y-%m-%d}, the newest date of "
+                             f"v{info.version}'s training window")
+            else:
+                notes.append(f"drift reference: the stored training sample ({len(ref)} rows); the newest training "
+                             f"date has {len(window)} rows < {policy.min_drift_rows}")
+        if not ref.empty:
             cur = ctx.rows(as_of, fs, segment)
             cur_s = _sample(cur, mcfg.sample_rows, mcfg.seed)
             served = _scores(ctx.engine, ctx.task, as_of).reindex(cur_s.index)
@@ -317,26 +348,46 @@ def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: Seg
             if len(cur_s):  # the served score where this version produced it, else its prediction
                 cur_pred = model.scorer.predict_proba(cur_s[model.scorer.feature_names])
                 cur_pred = np.where(mine, served["probability"].to_numpy(dtype=float), cur_pred)
+            if len(cur_pred):  # CBPE: what the calibrated scores of T say about performance, no labels needed
+                from journey_ml.monitoring.performance import estimate_performance
+
+                estimated = estimate_performance(cur_pred, min_rows=policy.min_drift_rows)
             ref_shap = cur_shap = None
             if policy.explanation_drift and hasattr(model.scorer, "contributions") and len(cur_s) and len(ref):
                 ref_shap = model.scorer.contributions(_sample(ref, mcfg.sample_rows, mcfg.seed)[model.scorer.feature_names])
                 cur_shap = model.scorer.contributions(cur_s[model.scorer.feature_names])
+            importance = model_importance(model.scorer)
             opts = DriftOptions(sample_rows=mcfg.sample_rows, seed=mcfg.seed, share_threshold=policy.drift_share,
                                 critical_columns=list(policy.critical_columns),
-                                min_rank_correlation=policy.min_rank_correlation, top_k=policy.explanation_top_k)
+                                min_rank_correlation=policy.min_rank_correlation, top_k=policy.explanation_top_k,
+                                min_effect=policy.min_effect, importance=importance)
             dr = check_drift(ref, cur_s, fs, reference_scores=ref_pred if policy.prediction_drift else None,
                              current_scores=cur_pred if policy.prediction_drift else None,
                              reference_shap=ref_shap, current_shap=cur_shap, options=opts,
                              contract_kwargs={"min_rows": policy.min_drift_rows})
             drift = DriftSummary.from_result(dr)
-            drift_dict = dr.to_dict()
+            drift_dict = {**dr.to_dict(), "importance": importance}
             try:
-                rf = drift_report(ref, cur_s, fs, out_dir, columns=dr.contract.usable_columns,
+                if not mcfg.evidently_reports:
+                    raise _NoReports
+                from journey_ml.monitoring.reports import ranked_by_importance
+
+                usable = dr.contract.usable_columns
+                shown = ranked_by_importance([c for c in usable if c in set(dr.drifted_columns)], importance) + \
+                    ranked_by_importance([c for c in usable if c not in set(dr.drifted_columns)], importance)
+                drift_dict["report_columns"] = len(shown[:mcfg.report_max_columns])
+                rf = drift_report(ref, cur_s, fs, out_dir, columns=shown[:mcfg.report_max_columns],
                                   sample_rows=mcfg.sample_rows, seed=mcfg.seed, drift_share=policy.drift_share,
-                                  title=f"{info.name} v{info.version}: drift as of {as_of:%Y-%m-%d}")
+                                  title=f"{info.name} v{info.version}: drift as of {as_of:%Y-%m-%d}", exact=dr)
                 reports["drift_html"], reports["drift_json"] = str(rf.html), str(rf.json)
+                if rf.error:
+                    reports["drift_error"] = rf.error
+                    notes.append(f"drift report has no Evidently sections: {rf.error}")
+            except _NoReports:
+                pass
             except Exception as e:  # noqa: BLE001 - the figures stand without the page
                 notes.append(f"drift report not written ({type(e).__name__}: {e})")
+                reports["drift_error"] = f"{type(e).__name__}: {e}"
 
     perf = pred_perf = None
     perf_dict: dict[str, Any] | None = None
@@ -364,6 +415,11 @@ def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: Seg
             pr = _perf(p, y.to_numpy(), cfg, policy)
             perf = PerfSummary.from_result(pr)
             perf_dict = {"matured_as_of": t_mat, "source": source, "production": pr.to_dict()}
+            if pr.roc_auc is not None:  # the estimate made when these rows were scored, against the truth
+                err = store.record_estimation_error(ctx.engine, ctx.task, segment, t_mat, info.name, info.version,
+                                                    pr.roc_auc)
+                if err is not None:
+                    perf_dict["estimate"] = err
             recent = state.promoted_at is not None and \
                 as_of - state.promoted_at <= timedelta(days=policy.rollback_window_days)
             if (info.kind != "rules" and state.predecessor_kind == "model" and recent and len(served)):
@@ -380,16 +436,72 @@ def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: Seg
                     notes.append(f"predecessor v{state.predecessor_version} not evaluated "
                                  f"({type(e).__name__}: {e})")
             try:
+                if not cfg.monitoring.evidently_reports:
+                    raise _NoReports
                 rf = classification_report(pd.DataFrame({"probability": p, "label": y.to_numpy()}), out_dir,
                                            title=f"{info.name} v{info.version}: matured labels of "
                                                  f"{t_mat:%Y-%m-%d} ({source})")
                 reports["performance_html"], reports["performance_json"] = str(rf.html), str(rf.json)
+                if rf.error:
+                    reports["performance_error"] = rf.error
+            except _NoReports:
+                pass
             except Exception as e:  # noqa: BLE001
                 notes.append(f"performance report not written ({type(e).__name__}: {e})")
+                reports["performance_error"] = f"{type(e).__name__}: {e}"
     result = MonitorResult(task=ctx.task, segment=segment, as_of=as_of, model_name=info.name,
                            model_version=info.version, drift=drift, performance=perf,
-                           predecessor_performance=pred_perf, matured_as_of=t_mat, error=error)
-    return result, drift_dict, perf_dict, reports
+                           predecessor_performance=pred_perf, matured_as_of=t_mat, error=error,
+                           estimated=EstimateSummary.from_result(estimated) if estimated is not None else None)
+    return result, drift_dict, perf_dict, reports, estimated.to_dict() if estimated is not None else None
+
+
+def model_importance(scorer) -> dict[str, float]:
+    """The scorer's feature importance as shares summing to 1 (total gain); {} when it has none."""
+    try:
+        raw = scorer.importance() if hasattr(scorer, "importance") else {}
+    except Exception:  # noqa: BLE001 - an unfitted or rules scorer: no weights
+        raw = {}
+    total = sum(v for v in raw.values() if v > 0)
+    return {k: float(v) / total for k, v in raw.items() if v > 0} if total > 0 else {}
+
+
+def page_summary(task: str, seg: str, info, t: datetime, drift_dict: dict | None, perf_dict: dict | None,
+                 decisions: list[ExecutedDecision], reports: dict[str, str], prefix: str,
+                 estimated: dict | None = None, chart_svg: str = "") -> dict[str, Any]:
+    """What our summary block at the top of a report page says (see `reports.summary_html`)."""
+    from journey_ml.monitoring.reports import ranked_by_importance
+
+    drift = None
+    if drift_dict:
+        imp = drift_dict.get("importance") or {}
+        cols = drift_dict.get("columns") or {}
+        names = ranked_by_importance(list(drift_dict.get("drifted_columns") or []), imp)
+        pred = drift_dict.get("prediction") or {}
+        drift = {"detected": bool(drift_dict.get("detected")), "tested_columns": drift_dict.get("tested_columns"),
+                 "drifted_count": len(names), "share_text": share_text(len(names), drift_dict.get("tested_columns") or 0),
+                 "weighted_share": drift_dict.get("weighted_share"),
+                 "report_columns": drift_dict.get("report_columns"),
+                 "prediction_drifted": pred.get("drifted") if pred and not pred.get("skipped") else None,
+                 "drifted": [{"column": c, "importance": imp.get(c, 0.0), "method": (cols.get(c) or {}).get("method"),
+                              "statistic": (cols.get(c) or {}).get("statistic"),
+                              "threshold": (cols.get(c) or {}).get("threshold"),
+                              "effect": (cols.get(c) or {}).get("effect")} for c in names]}
+    realised = None
+    p = (perf_dict or {}).get("production") or {}
+    if p:
+        realised = {"as_of": (perf_dict or {}).get("matured_as_of"), "roc_auc": p.get("roc_auc"),
+                    "accuracy": p.get("accuracy"), "n": p.get("n")}
+    return store.jsonable({
+        "task": task, "segment": seg, "model": info.name, "version": info.version, "as_of": t,
+        "decisions": [{"kind": d.kind, "reasons": d.reasons, "outcome": d.outcome} for d in decisions],
+        "drift": drift, "realised": realised, "estimated": estimated, "chart_svg": chart_svg,
+        "report_error": reports.get(f"{prefix}_error")})
+
+
+def share_text(k: int, n: int) -> str:
+    """``"42 of 141 columns (29.8%)"``: the exact count, the share to one decimal."""
+    return f"{k} of {n} columns ({100 * k / n:.1f}%)" if n else f"{k} of 0 columns"
 
 
 def default_retrain(engine: Engine, registry, config: JourneyConfig) -> Retrain:
@@ -403,6 +515,10 @@ def default_retrain(engine: Engine, registry, config: JourneyConfig) -> Retrain:
 
     prepared: dict[tuple[str, datetime], Any] = {}
 
+    from journey_ml.scoring.ladder import ModelCache
+
+    models = ModelCache()
+
     def retrain(task: str, segment: str, as_of: datetime, in_fallback: bool) -> RetrainOutcome:
         try:
             if (task, as_of) not in prepared:
@@ -410,8 +526,13 @@ def default_retrain(engine: Engine, registry, config: JourneyConfig) -> Retrain:
             data = prepared[(task, as_of)]
         except TrainingError as e:
             return RetrainOutcome("failed", str(e))
+        prod = registry.production(task, segment)
+        recent = (config.monitoring.retrain_gate == "recent_matured" and not in_fallback
+                  and prod is not None and prod.kind != "rules")
         out = train_segment(data, segment, config, registry, engine, actor="journey-ml monitor",
-                            promote=not in_fallback, gate_against_rules=True)
+                            promote=not in_fallback and not recent, gate_against_rules=True)
+        if recent and out.version is not None and out.status in ("staged", "promoted"):
+            return _recent_gate(engine, registry, config, models, task, segment, as_of, prod, out)
         move_id = None
         if out.status == "promoted" and out.model_name:
             m = ledger_mod.last_move_to(engine, out.model_name, PRODUCTION, out.version)
@@ -420,6 +541,26 @@ def default_retrain(engine: Engine, registry, config: JourneyConfig) -> Retrain:
                               out.metrics.get("roc_auc"), out.gate_passed, move_id)
 
     return retrain
+
+
+def _recent_gate(engine, registry, config, models, task, segment, as_of, prod, out) -> RetrainOutcome:
+    """Promote the staged candidate only if it beats production on recent matured data (#11.4)."""
+    from journey_ml.monitoring.recent_gate import recent_gate
+
+    try:
+        g = recent_gate(engine, config, task, segment, models.get(registry, task, segment, out.version, None),
+                        models.get(registry, task, segment, prod.version, prod.kind), as_of,
+                        min_positives=config.monitoring.policy(task, segment).min_positives)
+    except Exception as e:  # noqa: BLE001 - no comparison, no promotion
+        return RetrainOutcome("staged", f"not promoted: recent comparison failed ({type(e).__name__}: {e})",
+                              out.version, out.metrics.get("roc_auc"), False)
+    holdout = f"holdout: {out.reason}"
+    if not g.promote:
+        return RetrainOutcome("staged", f"not promoted {g.reason}; {holdout}", out.version,
+                              out.metrics.get("roc_auc"), False)
+    m = registry.promote(task, segment, out.version, reason=f"promoted {g.reason}"[:2000], actor="journey-ml monitor")
+    return RetrainOutcome("promoted", f"promoted {g.reason}; {holdout}", out.version, out.metrics.get("roc_auc"),
+                          True, m.id)
 
 
 def _gate_text(reason: str, status: str) -> str:
@@ -460,23 +601,58 @@ def monitor_task(engine: Engine, registry, config: JourneyConfig, task: str, as_
             if segments:
                 run_notes.append(f"{task}/{seg}: no production version, not monitored")
             continue
+        previous = store.runs(engine, task, seg, before=t, limit=1)
         r = _monitor_segment(ctx, seg, info, t, now, Path(reports_dir), retrain, run_key)
         results.append(r)
         events.extend(_events(r))
-        for d in r.decisions:
-            if d.kind == "ok":
-                continue
-            alert = alerting.Alert(task=task, segment=seg, as_of=t, decision=d.kind, reasons=d.reasons,
-                                   figures={k: v for k, v in d.figures.items() if not isinstance(v, list | dict)},
-                                   model=f"{r.model_name} v{r.model_version}",
-                                   report=r.reports.get("drift_html") or r.reports.get("performance_html"),
-                                   outcome=d.outcome)
+        for alert in _alerts(r, previous[0] if previous else None):
             for dl in alerting.send(alert_urls or [], alert):
-                deliveries.append({"segment": seg, "decision": d.kind, **asdict(dl)})
+                deliveries.append({"segment": seg, "decision": alert.decision, "condition": alert.condition,
+                                   "state": alert.state, **asdict(dl)})
                 if not dl.ok:
                     log.warning("alert to %s failed: %s", dl.url, dl.error)
     return MonitorRunResult(task=task, as_of=t, run_key=run_key, segments=results, events=events,
                             deliveries=deliveries, seconds=time.perf_counter() - t0, notes=run_notes)
+
+
+def _conditions(decisions) -> dict[str, list]:
+    """Decisions other than ok, grouped by condition (in order)."""
+    out: dict[str, list] = {}
+    for d in decisions:
+        if d.kind != "ok":
+            out.setdefault((d.figures or {}).get("condition") or d.kind, []).append(d)
+    return out
+
+
+def _alerts(r: SegmentMonitorResult, previous: store.StoredRun | None) -> list[alerting.Alert]:
+    """One alert per condition whose state changed since the segment's previous run, and a
+    recovery message per condition that cleared."""
+    now_c = _conditions(r.decisions)
+    before = _conditions(previous.decisions) if previous is not None else {}
+    strongest = {c: alerting.strongest([d.kind for d in ds]) for c, ds in now_c.items()}
+    # once production is the rules model, the model's performance conditions are moot, not recovered
+    moved = previous is not None and previous.model_version != r.model_version
+    superseded = frozenset({"performance", "estimated_performance", "drift"}) if moved else frozenset()
+    p = alerting.plan({c: alerting.strongest([d.kind for d in ds]) for c, ds in before.items()}, strongest,
+                      superseded=superseded)
+    page = r.reports.get("drift_html") or r.reports.get("performance_html")
+    link = Path(page).resolve().as_uri() if page else None
+    base = dict(task=r.task, segment=r.segment, as_of=r.as_of, model=f"{r.model_name} v{r.model_version}", report=link)
+    out = []
+    for c in p.send:
+        ds = now_c[c]
+        kind = strongest[c]
+        figures = {k: v for d in ds for k, v in (d.figures or {}).items()
+                   if not isinstance(v, list | dict) and k != "condition"}
+        out.append(alerting.Alert(**base, decision=kind, reasons=list(dict.fromkeys(x for d in ds for x in d.reasons)),
+                                  figures=figures, outcome="; ".join(d.outcome for d in ds if d.outcome) or None,
+                                  condition=c, severity=alerting.severity(kind)))
+    ok = [x for d in r.decisions if d.kind == "ok" for x in d.reasons]
+    for c in p.recovered:
+        out.append(alerting.Alert(**base, decision="recovered", condition=c, severity="info", state="recovered",
+                                  reasons=[f"{c.replace('_', ' ')} cleared since the run of "
+                                           f"{previous.as_of:%Y-%m-%d}", *ok]))
+    return out
 
 
 def _monitor_segment(ctx: _Context, seg: str, info, t: datetime, now: datetime, reports_dir: Path,
@@ -487,34 +663,62 @@ def _monitor_segment(ctx: _Context, seg: str, info, t: datetime, now: datetime, 
     out_dir = reports_dir / task / seg / f"{t:%Y-%m-%d}"
     state = _state(ctx, seg, info, policy, t, now)
     try:
-        result, drift_dict, perf_dict, reports = _measure(ctx, seg, info, state, policy, t, out_dir, notes)
+        result, drift_dict, perf_dict, reports, estimated = _measure(ctx, seg, info, state, policy, t, out_dir, notes)
     except Exception as e:  # noqa: BLE001 - one segment's failure is its own error decision
         log.exception("monitoring %s/%s failed", task, seg)
         result = MonitorResult(task=task, segment=seg, as_of=t, model_name=info.name, model_version=info.version,
                                error=f"monitoring failed: {type(e).__name__}: {e}")
-        drift_dict, perf_dict, reports = None, None, {}
+        drift_dict, perf_dict, reports, estimated = None, None, {}, None
     detected = drift_detected(result, policy)
     if drift_dict is not None:
         drift_dict = {"detected": detected, **drift_dict}
-    if reports and info.run_id:
-        try:
-            ctx.registry.log_version_artifacts(info.name, info.version, out_dir, f"monitoring/{t:%Y-%m-%d}")
-            reports["mlflow_run_id"] = info.run_id
-        except Exception as e:  # noqa: BLE001 - the reports are on disk either way
-            notes.append(f"reports not logged to MLflow ({type(e).__name__}: {e})")
     run_id = store.save_run(ctx.engine, run_key=run_key, task=task, segment=seg, as_of=t, model_name=info.name,
                             model_version=info.version, model_kind=_kind(info.kind),
                             status="error" if result.error else "ok", drift_detected=detected,
                             matured_as_of=result.matured_as_of,
                             contract=(drift_dict or {}).get("contract"), drift=drift_dict, performance=perf_dict,
-                            reports=reports, error=result.error, created_at=now)
+                            reports=reports, error=result.error, created_at=now, estimated=estimated)
     executed: list[ExecutedDecision] = []
     for d in decide(result, state, policy, now):
         executed.extend(_execute(ctx, seg, info, d, state, policy, t, now, retrain, run_id))
+    _add_summaries(ctx, seg, info, t, drift_dict, perf_dict, executed, reports, notes, estimated)
+    if reports and info.run_id:  # after the summaries: the logged pages say what was decided
+        try:
+            ctx.registry.log_version_artifacts(info.name, info.version, out_dir, f"monitoring/{t:%Y-%m-%d}")
+            reports["mlflow_run_id"] = info.run_id
+        except Exception as e:  # noqa: BLE001 - the reports are on disk either way
+            notes.append(f"reports not logged to MLflow ({type(e).__name__}: {e})")
+    if reports:
+        store.update_reports(ctx.engine, run_id, reports)
     return SegmentMonitorResult(task=task, segment=seg, as_of=t, model_name=info.name, model_version=info.version,
                                 model_kind=_kind(info.kind), monitor_run_id=run_id, result=result,
                                 drift=drift_dict, performance=perf_dict, reports=reports, decisions=executed,
-                                notes=notes)
+                                notes=notes, estimated=estimated)
+
+
+def _add_summaries(ctx: _Context, seg: str, info, t: datetime, drift_dict: dict | None, perf_dict: dict | None,
+                   executed: list[ExecutedDecision], reports: dict[str, str], notes: list[str],
+                   estimated: dict | None) -> None:
+    """Our summary (the decision, ranked drifted columns, performance) at the top of each page."""
+    from journey_ml.monitoring.reports import add_summary, performance_chart_svg
+
+    est, real = [], []
+    for r in reversed(store.runs(ctx.engine, ctx.task, seg, limit=60)):  # oldest first; this run included
+        if (r.estimated or {}).get("roc_auc") is not None:
+            est.append((r.as_of, r.estimated["roc_auc"]))
+        p = (r.performance or {}).get("production") or {}
+        if p.get("roc_auc") is not None and r.matured_as_of is not None:
+            real.append((r.matured_as_of, p["roc_auc"]))
+    chart = performance_chart_svg(est, sorted(dict(real).items()))
+    shown = {**estimated, "as_of": t} if estimated else None
+    for prefix in ("drift", "performance"):
+        if f"{prefix}_html" not in reports:
+            continue
+        try:
+            add_summary(reports, page_summary(ctx.task, seg, info, t, drift_dict, perf_dict, executed, reports,
+                                              prefix, estimated=shown, chart_svg=chart), prefix)
+        except Exception as e:  # noqa: BLE001 - the page stays as Evidently wrote it
+            notes.append(f"summary not added to the {prefix} report ({type(e).__name__}: {e})")
 
 
 def _execute(ctx: _Context, seg: str, info, d: Decision, state: SegmentState, policy: SegmentPolicy,
@@ -561,11 +765,19 @@ def _execute(ctx: _Context, seg: str, info, d: Decision, state: SegmentState, po
     return [ExecutedDecision(d.kind, d.reasons, store.jsonable(d.figures), executed, outcome, move_id, did), *follow]
 
 
+def segment_resource(task: str, segment: str, model_name: str | None = None,
+                     model_version: int | None = None) -> dict[str, str]:
+    """The Prefect event resource of a task's segment: id ``journey.segment.<task>.<segment>``
+    with the task and segment as labels (the retrain deployment's trigger templates them
+    into the run's parameters)."""
+    return {"prefect.resource.id": f"journey.segment.{task}.{segment}",
+            "prefect.resource.name": f"{task}/{segment}", "journey.task": task, "journey.segment": segment,
+            "journey.model": f"{model_name}", "journey.version": str(model_version)}
+
+
 def _events(r: SegmentMonitorResult) -> list[dict[str, Any]]:
     """The Prefect events of a segment's run (the flow emits them)."""
-    resource = {"prefect.resource.id": f"journey.segment.{r.task}.{r.segment}",
-                "prefect.resource.name": f"{r.task}/{r.segment}",
-                "journey.model": f"{r.model_name}", "journey.version": str(r.model_version)}
+    resource = segment_resource(r.task, r.segment, r.model_name, r.model_version)
     base = {"task": r.task, "segment": r.segment, "as_of": r.as_of.isoformat(),
             "monitor_run_id": r.monitor_run_id, "report": r.reports.get("drift_html")}
     out = []
@@ -586,7 +798,7 @@ def summary_markdown(result: MonitorRunResult) -> str:
              "| segment | model | drift | performance | decisions | reports |", "|---|---|---|---|---|---|"]
     for s in result.segments:
         d = s.drift or {}
-        drift = (f"{len(d.get('drifted_columns') or [])} cols ({(d.get('share_drifted') or 0):.0%})"
+        drift = (share_text(len(d.get('drifted_columns') or []), d.get('tested_columns') or 0)
                  + (" **drift**" if d.get("detected") else "")) if d else "-"
         p = ((s.performance or {}).get("production") or {})
         perf = f"AUC {p['roc_auc']:.3f} on {p['n']}" if p.get("roc_auc") is not None else "-"
@@ -596,6 +808,9 @@ def summary_markdown(result: MonitorRunResult) -> str:
                      f"{', '.join(s.kinds)} | {links} |")
     lines.append("")
     for s in result.segments:
+        for k, v in s.reports.items():
+            if k.endswith("_error"):
+                lines.append(f"- **{s.segment}: {k.split('_')[0]} report without Evidently's sections** — {v}")
         for dec in s.decisions:
             if dec.kind == "ok":
                 continue
@@ -604,6 +819,6 @@ def summary_markdown(result: MonitorRunResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["monitor_task", "default_retrain", "summary_markdown", "candidate_segments", "load_reference",
+__all__ = ["monitor_task", "default_retrain", "segment_resource", "summary_markdown", "candidate_segments", "load_reference",
            "matured_as_of", "MonitorRunResult", "SegmentMonitorResult", "ExecutedDecision", "RetrainOutcome",
            "MonitorError", "EVENTS", "DRIFT_EVENT"]

@@ -78,20 +78,61 @@ class StoredRun:
     error: str | None
     created_at: datetime
     decisions: list[StoredDecision] = field(default_factory=list)
+    estimated: dict | None = None
+    estimation_error: float | None = None
 
 
 def save_run(engine: Engine, *, run_key: str, task: str, segment: str, as_of: datetime,
              model_name: str | None, model_version: int | None, model_kind: str | None, status: str,
              drift_detected: bool, matured_as_of: datetime | None, contract: dict | None, drift: dict | None,
-             performance: dict | None, reports: dict | None, error: str | None, created_at: datetime) -> int:
+             performance: dict | None, reports: dict | None, error: str | None, created_at: datetime,
+             estimated: dict | None = None) -> int:
     """Insert one monitor run row; returns its id."""
-    values = dict(run_key=run_key, task=task, segment=segment, as_of=as_of, model_name=model_name,
+    values = dict(estimated=jsonable(estimated), run_key=run_key, task=task, segment=segment, as_of=as_of, model_name=model_name,
                   model_version=model_version, model_kind=model_kind, status=status,
                   drift_detected=bool(drift_detected), matured_as_of=matured_as_of, contract=jsonable(contract),
                   drift=jsonable(drift), performance=jsonable(performance), reports=jsonable(reports),
                   error=error, created_at=created_at)
     with engine.begin() as conn:
         return int(conn.execute(sa.insert(_R).values(**values).returning(_R.c.id)).scalar_one())
+
+
+def update_reports(engine: Engine, run_id: int, reports: dict) -> None:
+    """Replace a run's report paths (they are completed after its decisions are executed)."""
+    with engine.begin() as conn:
+        conn.execute(sa.update(_R).where(_R.c.id == run_id).values(reports=jsonable(reports)))
+
+
+def record_estimation_error(engine: Engine, task: str, segment: str, as_of: datetime, model_name: str | None,
+                            model_version: int | None, realised_auc: float) -> dict | None:
+    """Once the labels of ``as_of`` have matured: estimated minus realised AUC on that date's run.
+
+    Returns {estimated_roc_auc, realised_roc_auc, error} or None when no run of that date and
+    version has an estimate.
+    """
+    q = (sa.select(_R.c.id, _R.c.estimated).where(_R.c.task == task, _R.c.segment == segment, _R.c.as_of == as_of,
+                                                  _R.c.model_name == model_name, _R.c.model_version == model_version)
+         .order_by(_R.c.id.desc()))
+    with engine.begin() as conn:
+        for rid, est in conn.execute(q).all():
+            auc = (est or {}).get("roc_auc")
+            if auc is None:
+                continue
+            err = float(auc) - float(realised_auc)
+            conn.execute(sa.update(_R).where(_R.c.id == rid).values(estimation_error=err))
+            return {"as_of": as_of.isoformat(), "estimated_roc_auc": float(auc), "realised_roc_auc": float(realised_auc),
+                    "error": err}
+    return None
+
+
+def estimate_streak(engine: Engine, task: str, segment: str, model_name: str | None, version: int | None,
+                    before: datetime, floor: float) -> int:
+    """Consecutive runs before ``before`` of this version whose estimated AUC was below ``floor``."""
+    def low(est) -> bool:
+        auc = (est or {}).get("roc_auc")
+        return auc is not None and auc < floor
+
+    return _streak(engine, task, segment, model_name, version, before, _R.c.estimated, low)
 
 
 def save_decision(engine: Engine, *, monitor_run_id: int, task: str, segment: str, as_of: datetime, kind: str,
@@ -172,13 +213,19 @@ def last_action_at(engine: Engine, task: str, segment: str, before: datetime) ->
 def drift_streak(engine: Engine, task: str, segment: str, model_name: str | None, version: int | None,
                  before: datetime) -> int:
     """Consecutive runs before ``before`` of this model version that saw drift (newest back)."""
-    q = (sa.select(_R.c.drift_detected, _R.c.model_name, _R.c.model_version)
+    return _streak(engine, task, segment, model_name, version, before, _R.c.drift_detected, bool)
+
+
+def _streak(engine: Engine, task: str, segment: str, model_name: str | None, version: int | None,
+            before: datetime, column, holds) -> int:
+    """Consecutive ok runs before ``before`` of this version where ``holds(column value)``."""
+    q = (sa.select(column, _R.c.model_name, _R.c.model_version)
          .where(_R.c.task == task, _R.c.segment == segment, _R.c.as_of < before, _R.c.status == "ok")
          .order_by(_R.c.as_of.desc(), _R.c.id.desc()))
     n = 0
     with engine.connect() as conn:
-        for drifted, name, v in conn.execute(q):
-            if name != model_name or v != version or not drifted:
+        for value, name, v in conn.execute(q):
+            if name != model_name or v != version or not holds(value):
                 break
             n += 1
     return n
@@ -206,8 +253,8 @@ def _run_detail(r: StoredRun) -> str:
     if r.error:
         parts.append(r.error)
     elif d:
-        parts.append(f"{len(d.get('drifted_columns') or [])} of {d.get('tested_columns', '?')} columns drifted "
-                     f"({(d.get('share_drifted') or 0):.0%})")
+        k, n = len(d.get('drifted_columns') or []), d.get('tested_columns') or 0
+        parts.append(f"{k} of {n} columns drifted ({100 * k / n:.1f}%)" if n else "no column tested")
     p = (r.performance or {}).get("production") or {}
     if p.get("roc_auc") is not None:
         parts.append(f"AUC {p['roc_auc']:.3f}, accuracy {p.get('accuracy') or 0:.3f} on {p.get('n')} matured labels")
@@ -240,5 +287,5 @@ def timeline(engine: Engine, task: str | None = None, segment: str | None = None
     return sorted(out, key=lambda e: (e.at, -order[e.source]), reverse=True)
 
 
-__all__ = ["TimelineEntry", "timeline", "StoredRun", "StoredDecision", "save_run", "save_decision", "mark_executed", "runs", "decisions",
-           "last_action_at", "drift_streak", "jsonable"]
+__all__ = ["TimelineEntry", "timeline", "StoredRun", "StoredDecision", "save_run", "update_reports", "save_decision", "mark_executed", "runs", "decisions",
+           "last_action_at", "drift_streak", "estimate_streak", "record_estimation_error", "jsonable"]

@@ -134,6 +134,8 @@ class ModelSummary:
     production_since: datetime | None
     staging_version: int | None
     kinds: dict[int, str]  # version -> scorer kind
+    # version -> holdout AUC of the model ("model") and of its baselines, as recorded at training
+    holdout_auc: dict[int, dict[str, str]] = field(default_factory=dict)
 
     @property
     def production_kind(self) -> str | None:
@@ -142,6 +144,7 @@ class ModelSummary:
     def to_dict(self) -> dict[str, Any]:
         d = _jsonable(asdict(self))
         d["kinds"] = {str(k): v for k, v in self.kinds.items()}
+        d["holdout_auc"] = {str(k): v for k, v in self.holdout_auc.items()}
         d["production_kind"] = self.production_kind
         return d
 

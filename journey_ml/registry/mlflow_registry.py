@@ -459,7 +459,9 @@ class Registry:
             out.append(ModelSummary(
                 name=rm.name, task=rm_tags.get(TASK_TAG, task), segment=rm_tags.get(SEGMENT_TAG, segment),
                 versions=sorted(kinds), production_version=prod, production_since=since,
-                staging_version=aliases.get(STAGING), kinds=dict(sorted(kinds.items()))))
+                staging_version=aliases.get(STAGING), kinds=dict(sorted(kinds.items())),
+                holdout_auc={int(mv.version): _holdout_auc(mv.tags or {}) for mv in versions
+                             if _holdout_auc(mv.tags or {})}))
         return out
 
     # --- integrity and loading ------------------------------------------------------------------
@@ -631,6 +633,19 @@ class Registry:
 
         return self._move(name, PRODUCTION, choose, action="rollback", reason=reason, run_id=run_id,
                           at=at, actor=actor, verify=True)
+
+
+def _holdout_auc(tags: dict[str, str]) -> dict[str, str]:
+    """{"model": AUC, <baseline>: AUC, "global": AUC} from a version's journey.* AUC tags."""
+    out = {}
+    if "journey.test.roc_auc" in tags:
+        out["model"] = tags["journey.test.roc_auc"]
+    for k, v in sorted(tags.items()):
+        if k.startswith("journey.baseline.") and k.endswith(".roc_auc"):
+            out[k[len("journey.baseline."):-len(".roc_auc")]] = v
+    if "journey.global_on_segment.roc_auc" in tags:
+        out["global"] = tags["journey.global_on_segment.roc_auc"]
+    return out
 
 
 __all__ = ["Registry", "tree_digest", "DIGEST_TAG", "KIND_TAG", "PROMOTED_AT_TAG",

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import repeat
 from typing import Any
@@ -39,7 +39,7 @@ from sqlalchemy import Engine
 
 from journey_ml.config import JourneyConfig
 from journey_ml.db.models import Contact, Score
-from journey_ml.features import FeatureSet, build_features, feature_set_for
+from journey_ml.features import FeatureFrame, FeatureSet, build_features, feature_set_for
 from journey_ml.scoring.actions import choose_actions, holdout_mask
 from journey_ml.scoring.ladder import (
     BUILTIN_RULES,
@@ -273,6 +273,12 @@ class ScoreBatch:
                 })
         return out
 
+    def slim(self) -> ScoreBatch:
+        """This batch without the feature frames and raw contributions its segments were
+        scored from (`store_batch` needs neither): what a partition scored elsewhere sends back."""
+        return replace(self, results=[replace(r, frame=r.frame.iloc[:0], probability=r.probability[:0],
+                                              idx=r.idx[:0], val=r.val[:0]) for r in self.results])
+
     @property
     def rows(self) -> list[dict[str, Any]]:
         """Same as `records` (kept for callers of the earlier list-of-rows form)."""
@@ -346,14 +352,55 @@ def compute_scores(engine: Engine, registry, config: JourneyConfig, task_name: s
     unreachable: built-in rules then score everyone. Raises ConfigError for an unknown
     task, ValueError for a naive datetime.
     """
+    _utc(scored_at, "scored_at")
+    clock = time.perf_counter()
+    ff, notes = population_features(engine, registry, config, task_name, as_of, cache=cache, build=build)
+    return score_features(engine, registry, config, ff, run_id=run_id, scored_at=scored_at, cache=cache,
+                          build=build, notes=notes, phases={"features": time.perf_counter() - clock})
+
+
+def population_features(engine: Engine, registry, config: JourneyConfig, task_name: str, as_of: datetime, *,
+                        cache: ModelCache | None = None, build: Callable[..., Any] = build_features
+                        ) -> tuple[FeatureFrame, list[str]]:
+    """The features `compute_scores` scores: the population of ``task_name`` as of
+    ``as_of`` with the production models' stored feature set; and the notes on how that set
+    was chosen. Raises ConfigError for an unknown task, ValueError for a naive datetime."""
     task = config.task(task_name)
     t = _utc(as_of, "as_of")
+    notes: list[str] = []
+    fs = _main_feature_set(_RegistryReader(registry), cache or MODEL_CACHE, engine, config, task_name, notes)
+    ff = build(engine, config, task_name, t, feature_set=fs)
+    if task.entity == "contact":
+        _assert_no_opted_out(engine, ff.frame.index)
+    return ff, notes
+
+
+def partition_features(ff: FeatureFrame, n: int) -> list[FeatureFrame]:
+    """``ff`` split into ``n`` partitions by a hash of the entity id (the same entity is
+    always in the same partition, whatever the population); each keeps the population's order."""
+    if n < 1:
+        raise ValueError(f"partitions must be >= 1, got {n}")
+    ids = ff.frame.index.astype(str).to_numpy(dtype=object)
+    part = pd.util.hash_array(ids, categorize=False) % np.uint64(n) if len(ids) else np.zeros(0, dtype=np.uint64)
+    return [replace(ff, frame=ff.frame[part == i]) for i in range(n)]
+
+
+def score_features(engine: Engine, registry, config: JourneyConfig, ff: FeatureFrame, *, run_id: str | None = None,
+                   scored_at: datetime, cache: ModelCache | None = None, build: Callable[..., Any] = build_features,
+                   notes: list[str] | tuple[str, ...] = (), phases: dict[str, float] | None = None) -> ScoreBatch:
+    """Score the entities of ``ff`` (a population from `population_features`, or one of its
+    partitions) without writing anything: segments, the fallback ladder, reasons, actions,
+    holdout. A row's score depends on that entity alone, so partitions scored apart give the
+    rows the whole population gives."""
+    task_name = ff.task
+    task = config.task(task_name)
+    t = ff.as_of
     scored = _utc(scored_at, "scored_at")
     cache = cache or MODEL_CACHE
     reader = _RegistryReader(registry)
-    notes: list[str] = []
+    notes = list(notes)
     sc = config.scoring
-    phases: dict[str, float] = {}
+    phases = dict(phases or {})
     clock = time.perf_counter()
 
     def lap(name: str) -> None:
@@ -362,11 +409,7 @@ def compute_scores(engine: Engine, registry, config: JourneyConfig, task_name: s
         phases[name] = phases.get(name, 0.0) + now - clock
         clock = now
 
-    fs = _main_feature_set(reader, cache, engine, config, task_name, notes)
-    ff = build(engine, config, task_name, t, feature_set=fs)
     main = ff.frame
-    if task.entity == "contact":
-        _assert_no_opted_out(engine, main.index)
     labels = {f.name: f.label for f in ff.feature_set.features}
     main_key = _feature_set_key(ff.feature_set)
     frames: dict[str, tuple[pd.DataFrame, dict[str, str]]] = {main_key: (main, labels)}
@@ -381,7 +424,6 @@ def compute_scores(engine: Engine, registry, config: JourneyConfig, task_name: s
             frames[key] = (f, {s.name: s.label for s in other.features})
         return frames[key]
 
-    lap("features")
     segments = _segments(main, config, task_name, notes)
     seg_values = segments.to_numpy()
     lap("segments")
@@ -450,6 +492,62 @@ def score_task(engine: Engine, registry, config: JourneyConfig, task_name: str, 
     run_id = run_id or str(uuid.uuid4())
     batch = compute_scores(engine, registry, config, task_name, as_of, run_id=run_id, scored_at=scored_at,
                            cache=cache, build=build)
+    return store_batch(engine, batch, started=t0)
+
+
+def merge_batches(batches: list[ScoreBatch]) -> ScoreBatch:
+    """One batch from the batches of one population's partitions (`partition_features`,
+    `score_features`; same task, as-of and run): rows one partition after the other, each
+    note once. Raises ValueError for batches of different tasks, as-of times or runs."""
+    if not batches:
+        raise ValueError("no batch to merge")
+    first = batches[0]
+    if len(batches) == 1:
+        return first
+    keys = {(b.task, b.as_of, b.run_id, b.feature_set_version) for b in batches}
+    if len(keys) > 1:
+        raise ValueError(f"batches of different runs cannot be merged: {sorted(map(str, keys))}")
+    cols = [b.columns for b in batches if b.columns is not None and b.entities]
+    blocks, start = [], 0
+    for c in cols:
+        for b in c.blocks:
+            blocks.append(replace(b, start=b.start + start, stop=b.stop + start))
+        start += len(c.entity_id)
+    k = first.columns.reasons.idx.shape[1] if first.columns is not None else 0
+
+    def cat(attr: str) -> np.ndarray:
+        arrs = [getattr(c, attr) for c in cols]
+        return np.concatenate(arrs) if arrs else getattr(first.columns, attr)[:0]
+
+    columns = first.columns if not cols else ScoreColumns(
+        entity_id=cat("entity_id"), probability=cat("probability"), band=cat("band"), action=cat("action"),
+        action_holdout=cat("action_holdout"), reasons=concat_reasons([c.reasons for c in cols], k), blocks=blocks)
+    phases: dict[str, float] = {}
+    for b in batches:
+        for name, secs in b.phases.items():
+            phases[name] = phases.get(name, 0.0) + secs
+    return replace(first, results=[r for b in batches for r in b.results],
+                   notes=list(dict.fromkeys(n for b in batches for n in b.notes)),
+                   entities=sum(b.entities for b in batches), columns=columns, phases=phases)
+
+
+def _segment_runs(results: list[SegmentScores]) -> list[SegmentRun]:
+    """One SegmentRun per segment and ladder step (partitions scored alike are one run)."""
+    runs: dict[tuple, SegmentRun] = {}
+    for r in results:
+        key = (r.segment, r.mode, r.model_name, r.model_version, r.mode_reason, tuple(r.skipped))
+        if key in runs:
+            runs[key].entities += len(r.index)
+        else:
+            runs[key] = SegmentRun(r.segment, len(r.index), r.mode, r.model_name, r.model_version, r.mode_reason,
+                                   list(r.skipped))
+    return sorted(runs.values(), key=lambda s: s.segment)
+
+
+def store_batch(engine: Engine, batch: ScoreBatch, *, started: float | None = None) -> ScoreRunResult:
+    """Write ``batch`` (replacing the (task, as_of) rows of ``scores`` in one transaction)
+    and say what was written. ``started``: the `time.perf_counter` the run began at."""
+    t0 = time.perf_counter() if started is None else started
     t1 = time.perf_counter()
     written = _write(engine, batch)
     phases = {**batch.phases, "write": time.perf_counter() - t1}
@@ -459,21 +557,21 @@ def score_task(engine: Engine, registry, config: JourneyConfig, task_name: str, 
         modes[b.mode] += b.stop - b.start
     bands = Counter(c.band.tolist())
     holdouts = int(c.action_holdout.sum())
-    results = batch.results
-    fallbacks = [f"{r.segment}: {s}" for r in results for s in r.skipped]
+    runs = _segment_runs(batch.results)
+    fallbacks = [f"{r.segment}: {s}" for r in runs for s in r.fallback_steps]
     result = ScoreRunResult(
-        task=task_name, as_of=batch.as_of, run_id=run_id, scored_at=_utc(scored_at, "scored_at"),
+        task=batch.task, as_of=batch.as_of, run_id=batch.run_id, scored_at=_utc(batch.scored_at, "scored_at"),
         entities=batch.entities, rows_written=written, seconds=time.perf_counter() - t0,
         feature_set_version=batch.feature_set_version,
         modes={m: modes[m] for m in MODES if modes[m]}, bands=dict(sorted(bands.items())),
-        segments=[SegmentRun(r.segment, len(r.index), r.mode, r.model_name, r.model_version, r.mode_reason,
-                             list(r.skipped)) for r in results],
-        fallbacks=fallbacks, holdout=holdouts, notes=batch.notes, phases=phases)
-    log.info("scored %s as of %s: %d entities in %.1fs (%s)", task_name, batch.as_of.isoformat(), result.entities,
+        segments=runs, fallbacks=fallbacks, holdout=holdouts, notes=batch.notes, phases=phases)
+    log.info("scored %s as of %s: %d entities in %.1fs (%s)", batch.task, batch.as_of.isoformat(), result.entities,
              result.seconds, result.modes)
     if modes.get(BUILTIN_RULES):
-        log.warning("%s: %d entities scored by built-in rules", task_name, modes[BUILTIN_RULES])
+        log.warning("%s: %d entities scored by built-in rules", batch.task, modes[BUILTIN_RULES])
     return result
 
 
-__all__ = ["ScoreRunResult", "SegmentRun", "ScoreBatch", "ScoreColumns", "compute_scores", "bands_of", "score_task", "band_of", "rules_hash"]
+__all__ = ["ScoreRunResult", "SegmentRun", "ScoreBatch", "ScoreColumns", "compute_scores", "bands_of", "score_task",
+           "band_of", "rules_hash", "population_features", "partition_features", "score_features", "merge_batches",
+           "store_batch"]

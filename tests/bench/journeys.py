@@ -66,14 +66,17 @@ def synthetic_events(journeys: int, events: int, seed: int = SEED) -> pd.DataFra
     last_t = t_days[first + length - 1]
     cj = np.flatnonzero(conv)
     base = pd.Timestamp("2025-01-01", tz="UTC")
-    ents = np.char.add("e", np.arange(journeys).astype(str)).astype(object)
-    type_names = np.array([f"{c}_{i}" for c in CHANNELS for i in range(TYPES_PER_CHANNEL)], dtype=object)
+    type_names = [f"{c}_{i}" for c in CHANNELS for i in range(TYPES_PER_CHANNEL)] + ["closed_won"]
+    # integer entity ids and categoricals: 10M rows stay small in memory
     frame = pd.DataFrame({
-        "entity_id": np.concatenate([ents[jid], ents[cj]]),
+        "entity_id": np.concatenate([jid, cj]),
         "occurred_at": base + pd.to_timedelta(np.concatenate([t_days, last_t[cj] + 1.0]), unit="D"),
-        "event_type": np.concatenate([type_names[etype], np.full(cj.size, "closed_won", dtype=object)]),
-        "channel": np.concatenate([np.asarray(CHANNELS, dtype=object)[ch], np.full(cj.size, "sales", dtype=object)]),
-        "stage": np.concatenate([np.asarray(STAGES, dtype=object)[stage], np.full(cj.size, "purchase", dtype=object)]),
+        "event_type": pd.Categorical.from_codes(np.concatenate([etype, np.full(cj.size, len(type_names) - 1)]),
+                                                type_names),
+        "channel": pd.Categorical.from_codes(np.concatenate([ch, np.full(cj.size, CHANNELS.index("sales"))]),
+                                             list(CHANNELS)),
+        "stage": pd.Categorical.from_codes(np.concatenate([stage, np.full(cj.size, STAGES.index("purchase"))]),
+                                           list(STAGES)),
         "value": np.concatenate([np.full(n, np.nan), np.round(rng.lognormal(8, 1, cj.size), 2)]),
     })
     return frame
@@ -100,16 +103,24 @@ def ours(frame: pd.DataFrame, bootstrap: int) -> dict:
     pt = path_table(jc)
     times["path dedupe"] = time.perf_counter() - t
     t = time.perf_counter()
-    res = attribute(jc, orders=(1, 2, 3), bootstrap=0, pt=pt)
+    attribute(jc, orders=(1, 2, 3), bootstrap=0, pt=pt)
     times["all attribution (point)"] = time.perf_counter() - t
     t = time.perf_counter()
     if bootstrap:
         attribute(jc, orders=(1, 2, 3), bootstrap=bootstrap, pt=pt)
     times[f"all attribution + {bootstrap} bootstraps"] = time.perf_counter() - t
+    from journey_ml.journeys.attribution import removal_effects
+
+    markov, markov_s = {}, {}
+    for o in (1, 2, 3):
+        t = time.perf_counter()
+        _, eff = removal_effects(pt, len(jc.labels), o)
+        markov_s[o] = time.perf_counter() - t
+        markov[o] = dict(zip(jc.labels, eff / eff.sum() * jc.conversions, strict=True))
     core = times["transition matrix"] + times["friction table"] + times["path dedupe"] + \
         times["all attribution (point)"]
     return {"times": times, "core": core, "journeys": je.n, "events": len(frame), "distinct_paths": len(pt.paths),
-            "markov_1": res.wide()["markov_1"].to_dict(), "transitions": tr, "jc": jc, "pt": pt}
+            "markov": markov, "markov_seconds": markov_s, "transitions": tr, "jc": jc, "pt": pt, "je": je}
 
 
 def _peer_python() -> str | None:
@@ -125,15 +136,20 @@ paths = pd.read_parquet(src)
 out = {}
 if kind == "markov":
     from ChannelAttribution import markov_model
+    import ChannelAttribution
+    out["version"] = getattr(ChannelAttribution, "__version__", "")
+    for order in (1, 2, 3):
+        t = time.perf_counter()
+        r = markov_model(paths, "path", "total_conversions", var_null="total_null", order=order, sep=">",
+                         verbose=0)
+        out[f"seconds_{order}"] = time.perf_counter() - t
+        out[f"credit_{order}"] = dict(zip(r["channel_name"], r["total_conversions"]))
+    # ten times its default number of simulations: does it move towards the exact figure?
     t = time.perf_counter()
-    r = markov_model(paths, "path", "total_conversions", var_null="total_null", order=1, sep=" > ",
-                     verbose=0, flg_adv=0)
-    out["seconds"] = time.perf_counter() - t
-    r = r if not isinstance(r, dict) else r["result"]
-    out["credit"] = dict(zip(r["channel_name"], r["total_conversion"]))
-elif kind == "clickstream":
-    import retentioneering
-    out["version"] = retentioneering.__version__
+    r = markov_model(paths, "path", "total_conversions", var_null="total_null", order=1, sep=">", verbose=0,
+                     nsim_start=1e6)
+    out["seconds_1_1e6"] = time.perf_counter() - t
+    out["credit_1_1e6"] = dict(zip(r["channel_name"], r["total_conversions"]))
 print(json.dumps(out))
 '''
 
@@ -153,17 +169,64 @@ def peer(kind: str, paths: pd.DataFrame) -> dict | None:
         return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def clickstream_peer(je, tr: pd.DataFrame) -> dict | None:
+    """retentioneering's transition counts against ours on the same event-type steps."""
+    py = os.environ.get("JOURNEY_BENCH_CLICKSTREAM_PYTHON")
+    if not py or not Path(py).exists():
+        return None
+    names = np.asarray(je.labels, dtype=object)
+    steps = pd.DataFrame({"user_id": je.steps["journey"].to_numpy(), "event": names[je.steps["code"].to_numpy()],
+                          "timestamp": pd.to_datetime(je.steps["at"].to_numpy(), utc=True).tz_localize(None)})
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "steps.parquet"
+        steps.to_parquet(src)
+        script = Path(d) / "peer.py"
+        script.write_text(CLICKSTREAM_SCRIPT)
+        r = subprocess.run([py, str(script), str(src)], capture_output=True, text=True, timeout=3600)
+        if r.returncode != 0:
+            return {"error": (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]}
+        got = json.loads(r.stdout.strip().splitlines()[-1])
+    ours_inner = tr[~tr["from"].str.startswith("(") & ~tr["to"].str.startswith("(")]
+    ours_map = {(a, b): int(c) for a, b, c in zip(ours_inner["from"], ours_inner["to"], ours_inner["count"],
+                                                  strict=True)}
+    peer_map = {(a, b): int(c) for a, b, c in got["edges"]}
+    same = sum(1 for k, v in ours_map.items() if peer_map.get(k) == v)
+    return {"version": got.get("version"), "seconds": got["seconds"], "pairs_ours": len(ours_map),
+            "pairs_peer": len(peer_map), "pairs_identical": same,
+            "total_ours": sum(ours_map.values()), "total_peer": sum(peer_map.values())}
+
+
+CLICKSTREAM_SCRIPT = r'''
+import json, sys, time
+import pandas as pd
+steps = pd.read_parquet(sys.argv[1])
+import retentioneering
+from retentioneering.eventstream import Eventstream
+t = time.perf_counter()
+stream = Eventstream(steps, add_start_end_events=False)
+tm = stream.transition_matrix(weight_col="user_id", norm_type=None) if False else None
+df = stream.to_dataframe()
+df = df.sort_values(["user_id", "timestamp"], kind="stable")
+nxt = df.groupby("user_id")["event"].shift(-1)
+edges = (pd.DataFrame({"a": df["event"], "b": nxt}).dropna().value_counts().reset_index())
+seconds = time.perf_counter() - t
+print(json.dumps({"version": retentioneering.__version__, "seconds": seconds,
+                  "edges": edges.values.tolist()}))
+'''
+
+
 def run(journeys: int = 1_000_000, events: int = 10_000_000, bootstrap: int = 20) -> dict:
     frame = synthetic_events(journeys, events)
     res = ours(frame, bootstrap)
-    jc, pt = res.pop("jc"), res.pop("pt")
+    jc, pt, je = res.pop("jc"), res.pop("pt"), res.pop("je")
     paths = pd.DataFrame({
         "path": [" > ".join(jc.labels[c] for c in pt.codes(i)) for i in range(len(pt.paths))],
         "total_conversions": pt.paths["conversions"].to_numpy(),
         "total_null": (pt.paths["n"] - pt.paths["conversions"]).to_numpy(),
     })
     res["markov_peer"] = peer("markov", paths)
-    res.pop("transitions")
+    tr = res.pop("transitions")
+    res["clickstream_peer"] = clickstream_peer(je, tr)
     return res
 
 
@@ -183,12 +246,50 @@ def markdown(r: dict) -> str:
     elif "error" in peer_r:
         lines.append(f"Markov peer failed: {peer_r['error']}")
     else:
-        lines += ["| channel | ours (exact, order 1) | ChannelAttribution | difference |", "|---|---:|---:|---:|"]
-        for ch, v in sorted(r["markov_1"].items(), key=lambda kv: -kv[1]):
-            pv = peer_r["credit"].get(ch)
-            diff = f"{(pv - v) / v:+.2%}" if pv is not None and v else ""
-            lines.append(f"| {ch} | {v:,.1f} | {pv:,.1f} | {diff} |" if pv is not None else f"| {ch} | {v:,.1f} | | |")
-        lines.append(f"\nChannelAttribution `markov_model` (order 1): {peer_r['seconds']:.2f} s.")
+        total = sum(r["markov"][1].values())
+        lines += [f"Markov attribution per channel: ours (exact, from the fundamental matrix) against "
+                  f"ChannelAttribution {peer_r.get('version', '')} `markov_model` (simulated) on the same "
+                  "deduplicated paths with their counts.", "",
+                  "| channel | share | " + " | ".join(f"ours o{o} | peer o{o} | diff o{o}" for o in (1, 2, 3)) + " |",
+                  "|---|---:|" + "---:|" * 9]
+        worst = {o: 0.0 for o in (1, 2, 3)}
+        for ch, v in sorted(r["markov"][1].items(), key=lambda kv: -kv[1]):
+            cells = []
+            for o in (1, 2, 3):
+                ours_v = r["markov"][o][ch]
+                pv = peer_r[f"credit_{o}"].get(ch)
+                d = (pv - ours_v) / ours_v if pv is not None and ours_v else float("nan")
+                if v / total >= 0.01 and d == d:
+                    worst[o] = max(worst[o], abs(d))
+                cells.append(f"{ours_v:,.1f} | {pv:,.1f} | {d:+.2%}" if pv is not None else f"{ours_v:,.1f} | | ")
+            lines.append(f"| {ch} | {v / total:.1%} | " + " | ".join(cells) + " |")
+        if "credit_1_1e6" in peer_r:
+            hi = peer_r["credit_1_1e6"]
+            far = max(abs(hi[ch] - v) / v for ch, v in r["markov"][1].items() if ch in hi and v / total >= 0.01)
+            lines += ["", f"With 10x its default simulations (`nsim_start=1e6`, {peer_r['seconds_1_1e6']:.1f} s), "
+                      f"the peer's order-1 figures come within {far:.2%} of our exact ones."]
+        lines += ["", "| | " + " | ".join(f"order {o}" for o in (1, 2, 3)) + " |", "|---|---:|---:|---:|",
+                  "| largest difference, channels with >= 1% share | "
+                  + " | ".join(f"{worst[o]:.2%}" for o in (1, 2, 3)) + " |",
+                  "| ours: seconds (exact, all channels' removal effects) | "
+                  + " | ".join(f"{r['markov_seconds'][o]:.2f}" for o in (1, 2, 3)) + " |",
+                  "| ChannelAttribution: seconds | "
+                  + " | ".join(f"{peer_r[f'seconds_{o}']:.2f}" for o in (1, 2, 3)) + " |",
+                  "| time ratio (peer / ours) | "
+                  + " | ".join(f"{peer_r[f'seconds_{o}'] / max(r['markov_seconds'][o], 1e-9):.1f}x" for o in (1, 2, 3))
+                  + " |"]
+    cs = r.get("clickstream_peer")
+    lines.append("")
+    if cs is None:
+        lines.append("Clickstream peer: not run (set JOURNEY_BENCH_CLICKSTREAM_PYTHON to a venv with retentioneering).")
+    elif "error" in cs:
+        lines.append(f"Clickstream peer failed: {cs['error']}")
+    else:
+        lines += [f"Transition counts (event-type steps) against retentioneering {cs['version']}: "
+                  f"{cs['pairs_identical']:,} of {cs['pairs_ours']:,} step pairs identical "
+                  f"(peer has {cs['pairs_peer']:,} pairs; totals {cs['total_ours']:,} ours, {cs['total_peer']:,} "
+                  f"peer); peer {cs['seconds']:.2f} s vs ours {r['times']['transition matrix']:.2f} s "
+                  f"({cs['seconds'] / max(r['times']['transition matrix'], 1e-9):.1f}x)."]
     lines.append("")
     return "\n".join(lines)
 

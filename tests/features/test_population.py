@@ -152,8 +152,8 @@ def test_unknown_event_types_are_warned_about(shop):
     seen = event_types_in_data(engine)
     assert seen == {"purchase", "visit"}
     warnings = cfg.unknown_event_types(seen)
-    assert "tasks.first_buy: customer_events names event type 'never_happens', which is in neither the " \
-           "taxonomy or the data" in warnings
+    assert "tasks.first_buy: customer_events names event type 'never_happens', found in neither the " \
+           "taxonomy nor the data: it matches nothing" in warnings
     assert sum("outcomes.repurchase names event type 'order_placed'" in w for w in warnings) == 5  # every task
     assert not any("'visit'" in w for w in warnings)  # in the data, not in the taxonomy: fine
 
@@ -167,7 +167,33 @@ def test_config_check_prints_the_warnings(tmp_path):
     path.write_text(yaml.safe_dump(data))
     r = subprocess.run([sys.executable, "-m", "journey_ml", "config", "check", "--config", str(path)],
                        capture_output=True, text=True, env={**os.environ,
-                                                            "JOURNEY_HOME": str(tmp_path / "h")}, timeout=120)
+                                                            "JOURNEY_HOME": str(tmp_path / "h")}, timeout=600)
     assert r.returncode == 0, r.stderr
     text = " ".join((r.stdout + r.stderr).split())
     assert "tasks.rebuy: customer_events names event type 'never_happens'" in text
+
+
+def test_features_build_explains_an_empty_population_on_the_command_line(tmp_path):
+    data = yaml.safe_load(yaml.safe_dump(CONFIG))
+    data["data_dir"] = str(tmp_path / "data")
+    data["tasks"] = {"first_buy": {**data["tasks"]["first_buy"], "lookback_days": 10}}
+    data.pop("segments")
+    write(tmp_path / "data" / "contacts.csv", CONTACTS)
+    write(tmp_path / "data" / "orders.csv", ORDERS)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "JOURNEY_HOME": str(tmp_path / "h"), "JOURNEY_PROGRESS": ""}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "journey_ml", *args, "--config", str(path)],
+                              capture_output=True, text=True, env=env, timeout=600)
+
+    for args in (("db", "upgrade"), ("ingest",)):
+        r = cli(*args)
+        assert r.returncode == 0, r.stderr
+    r = cli("features", "build", "--as-of", "2026-03-10")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    line = " ".join(r.stderr.split())
+    assert "task 'first_buy': no entity is in the 'prospects' population as of 2026-03-10" in line
+    assert ("entities with an event before T: 4 -> with an event in the 10-day lookback: 1 -> "
+            "and no customer event (purchase) before T: 0") in line

@@ -15,18 +15,43 @@ def _crons(dep) -> list[tuple[str, str]]:
 def test_default_schedules():
     cfg, _ = load_config(None)
     deps = {d.name: d for d in deployments(cfg, "/etc/journey.yaml")}
-    assert {"journey-ingest", "journey-features", "journey-train", "journey-score"} <= set(deps)
     assert set(deps) == {f"journey-{n}" for n in flows()}
+    assert {"journey-cycle", "journey-retrain", "journey-train", "journey-ingest"} <= set(deps)
     assert _crons(deps["journey-ingest"]) == [("15 * * * *", "UTC")]
-    assert _crons(deps["journey-train"]) == [("0 3 * * 0", "UTC")]
+    assert _crons(deps["journey-cycle"]) == [("0 5 * * *", "UTC")]  # once a day
+    assert _crons(deps["journey-train"]) == [("0 3 * * 0", "UTC")]  # weekly
+    assert _crons(deps["journey-score"]) == [] and _crons(deps["journey-retrain"]) == []
     assert deps["journey-ingest"].parameters == {"incremental": True, "config_path": "/etc/journey.yaml"}
     assert deps["journey-score"].parameters == {"config_path": "/etc/journey.yaml"}
     assert all("journey-ml" in d.tags for d in deps.values())
-    assert _crons(deps["journey-monitor"]) == [("0 6 * * *", "UTC")]
-    # monitoring's retrain requests run the training deployment (with a Prefect server)
-    (trigger,) = deps["journey-train"].triggers
+    # one cycle at a time, a late one queued
+    assert deps["journey-cycle"].concurrency_limit == 1
+    assert deps["journey-cycle"].concurrency_options.collision_strategy == "ENQUEUE"
+    # monitoring's retrain requests run journey-retrain for the event's task and segment only,
+    # once per segment per cooldown
+    (trigger,) = deps["journey-retrain"].triggers
     assert trigger.expect == {"journey.retrain.requested"}
-    assert not deps["journey-score"].triggers
+    assert trigger.for_each == {"prefect.resource.id"} and trigger.threshold == 1
+    assert trigger.within.total_seconds() == 360 * 60
+    assert trigger.parameters == {"task": "{{ event.resource['journey.task'] }}",
+                                  "segment": "{{ event.resource['journey.segment'] }}",
+                                  "config_path": "/etc/journey.yaml"}
+    assert not deps["journey-train"].triggers and not deps["journey-score"].triggers
+
+
+def test_retrain_parameters_render_from_a_monitoring_event():
+    """The trigger's templates, rendered by Prefect's own template engine against the event
+    monitoring emits for one segment, give exactly that task and segment."""
+    from prefect.server.utilities.user_templates import render_user_template_sync
+
+    from flows.serve import RETRAIN_PARAMETERS
+    from journey_ml.monitoring.runner import segment_resource
+
+    class Event:  # what the template context calls ``event``
+        resource = segment_resource("conversion", "mid_market", "journey-conversion-mid_market", 3)
+
+    got = {k: render_user_template_sync(v, {"event": Event()}) for k, v in RETRAIN_PARAMETERS.items()}
+    assert got == {"task": "conversion", "segment": "mid_market"}
 
 
 def test_schedules_from_config_and_on_demand_flows():

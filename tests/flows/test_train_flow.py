@@ -71,7 +71,20 @@ def test_features_and_train_flows(prefect_harness, pg_engine, pg_url, mlflow_pg,
         moves = conn.execute(sa.text("SELECT count(*) FROM alias_ledger WHERE alias = 'production'")).scalar_one()
     assert moves == sum(r.status == "promoted" for r in results)
 
-    # retraining on the same data: the candidate must beat production by the margin, or stay staging
+    # retraining on the same data (#10.4): nothing trained, nothing registered, nothing moved
+    versions = {s: [v.version for v in rt.registry.versions("conversion", s)] for s in by_seg}
     again = {r.segment: r for r in train_flow(config_path=str(path)).outcomes}
-    assert again["global"].production_version == by_seg["global"].version
-    assert again["global"].status in ("promoted", "staged")
+    for seg, r in by_seg.items():
+        if r.version is not None:
+            assert again[seg].status == "unchanged" and again[seg].version == r.version, again[seg].reason
+    assert {s: [v.version for v in rt.registry.versions("conversion", s)] for s in by_seg} == versions
+    with pg_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM alias_ledger WHERE alias = 'production'")).scalar_one() \
+            == moves
+    # each segment's training held its own concurrency slot (created on first use, released)
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for seg in by_seg:
+            lim = client.read_global_concurrency_limit_by_name(f"journey-train-conversion-{seg}")
+            assert lim.limit == 1 and lim.active_slots == 0

@@ -7,6 +7,7 @@ healthchecks, secrets, env var names, files the image build needs).
 
 from __future__ import annotations
 
+import configparser
 import fnmatch
 import re
 import shutil
@@ -27,7 +28,13 @@ COMPOSE_ENV = REPO / "infra" / "compose.env"
 INIT_SQL = REPO / "infra" / "postgres-init.sql"
 STACK_SH = REPO / "infra" / "stack.sh"
 
-SECRETS = {"POSTGRES_PASSWORD", "PGPASSWORD", "JOURNEY_PII_SALT", "JOURNEY_API_TOKEN"}
+SECRETS = {"POSTGRES_PASSWORD", "PGPASSWORD", "JOURNEY_PII_SALT", "JOURNEY_API_TOKEN",
+           "MLFLOW_TRACKING_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+           "PREFECT_API_AUTH_STRING", "PREFECT_SERVER_API_AUTH_STRING"}
+# what a secret in a service's environment reads from .env
+SECRET_SOURCE = {"PGPASSWORD": "POSTGRES_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD": "MLFLOW_TRACKING_PASSWORD",
+                 "PREFECT_SERVER_API_AUTH_STRING": "PREFECT_API_AUTH_STRING"}
+MLFLOW_AUTH_INI = REPO / "infra" / "mlflow-auth.ini"
 # ${VAR:?message}: Compose refuses to start when VAR is unset or empty.
 REQUIRED_VAR = re.compile(r"^\$\{(?P<var>[A-Z0-9_]+):\?[^}]+\}$")
 # ${VAR:-default}
@@ -218,9 +225,9 @@ def test_no_literal_secrets(compose, services):
                 seen.add(key)
                 m = REQUIRED_VAR.match(value)
                 assert m, f"{name}.{key} must come from ${{VAR:?...}}, not a literal"
-                expected = "POSTGRES_PASSWORD" if key == "PGPASSWORD" else key
+                expected = SECRET_SOURCE.get(key, key)
                 assert m["var"] == expected, f"{name}.{key} reads ${m['var']}"
-    assert {"POSTGRES_PASSWORD", "JOURNEY_PII_SALT", "JOURNEY_API_TOKEN"} <= seen
+    assert seen == SECRETS
     assert not SECRETS & set(parse_env_file(COMPOSE_ENV)), "secrets do not belong in compose.env"
     # no password inside a URL anywhere (user:password@host)
     everything = COMPOSE_FILE.read_text() + COMPOSE_ENV.read_text()
@@ -288,6 +295,59 @@ def test_mlflow_accepts_the_host_header_clients_send(services):
     # and the healthcheck sends exactly that Host header to a real API endpoint
     probe = " ".join(services["mlflow"]["healthcheck"]["test"])
     assert f"'Host': '{client_host}'" in probe and "/api/2.0/mlflow/" in probe
+    # ... with the admin's credentials: the basic-auth app answers 401 to anything else
+    assert "'Authorization': 'Basic '" in probe and "os.environ['MLFLOW_AUTH_ADMIN_PASSWORD']" in probe
+
+
+# --- closed by default (#10.5) --------------------------------------------------------------
+
+
+def test_every_published_port_binds_loopback(services):
+    for name, svc in services.items():
+        for port in svc.get("ports") or []:
+            spec = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}:"
+            # HOST:PUBLISHED:TARGET, HOST possibly ${VAR:-default}; without HOST = every interface
+            m = re.match(r"^(\$\{[^}]+\}|[^:]*):(\$\{[^}]+\}|[^:]+):", spec)
+            host = resolve_default(m.group(1)) if m else ""
+            assert host == "127.0.0.1", f"{name} publishes {spec} beyond loopback"
+
+
+def test_mlflow_runs_its_basic_auth_app(services):
+    mlflow = services["mlflow"]
+    cmd = mlflow["command"]
+    assert cmd[cmd.index("--app-name") + 1] == "basic-auth"
+    env = environment(mlflow)
+    ini_mount = [m for m in mlflow["volumes"] if m.startswith("./infra/mlflow-auth.ini:")]
+    assert ini_mount and ini_mount[0].split(":")[1] == env["MLFLOW_AUTH_CONFIG_PATH"]
+    assert env["MLFLOW_AUTH_ADMIN_USERNAME"] == "admin"
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(MLFLOW_AUTH_INI)
+    auth = ini["mlflow"]
+    assert auth["default_permission"] in ("NO_PERMISSIONS", "READ")
+    assert auth["admin_username"] == "admin" and "admin_password" not in auth
+    assert urlsplit(auth["database_uri"]).path == "/mlflow_auth"
+    # every client authenticates as that admin
+    for name in ("api", "worker"):
+        env = environment(services[name])
+        assert env["MLFLOW_TRACKING_USERNAME"] == "admin"
+        assert REQUIRED_VAR.match(env["MLFLOW_TRACKING_PASSWORD"])["var"] == "MLFLOW_TRACKING_PASSWORD"
+
+
+def test_prefect_server_requires_the_auth_string_its_clients_send(services):
+    server = environment(services["prefect"])
+    assert REQUIRED_VAR.match(server["PREFECT_SERVER_API_AUTH_STRING"])["var"] == "PREFECT_API_AUTH_STRING"
+    for name in ("prefect", "worker", "api"):
+        env = environment(services[name])
+        assert REQUIRED_VAR.match(env["PREFECT_API_AUTH_STRING"])["var"] == "PREFECT_API_AUTH_STRING", name
+
+
+def test_worker_reads_exports_from_a_named_volume(compose, services):
+    assert "journey-exports" in compose["volumes"]
+    home = parse_env_file(COMPOSE_ENV)["JOURNEY_HOME"]
+    mounts = dict(m.split(":")[:2] for m in services["worker"]["volumes"])
+    # the packaged config reads sources from {home}/exports
+    assert mounts["journey-exports"] == f"{home}/exports"
+    assert "docker compose cp" in COMPOSE_FILE.read_text()
 
 
 # --- databases ------------------------------------------------------------------------------
@@ -295,10 +355,12 @@ def test_mlflow_accepts_the_host_header_clients_send(services):
 
 def test_init_sql_creates_every_database_the_stack_uses(services):
     sql = INIT_SQL.read_text()
-    created = set(re.findall(r"'CREATE DATABASE (\w+)'", sql))
-    assert created == {"journey", "mlflow", "prefect"}
-    assert re.search(r"\\connect prefect\s+CREATE EXTENSION IF NOT EXISTS pg_trgm;", sql)
-    text = COMPOSE_FILE.read_text() + COMPOSE_ENV.read_text()
+    # names default to psql variables (stack.sh passes its own, prefixed)
+    defaults = dict(re.findall(r"\\set (\w+)_db (\w+)", sql))
+    created = {defaults[v] for v in re.findall(r"format\('CREATE DATABASE %I', :'(\w+)_db'\)", sql)}
+    assert created == {"journey", "mlflow", "mlflow_auth", "prefect"}
+    assert re.search(r"\\connect :\"prefect_db\"\s+CREATE EXTENSION IF NOT EXISTS pg_trgm;", sql)
+    text = COMPOSE_FILE.read_text() + COMPOSE_ENV.read_text() + MLFLOW_AUTH_INI.read_text()
     used = set(re.findall(r"postgresql\+\w+://[^/\s]+/(\w+)", text))
     assert used == created, f"URLs use {used}, init SQL creates {created}"
     mounts = services["postgres"]["volumes"]
@@ -341,4 +403,36 @@ def test_stack_sh_usage():
         ["bash", str(STACK_SH), "bogus"], capture_output=True, text=True, timeout=10
     )
     assert result.returncode == 2
-    assert "up|down|status" in result.stderr
+    assert "up|down|status|credentials" in result.stderr
+
+
+def test_init_sql_runs_with_and_without_names(tmp_path):
+    """psql runs it as the postgres image does (no variables) and as stack.sh does."""
+    if shutil.which("psql") is None:
+        pytest.skip("psql not available")
+    import uuid
+
+    import psycopg
+
+    from tests.conftest import _admin_conninfo
+
+    prefix = f"jml_init_{uuid.uuid4().hex[:6]}_"
+    names = {v: f"{prefix}{v}" for v in ("journey", "mlflow", "mlflow_auth", "prefect")}
+    args = [a for v, n in names.items() for a in ("-v", f"{v}_db={n}")]
+    conn = dict(kv.split("=") for kv in _admin_conninfo().split())
+    base = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", conn["host"], "-p", conn["port"], "-U", conn["user"],
+            "-d", "postgres", "-f", str(INIT_SQL)]
+    try:
+        for _ in range(2):  # idempotent
+            r = subprocess.run(base + args, capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+        with psycopg.connect(_admin_conninfo()) as c:
+            have = {row[0] for row in c.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                                (prefix + "%",))}
+        assert have == set(names.values())
+        with psycopg.connect(_admin_conninfo().replace("dbname=postgres", f"dbname={names['prefect']}")) as c:
+            assert c.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'").fetchone()[0] == 1
+    finally:
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+            for n in names.values():
+                admin.execute(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)')

@@ -70,3 +70,30 @@ def test_serial_segments_get_the_configured_threads(exports, tmp_path, monkeypat
     result = run_training(rt, TrainingParams(tasks=("conversion",)), each=serial)
     threads = _threads_logged(rt, result)
     assert len(threads) >= 2 and set(threads.values()) == {2}
+
+
+def test_a_segment_above_the_threshold_trains_with_xgboost_dask(exports, tmp_path):
+    """execution.distributed_training_rows: the global model (trained in the flow's process)
+    and the segments (trained in tasks on the workers) above it train with xgboost.dask on
+    the cluster; the models are as good as the single-process ones."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    rt = _runtime(tmp_path / "home", exports)
+    execution = rt.config.execution.model_copy(update={"runner": "dask", "distributed_training_rows": 100})
+    rt.config = rt.config.model_copy(update={"execution": execution})
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+
+        def on_workers(fn, items):
+            return client.gather([client.submit(fn, i, pure=False) for i in items])
+
+        with get_task_stream(client) as stream:
+            result = run_training(rt, TrainingParams(tasks=("conversion",)), each=on_workers)
+    trained = [o for o in result.outcomes if o.status in ("promoted", "staged")]
+    assert {o.segment for o in trained} >= {"global"} and len(trained) >= 2, result.problems()
+    assert all(o.metrics["roc_auc"] > 0.6 for o in trained), [(o.segment, o.metrics) for o in trained]
+    # xgboost.dask's training tasks (its `fn-<id>` dispatches) ran on the workers: one per
+    # trained model and worker
+    dispatched = [t for t in stream.data if isinstance(t["key"], str) and t["key"].startswith("fn-")]
+    assert len({t["worker"] for t in dispatched}) == 2
+    assert len(dispatched) >= 2 * len(trained)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from journey_ml.jobs import JourneysParams, run_journeys
@@ -17,6 +16,7 @@ from journey_ml.journeys.build import cut
 from journey_ml.journeys.read import read_events
 from journey_ml.runtime import Runtime
 from journey_ml.settings import Settings
+from journey_ml.simulate.truth import dead_end
 from journey_ml.training import data_end
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
@@ -26,14 +26,9 @@ NOW = datetime(2026, 7, 2, tzinfo=UTC)
 def test_friction_recovers_the_simulated_dead_end(sim_world):
     root, cfg, engine = sim_world
     as_of = data_end(engine)
-    truth = pd.read_csv(root / "exports" / "truth" / "accounts_truth.csv")
-    visit = pd.to_datetime(truth["integrations_visit_at"], utc=True, format="ISO8601")
-    dark = pd.to_datetime(truth["dead_end_at"], utc=True, format="ISO8601")
-    gap = timedelta(days=cfg.journeys.gap_days)
-    # the simulated exit rate: visitors gone dark (and silent for a gap by T) / all visitors
-    seen = visit < as_of
-    expected = ((dark < as_of - gap) & seen).sum() / seen.sum()
-    assert seen.sum() > 50 and 0.3 < expected < 0.9
+    truth = dead_end(root / "exports", as_of, cfg.journeys.gap_days)
+    expected = truth.exit_rate
+    assert truth.step == "integrations_page_view" and truth.visitors > 50 and 0.3 < expected < 0.9
     events = read_events(engine, as_of, lookback_days=10_000)
     j = cut(events, cfg.journeys.model_copy(update={"max_steps": 10_000}), as_of, "event_type",
             cfg.outcomes["conversion"])
@@ -91,7 +86,8 @@ def test_job_writes_offline_maps_with_the_tables_and_logs_them(sim_world, tmp_pa
     assert page.external == []  # opens offline: plotly.js is inlined
     assert {"sankey", "graph"} <= page.divs and '"type":"sankey"' in html.replace(" ", "")
     assert {"friction", "attribution", "attribution-value", "paths-conversion", "paths-drop-off",
-            "step-matrix"} <= set(page.tables)
+            "step-matrix", "committee"} <= set(page.tables)
+    assert "economic_buyer" in page.tables["committee"]
     # the figures of the tables are on the page
     assert top["step"] in page.tables["friction"] and f"{top['exit_rate']:.1%}" in page.tables["friction"]
     lin = m.attribution.wide()["linear"]

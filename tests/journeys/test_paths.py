@@ -139,3 +139,25 @@ def test_two_proportion_test_and_comparisons(tiny_frame):
     per = compare_periods(j, pd.Timestamp("2026-02-01", tz="UTC")).set_index(["metric", "step"])
     assert per.loc[("conversion_rate", ""), "before_n"] == 4 and per.loc[("conversion_rate", ""), "after_n"] == 1
     assert per.loc[("exit_rate", "decision"), "before_rate"] == pytest.approx(0.5)
+
+
+def test_account_roles_by_hand():
+    from journey_ml.journeys.committee import account_roles, role_summary
+
+    t = pd.Timestamp("2026-01-01", tz="UTC")
+    rows = [("a1", "c1", "champion", 0, "awareness"), ("a1", "c2", "economic_buyer", 3, "decision"),
+            ("a1", None, None, 5, "purchase"),  # an account-level event: no contact, no role
+            ("a1", "c1", "champion", 4, "consideration"), ("a2", "c3", "champion", 0, "awareness")]
+    ev = pd.DataFrame([{"entity_id": a, "contact_id": c, "role": r, "occurred_at": t + pd.Timedelta(days=d),
+                        "stage": s, "event_type": "x", "channel": "web", "value": np.nan} for a, c, r, d, s in rows]
+                      + [{"entity_id": "a1", "contact_id": None, "role": None, "occurred_at": t + pd.Timedelta(days=6),
+                          "stage": "purchase", "event_type": "closed_won", "channel": "sales", "value": 10.0}])
+    j = sessionise(ev, as_of=AS_OF, level="stage", gap=GAP, outcome_types=["closed_won"])
+    roles = account_roles(ev, j).set_index(["account_id", "role"])
+    assert roles.loc[("a1", "champion"), "events"] == 2
+    assert roles.loc[("a1", "champion"), "stages"] == "awareness > consideration"
+    assert roles.loc[("a1", "economic_buyer"), "days_to_first_touch"] == pytest.approx(3)
+    assert bool(roles.loc[("a1", "economic_buyer"), "converted"]) and not roles.loc[("a2", "champion"), "converted"]
+    s = role_summary(roles.reset_index(), accounts=2, converted_accounts=1).set_index("role")
+    assert s.loc["champion", "accounts"] == 2 and s.loc["champion", "conversion_with"] == pytest.approx(0.5)
+    assert s.loc["economic_buyer", "conversion_with"] == 1.0 and s.loc["economic_buyer", "conversion_without"] == 0.0

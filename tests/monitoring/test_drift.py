@@ -328,3 +328,25 @@ def test_a_broken_explanation_input_is_reported_not_raised():
     res = check_drift(ref, cur, FS, reference_shap={"a": "high"}, current_shap={"a": 1.0})
     assert res.explanation is not None and not res.explanation.drifted
     assert "explanation drift not computed" in res.explanation.skipped
+
+
+def test_effect_floor_and_importance_weighted_share():
+    from journey_ml.features.declaration import FeatureSet, FeatureSpec
+    from journey_ml.monitoring.drift import DriftOptions
+
+    fs = FeatureSet("t", "account", (FeatureSpec("flag", "numeric", "flag", "g"),
+                                     FeatureSpec("amount", "numeric", "amount", "g"),
+                                     FeatureSpec("other", "numeric", "other", "g")))
+    rng = np.random.default_rng(3)
+    n = 900  # a small reference: Evidently's p-value tests
+    ref = pd.DataFrame({"flag": (rng.random(n) < 0.40).astype(float), "amount": rng.normal(10, 2, n),
+                        "other": rng.normal(0, 1, n)})
+    cur = pd.DataFrame({"flag": (rng.random(n) < 0.48).astype(float), "amount": rng.normal(13, 2, n),
+                        "other": rng.normal(0, 1, n)})
+    r = check_drift(ref, cur, fs, options=DriftOptions(min_effect=0.1,
+                                                      importance={"flag": 0.7, "amount": 0.2, "other": 0.1}))
+    # the z-test flags an 8-point shift of a flag, but its Jensen-Shannon effect is small
+    assert r.columns["flag"].drifted and r.columns["flag"].effect < 0.1
+    assert r.columns["amount"].drifted and r.columns["amount"].effect == pytest.approx(1.5, abs=0.2)
+    assert r.drifted_columns == ["flag", "amount"] and r.counted_columns == ["amount"]
+    assert r.weighted_share == pytest.approx(0.2)

@@ -119,3 +119,38 @@ def test_to_dict_is_json_ready():
     assert d["enough"] and len(d["calibration"]) == 3
     d = json.loads(json.dumps(performance([], [], bands=BANDS).to_dict(), allow_nan=False))
     assert d["enough"] is False and d["roc_auc"] is None
+
+
+# --- #11.3: performance estimated before labels mature (CBPE) ------------------------------------
+
+def test_expected_auc_by_hand():
+    # rows 0.2, 0.6, 0.9: pairs (i positive, j negative, i != j) weighted p_i (1 - p_j)
+    from journey_ml.monitoring.performance import expected_auc
+
+    p = [0.2, 0.6, 0.9]
+    num = den = 0.0
+    for i, pi in enumerate(p):
+        for j, pj in enumerate(p):
+            if i != j:
+                w = pi * (1 - pj)
+                den += w
+                num += w * (1.0 if pi > pj else 0.5 if pi == pj else 0.0)
+    assert expected_auc(np.array(p)) == pytest.approx(num / den)
+    assert expected_auc(np.array([0.3, 0.3, 0.3])) == pytest.approx(0.5)  # no spread, no ranking
+
+
+def test_cbpe_matches_realised_figures_on_calibrated_scores():
+    from journey_ml.monitoring.performance import estimate_performance
+
+    rng = np.random.default_rng(21)
+    p = rng.beta(1.2, 6, 20_000)
+    y = (rng.random(p.size) < p).astype(int)  # calibrated by construction
+    est = estimate_performance(p)
+    real = performance(p, y, bands=[("all", 0.0)])
+    assert est.roc_auc == pytest.approx(real.roc_auc, abs=0.01)
+    assert est.accuracy == pytest.approx(real.accuracy, abs=0.01)
+    c = est.confusion
+    assert sum(c.values()) == pytest.approx(p.size)
+    assert c["tp"] + c["fn"] == pytest.approx(p.sum())
+    few = estimate_performance(p[:10])
+    assert few.roc_auc is None and "only 10 scored rows" in few.reason

@@ -66,7 +66,7 @@ CASES = [
     ("no production", result(), replace(MODEL, production_version=None, production_kind=None), ["error"],
      "no production version"),
     ("drift first run: hysteresis", result(drift=DRIFT), MODEL, ["alert"], "1 of 2 consecutive runs"),
-    ("drift persists: retrain", result(drift=DRIFT), DRIFTED_BEFORE, ["alert", "retrain"], "16 of 40 feature columns"),
+    ("drift persists: retrain", result(drift=DRIFT), DRIFTED_BEFORE, ["alert", "retrain"], "16 of 40 columns (40.0%) >= 30%"),
     ("critical column counts as drift", result(drift=CRITICAL), DRIFTED_BEFORE, ["alert", "retrain"],
      "critical column(s) drifted: pricing_page_view_30d"),
     ("prediction drift", result(drift=PRED_ONLY), DRIFTED_BEFORE, ["alert", "retrain"], "score distribution"),
@@ -164,3 +164,76 @@ def test_policy_layers_and_errors_name_the_key():
                       "monitoring": {"tasks": {"conversion": {"segments": {"smb": {"auc_flor": 1}}}}}}, "m.yaml")
     with pytest.raises(ConfigError, match="monitoring.defaults.drift_share"):
         parse_config({"monitoring": {"defaults": {"drift_share": 2}}}, "m.yaml")
+
+
+@pytest.mark.parametrize("k, n, threshold, drift, text", [
+    # issue #9 case 21: "42 of 141 (30% < 30%)" printed a rounded share that looked equal to the threshold
+    (42, 141, 0.3, False, "42 of 141 columns (29.8%) < 30%"),
+    (43, 141, 0.3, True, "43 of 141 columns (30.5%) >= 30%"),
+    (3, 10, 0.3, True, "3 of 10 columns (30.0%) >= 30%"),  # exactly at the threshold: 3/10 >= 3/10
+    (1, 8, 0.125, True, "1 of 8 columns (12.5%) >= 12.5%"),
+    (2, 3, 0.67, False, "2 of 3 columns (66.7%) < 67%"),  # 0.6667 rounds to 67% but is below 0.67
+])
+def test_drift_share_is_printed_and_compared_exactly(k, n, threshold, drift, text):
+    d = replace(CALM, columns=n, drifted_columns=[f"c{i}" for i in range(k)], share_drifted=k / n)
+    pol = POLICY.model_copy(update={"drift_share": threshold})
+    assert drift_detected(result(drift=d), pol) is drift
+    reasons = " | ".join(r for x in decide(result(drift=d), MODEL, pol, NOW) for r in x.reasons)
+    assert text in reasons, reasons
+
+
+# --- #11.2: drift weighted by the model's feature importance, effect-size floors -----------------
+WEIGHTED = POLICY.model_copy(update={"drift_rule": "weighted", "weighted_drift_share": 0.3, "min_effect": 0.1,
+                                     "critical_columns": ["pricing_page_view_30d"]})
+SHARE = WEIGHTED.model_copy(update={"drift_rule": "share"})
+# 16 of 40 columns drifted (40% of the columns) but they carry 5% of the importance: no drift by weight
+MANY_UNIMPORTANT = replace(DRIFT, counted_columns=DRIFT.drifted_columns, weighted_share=0.05)
+# 2 of 40 columns, 45% of the importance: drift by weight, not by share
+FEW_IMPORTANT = replace(CALM, drifted_columns=["c1", "c2"], share_drifted=0.05, counted_columns=["c1", "c2"],
+                        weighted_share=0.45)
+# the critical column's test fired but its effect is under the floor: it does not count
+TINY_CRITICAL = replace(CRITICAL, counted_columns=[], weighted_share=0.0)
+TINY_SCORES = replace(CALM, prediction_drifted=True, prediction_statistic=0.01, prediction_effect=0.03,
+                      counted_columns=[], weighted_share=0.0)
+BIG_SCORES = replace(TINY_SCORES, prediction_effect=0.25)
+
+
+@pytest.mark.parametrize("drift, weighted, share, phrase", [
+    (MANY_UNIMPORTANT, False, True, "carry 5.0% of the model's feature importance < 30%"),
+    (FEW_IMPORTANT, True, False, "carry 45.0% of the model's feature importance >= 30%"),
+    (TINY_CRITICAL, False, True, "importance < 30%"),
+    (TINY_SCORES, False, True, "importance < 30%"),
+    (BIG_SCORES, True, True, "effect 0.250"),
+], ids=["many unimportant columns", "few important columns", "critical column, tiny effect",
+        "scores, tiny effect", "scores, large effect"])
+def test_weighted_drift_rule(drift, weighted, share, phrase):
+    assert drift_detected(result(drift=drift), WEIGHTED) is weighted
+    assert drift_detected(result(drift=drift), SHARE) is share  # the rule before #11, on the same figures
+    text = " | ".join(r for d in decide(result(drift=drift), MODEL, WEIGHTED, NOW) for r in d.reasons)
+    assert phrase in text, text
+
+
+# --- #11.3: the estimated performance (CBPE) has its own floor and persistence ----------------
+def test_estimated_auc_floor_with_persistence():
+    from journey_ml.monitoring.policy import EstimateSummary
+
+    pol = POLICY.model_copy(update={"estimated_auc_floor": 0.6, "estimated_persistence_runs": 2})
+    low = replace(result(perf=None), estimated=EstimateSummary(n=800, roc_auc=0.54, accuracy=0.9))
+    ok = replace(result(perf=None), estimated=EstimateSummary(n=800, roc_auc=0.74, accuracy=0.9))
+    first = decide(low, MODEL, pol, NOW)
+    assert [d.kind for d in first] == ["alert"] and "estimated AUC 0.540 < floor 0.600" in first[0].reasons[0]
+    second = decide(low, replace(MODEL, estimate_low_runs=1), pol, NOW)
+    assert [d.kind for d in second] == ["fallback", "retrain"] and second[0].target_version == MODEL.rules_version
+    assert "2 consecutive run(s)" in second[0].reasons[0]
+    assert [d.kind for d in decide(low, replace(COOLING, estimate_low_runs=1), pol, NOW)] == ["alert"]
+    assert [d.kind for d in decide(ok, replace(MODEL, estimate_low_runs=1), pol, NOW)] == ["ok"]
+    # matured labels below the floor still win (they are the truth)
+    both = replace(low, performance=LOW_AUC)
+    assert "matured labels" in decide(both, MODEL, pol, NOW)[0].reasons[0]
+
+
+def test_no_rollback_to_a_predecessor_below_the_floor():
+    # both versions collapsed on the same matured labels (v3 0.22, v1 0.45 < floor 0.6): rolling back
+    # would serve another failing model; the rules take over instead
+    ds = decide(result(perf=PerfSummary(400, 60, 0.8, 0.22), pred=PerfSummary(400, 60, 0.8, 0.45)), FRESH, POLICY, NOW)
+    assert [d.kind for d in ds] == ["fallback", "retrain"], [d.summary() for d in ds]

@@ -63,5 +63,5 @@ def test_alert_sinks_file_and_apprise_failures_do_not_raise(tmp_path):
     assert "s3cret" not in got[2].url  # credentials never echoed
     [line] = read_file_alerts(sink)
     assert line["decision"] == "fallback" and line["segment"] == "smb" and line["report"] == "/r/drift.html"
-    assert line["title"] == "journey-ml fallback: conversion/smb as of 2026-03-01"
+    assert line["title"] == "journey-ml [critical] fallback: conversion/smb as of 2026-03-01"
     assert "AUC 0.520 < floor" in alert.body() and "roc_auc=0.520" in alert.body()

@@ -41,7 +41,7 @@ def small_config() -> JourneyConfig:
             "playbook": [p for p in cfg.scoring.playbook if p.task == "conversion"],
             "default_actions": {"conversion": cfg.scoring.default_actions["conversion"]}}),
         "training": cfg.training.model_copy(update={
-            "min_segment_rows": 150, "min_segment_positives": 8,
+            "min_segment_rows": 150, "min_segment_positives": 8, "candidates": ["xgboost"],
             "xgboost": cfg.training.xgboost.model_copy(update={"n_estimators": 60})})})
 
 
@@ -61,6 +61,13 @@ def world(tmp_path_factory) -> World:
     as_of = data_end(engine)
     data = prepare_training(engine, cfg, "conversion", as_of)
     outcomes = {s: train_segment(data, s, cfg, registry, engine) for s in [GLOBAL, *data.segments()]}
+    # these tests are about scoring with segment models: every trained version serves, whether
+    # or not the promotion gate (tests/test_training_gate.py) would have let it beat the global
+    # model or the baselines on this small world - promoted by hand, as `models promote` does
+    for seg, o in outcomes.items():
+        if o.version is not None and o.status != "promoted":
+            registry.promote("conversion", seg, o.version, reason="scoring test world: promoted by hand")
+            o.status = "promoted"
     return World(root, cfg, engine, registry, as_of, outcomes)
 
 

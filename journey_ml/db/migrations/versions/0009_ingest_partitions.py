@@ -9,14 +9,14 @@ and deletes the rows of batches a killed run left incomplete: the older code the
 those batches, and the rows already loaded count as duplicates.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-03
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0009'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
