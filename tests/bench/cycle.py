@@ -31,6 +31,7 @@ import yaml
 
 from tests.bench.common import ROOT, conninfo, drop_database, fresh_database
 
+BENCH_SALT = "bench-salt"
 CACHE = ROOT / ".journey" / "bench"
 RECEIVED_AT = datetime(2026, 6, 29, tzinfo=UTC)
 
@@ -100,7 +101,7 @@ def run(accounts: int = 2000, log=print) -> dict:
     try:
         from journey_ml.db import upgrade
 
-        base = Runtime.load(Settings(home=tmp / "base", database_url=base_url,
+        base = Runtime.load(Settings(home=tmp / "base", database_url=base_url, pii_salt=BENCH_SALT,
                                      mlflow_tracking_uri=f"sqlite:///{tmp / 'mlflow-base.db'}"), config)
         upgrade(base.engine)
         log("cycle: ingesting the history, training every task ...")
@@ -119,6 +120,7 @@ def run(accounts: int = 2000, log=print) -> dict:
             mlflow_db = tmp / f"mlflow-{mode}.db"
             shutil.copy(tmp / "mlflow-base.db", mlflow_db)
             env = {"JOURNEY_DATABASE_URL": url, "JOURNEY_MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_db}",
+                   "JOURNEY_PII_SALT": BENCH_SALT,  # required on a PostgreSQL warehouse
                    "JOURNEY_HOME": str(tmp / "base")}  # the same artifact folder as the template's registry
             os.environ.update(env)
             log(f"cycle: {mode} ...")
