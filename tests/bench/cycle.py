@@ -79,6 +79,7 @@ def run(accounts: int = 2000, log=print) -> dict:
     from journey_ml.settings import Settings
     from journey_ml.simulate import SimulationParams, simulate
 
+    os.environ.setdefault("JOURNEY_PII_SALT", "bench-salt")  # a PostgreSQL warehouse requires one
     tmp = Path(tempfile.mkdtemp(prefix="jml-bench-cycle-"))
     cached = CACHE / f"cycle-{accounts}"
     if not (cached / "truth").exists():
@@ -164,7 +165,8 @@ def markdown(r: dict) -> str:
     return (f"## Daily cycle (`--only cycle`)\n\n"
             f"{r['accounts']:,} simulated accounts; the cycle ingests the held-back newest day "
             f"({r['new_events']:,} web events), builds features, scores {r['entities']:,} entities (every task, "
-            f"with reasons and actions) and monitors every task; PostgreSQL warehouse, MLflow on SQLite. "
+            f"with reasons and actions) and runs monitoring ({d['monitored']} task run(s) in the job, "
+            f"{p['monitored']} in the flow); PostgreSQL warehouse, MLflow on SQLite. "
             f"Same starting stores for both runs (template databases), after an untimed warm-up cycle. Load average "
             f"{r['load'][0]:.1f} / {r['load'][1]:.1f} / {r['load'][2]:.1f} at the end.\n\n"
             f"| step | job, s | Prefect flow, s |\n|---|---:|---:|\n{rows}\n"
