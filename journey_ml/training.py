@@ -229,8 +229,8 @@ FINGERPRINT_TAG = "journey.data_fingerprint"
 
 def training_fingerprint(rows: pd.DataFrame, names: list[str], config: JourneyConfig) -> str:
     """SHA-256 of what a segment's model is trained from: the rows (entity, date, features,
-    label, split, in a stable order) and the training settings. Equal fingerprints mean
-    retraining would fit the same model (training is seeded)."""
+    label, split, in a stable order) and the training settings but the thread count. Equal
+    fingerprints mean retraining would fit the same model (training is seeded)."""
     cols = [c for c in ("entity_id", "as_of", *names, "label", "split") if c in rows.columns]
     frame = rows[cols]
     keys = [c for c in ("entity_id", "as_of") if c in cols]

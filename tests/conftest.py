@@ -156,3 +156,12 @@ def checksums(engine: sa.Engine, tables=("events", "outcomes", "accounts", "cont
             for source, n, s in conn.execute(sa.text(q)):
                 out[(t, source)] = (n, str(s))
     return out
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """Prefect's test harness (a real temporary Prefect server), once per test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -62,11 +62,13 @@ def _mount() -> None:
     from journey_ml.cli.monitor import monitor, reports_app
     from journey_ml.cli.quarantine import quarantine_app
     from journey_ml.cli.serve import serve
+    from journey_ml.cli.status import status
 
     app.add_typer(models_app, name="models", help="Registry: list, history, promote, rollback.")
     app.command("monitor")(monitor)
     app.add_typer(reports_app, name="reports", help="Monitoring reports: list, open.")
     app.command("serve")(serve)
+    app.command("status")(status)
     app.add_typer(quarantine_app, name="quarantine", help="Rejected rows: list them with their reasons.")
     app.add_typer(journeys_app, name="journeys", help="Journey mapping: map, paths, friction, attribution, "
                   "next, lift.")

@@ -114,7 +114,7 @@ def _print_journeys(console: Console, rt, mapped, sim_dir: Path) -> None:
     main = next((m for m in mapped.maps if m.segment == "all" and m.attribution is not None), None)
     if main is not None:
         console.print(render.attribution_table(main, top_friction=main.top_friction))
-    truth = dead_end(sim_dir, mapped.as_of, rt.config.journeys.gap_days)
+    truth = dead_end(sim_dir, mapped.as_of, rt.config.journeys.gap_days, rt.config.journeys.lookback_days)
     from journey_ml.cli._common import now
 
     steps = run_journeys(rt, JourneysParams(computed_at=now(),

@@ -417,4 +417,46 @@ def journey_maps_files_table(files) -> Table:
         t.add_column(col, overflow="fold")
     for f in files:
         t.add_row(f"{f.task}/{f.segment}", f.as_of, str(f.html))
+
+
+# --- status -------------------------------------------------------------------------------
+
+
+def status_segments_table(segments) -> Table:
+    """Per task and segment: production version and since when, scoring mode, last monitoring."""
+    t = Table(title="models", title_justify="left")
+    for col in ("model", "production", "since", "scoring", "monitored", "decisions"):
+        t.add_column(col, no_wrap=col != "decisions")
+    for s in segments:
+        prod = f"{_v(s.production_version)} {s.production_kind or ''}".strip() if s.production_version else "-"
+        mode = s.scoring_mode or "-"
+        if len(s.scoring_modes) > 1:
+            mode += f" (+{len(s.scoring_modes) - 1})"
+        mon = "-" if s.monitored_as_of is None else _when(s.monitored_as_of) + (
+            " [bold red]error[/]" if s.monitor_status == "error" else " [bold red]drift[/]" if s.drift_detected else "")
+        t.add_row(f"{s.task}/{s.segment}", prod, _when(s.production_since) or "-", mode, mon,
+                  ", ".join(s.decisions) or "-")
+    return t
+
+
+def status_deployments_table(deployments) -> Table:
+    """Each deployment: schedule, last run (state), next run."""
+    t = Table(title="deployments", title_justify="left")
+    for col in ("deployment", "schedule", "last run", "state", "next run"):
+        t.add_column(col, no_wrap=True)
+    for d in deployments:
+        state = d.last_run_state or "-"
+        style = {"COMPLETED": "green", "FAILED": "red", "CRASHED": "red"}.get(state, "")
+        t.add_row(d.name, (d.schedule or "on demand") + (" (paused)" if d.paused else ""),
+                  _when(d.last_run_at) or "-", f"[{style}]{state}[/]" if style else state,
+                  _when(d.next_run_at) or "-")
+    return t
+
+
+def status_health_table(health) -> Table:
+    t = Table(title="stack", title_justify="left", box=box.SIMPLE)
+    for col in ("component", "ok", "detail"):
+        t.add_column(col)
+    for h in health:
+        t.add_row(h.component, "[green]yes[/]" if h.ok else "[bold red]no[/]", h.detail)
     return t

@@ -397,7 +397,10 @@ def _decide(result: MonitorResult, state: SegmentState, policy: SegmentPolicy, n
     if (recent and state.predecessor_version is not None and state.predecessor_kind == "model"
             and perf_gap is None and pred is not None and _perf_judgeable(pred, policy) is None
             and perf.roc_auc is not None and pred.roc_auc is not None
-            and perf.roc_auc < pred.roc_auc - policy.rollback_margin):
+            and perf.roc_auc < pred.roc_auc - policy.rollback_margin
+            # going back only helps if the predecessor clears the floors; else rule 4 falls back to rules
+            and pred.roc_auc >= policy.auc_floor
+            and (pred.accuracy is None or pred.accuracy >= policy.accuracy_floor)):
         figures = {"roc_auc": perf.roc_auc, "predecessor_roc_auc": pred.roc_auc, "labels": perf.n,
                    "predecessor_version": state.predecessor_version}
         return [Decision("rollback", [

@@ -31,6 +31,7 @@ import yaml
 
 from tests.bench.common import ROOT, conninfo, drop_database, fresh_database
 
+BENCH_SALT = "bench-salt"
 CACHE = ROOT / ".journey" / "bench"
 RECEIVED_AT = datetime(2026, 6, 29, tzinfo=UTC)
 
@@ -78,6 +79,7 @@ def run(accounts: int = 2000, log=print) -> dict:
     from journey_ml.settings import Settings
     from journey_ml.simulate import SimulationParams, simulate
 
+    os.environ.setdefault("JOURNEY_PII_SALT", "bench-salt")  # a PostgreSQL warehouse requires one
     tmp = Path(tempfile.mkdtemp(prefix="jml-bench-cycle-"))
     cached = CACHE / f"cycle-{accounts}"
     if not (cached / "truth").exists():
@@ -99,7 +101,7 @@ def run(accounts: int = 2000, log=print) -> dict:
     try:
         from journey_ml.db import upgrade
 
-        base = Runtime.load(Settings(home=tmp / "base", database_url=base_url,
+        base = Runtime.load(Settings(home=tmp / "base", database_url=base_url, pii_salt=BENCH_SALT,
                                      mlflow_tracking_uri=f"sqlite:///{tmp / 'mlflow-base.db'}"), config)
         upgrade(base.engine)
         log("cycle: ingesting the history, training every task ...")
@@ -118,6 +120,7 @@ def run(accounts: int = 2000, log=print) -> dict:
             mlflow_db = tmp / f"mlflow-{mode}.db"
             shutil.copy(tmp / "mlflow-base.db", mlflow_db)
             env = {"JOURNEY_DATABASE_URL": url, "JOURNEY_MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_db}",
+                   "JOURNEY_PII_SALT": BENCH_SALT,  # required on a PostgreSQL warehouse
                    "JOURNEY_HOME": str(tmp / "base")}  # the same artifact folder as the template's registry
             os.environ.update(env)
             log(f"cycle: {mode} ...")
@@ -162,7 +165,8 @@ def markdown(r: dict) -> str:
     return (f"## Daily cycle (`--only cycle`)\n\n"
             f"{r['accounts']:,} simulated accounts; the cycle ingests the held-back newest day "
             f"({r['new_events']:,} web events), builds features, scores {r['entities']:,} entities (every task, "
-            f"with reasons and actions) and monitors every task; PostgreSQL warehouse, MLflow on SQLite. "
+            f"with reasons and actions) and runs monitoring ({d['monitored']} task run(s) in the job, "
+            f"{p['monitored']} in the flow); PostgreSQL warehouse, MLflow on SQLite. "
             f"Same starting stores for both runs (template databases), after an untimed warm-up cycle. Load average "
             f"{r['load'][0]:.1f} / {r['load'][1]:.1f} / {r['load'][2]:.1f} at the end.\n\n"
             f"| step | job, s | Prefect flow, s |\n|---|---:|---:|\n{rows}\n"

@@ -79,7 +79,7 @@ def test_event_retrains_only_its_segment_once_per_cooldown(prefect_api, mlflow_a
         config = tmp_path / "journey.yaml"
         config.write_text(yaml.safe_dump(cfg))
         journey_env = {"JOURNEY_DATABASE_URL": url, "JOURNEY_MLFLOW_TRACKING_URI": mlflow_api.tracking_uri}
-        rt = Runtime.load(Settings(home=tmp_path / "home", database_url=url,
+        rt = Runtime.load(Settings(home=tmp_path / "home", database_url=url, pii_salt="e2e-test-salt",
                                    mlflow_tracking_uri=mlflow_api.tracking_uri), config)
         from journey_ml.jobs import IngestParams, run_ingest
 

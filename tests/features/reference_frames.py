@@ -4,6 +4,10 @@
 equality test in test_families.py rebuilds them with the current code. Data: the
 hand-computed fixture of test_features (every task, three dates) and a small seeded
 simulation (150 accounts, the packaged tasks plus a contact task, three dates).
+
+data/reference_frames.pkl was written by the builder before the feature families (main at
+7c986ce) over the simulator and ingest of main at b377dd2: a change to the simulator or to
+ingestion changes the data, not the builder, and needs a new pickle from that builder.
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ def test_readme_production_block_runs_and_uses_the_stack(stack):
     assert "Completed" in watched.stdout + watched.stderr, watched.stdout + watched.stderr
     with psycopg.connect(_admin_conninfo().replace("dbname=postgres", f"dbname={stack['prefix']}journey")) as c:
         assert c.execute("SELECT count(*) FROM events").fetchone()[0] > 0
-    assert "journey-ingest" in out[lines[4]].stdout and "journey-score" in out[lines[4]].stdout
+    assert all(d in out[lines[4]].stdout for d in ("journey-cycle", "journey-ingest", "journey-score"))
     assert "up" in out[lines[1]].stdout and "down" not in out[lines[1]].stdout
     # credentials: printed by `make credentials` only
     secrets = secret_values(stack["dir"])

@@ -230,3 +230,10 @@ def test_estimated_auc_floor_with_persistence():
     # matured labels below the floor still win (they are the truth)
     both = replace(low, performance=LOW_AUC)
     assert "matured labels" in decide(both, MODEL, pol, NOW)[0].reasons[0]
+
+
+def test_no_rollback_to_a_predecessor_below_the_floor():
+    # both versions collapsed on the same matured labels (v3 0.22, v1 0.45 < floor 0.6): rolling back
+    # would serve another failing model; the rules take over instead
+    ds = decide(result(perf=PerfSummary(400, 60, 0.8, 0.22), pred=PerfSummary(400, 60, 0.8, 0.45)), FRESH, POLICY, NOW)
+    assert [d.kind for d in ds] == ["fallback", "retrain"], [d.summary() for d in ds]

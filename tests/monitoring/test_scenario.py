@@ -150,7 +150,10 @@ def test_monitoring_loop_over_simulated_periods(world, tmp_path, monkeypatch):
     # period 0: the first model, scored every 30 days
     data = prepare_training(w.engine, w.config, TASK, A)
     first = train_segment(data, GLOBAL, w.config, reg, w.engine)
-    assert first.status == "promoted", first.reason
+    assert first.version is not None, first.reason
+    if first.status != "promoted":  # the baseline gate may keep it back on this small world (#12):
+        # the scenario is about monitoring a production model, so it is promoted by hand, as a user may
+        reg.promote(TASK, GLOBAL, first.version, reason="scenario: the first model, promoted by hand")
     v1 = first.version
     rules_v = reg.find_version(TASK, GLOBAL, {"journey.rules_hash": None}).version
     scored = {}
@@ -191,14 +194,14 @@ def test_monitoring_loop_over_simulated_periods(world, tmp_path, monkeypatch):
     assert retrains, (m2.decisions, m3.decisions)
     retrain = retrains[-1]
     assert retrain.executed and retrain.outcome.startswith("retrained: "), retrain.outcome
-    # the gate decides on the same holdout: promoted (a ledger move) or staged with the numbers
+    # the gate decides on recent matured data (#11.4): promoted (a ledger move) or staged with the numbers
     candidate = max(v.version for v in reg.versions(TASK, GLOBAL))
     v_prod = reg.production(TASK, GLOBAL).version
     if "retrained: promoted" in retrain.outcome:
         assert v_prod == candidate and _moves(w)[-1] == ("promote", v1, candidate)
         assert retrain.alias_move_id == reg.history(TASK, GLOBAL)[0].id
     else:
-        assert "retrained: staged" in retrain.outcome and "not promoted: candidate roc_auc" in retrain.outcome
+        assert "retrained: staged" in retrain.outcome and "not promoted" in retrain.outcome
         assert v_prod == v1 and _moves(w) == [("promote", None, v1)]
         assert reg.version(TASK, GLOBAL, candidate).aliases == ["staging"]
 
@@ -218,9 +221,10 @@ def test_monitoring_loop_over_simulated_periods(world, tmp_path, monkeypatch):
     assert m4.kinds[:2] == ["fallback", "retrain"], m4.decisions
     assert _moves(w)[len(_moves(w)) - (2 if m4.kinds[-1] == "restore" else 1)] == ("fallback", v_prod, rules_v)
     fallback_at = t3 + 91 * DAY
-    # scoring now runs on the rules version
+    # scoring now runs on the rules version (or, when the same run's retrain already restored a
+    # model that clears floor + margin, on that model)
     r = _score(w, fallback_at)
-    assert r.modes == {"rules_model": r.entities}
+    assert r.modes == {("global_model" if m4.kinds[-1] == "restore" else "rules_model"): r.entities}, m4.decisions
 
     # ... and is restored once a retrained model beats the rules and clears floor + margin
     restored, t = "restore" in m4.kinds, fallback_at
