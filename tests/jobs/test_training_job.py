@@ -73,9 +73,9 @@ def test_serial_segments_get_the_configured_threads(exports, tmp_path, monkeypat
 
 
 def test_a_segment_above_the_threshold_trains_with_xgboost_dask(exports, tmp_path):
-    """execution.distributed_training_rows: the global model (trained in the flow's process)
-    and the segments (trained in tasks on the workers) above it train with xgboost.dask on
-    the cluster; the models are as good as the single-process ones."""
+    """execution.distributed_training_rows: the global model and the segments above it
+    (each trained in a task on a worker) train with xgboost.dask on the whole cluster; the
+    models are as good as single-process ones."""
     from distributed import Client, LocalCluster, get_task_stream
 
     rt = _runtime(tmp_path / "home", exports)
