@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.flows.conftest import prefect_harness  # noqa: F401 - the session's Prefect test server
-
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")]
 
 
