@@ -7,12 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.flows.conftest import prefect_harness  # noqa: F401 - the session's Prefect test server
-
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")]
 
 
-def test_journeys_flow(prefect_harness, sim_world, tmp_path, monkeypatch):  # noqa: F811
+def test_journeys_flow(prefect_harness, sim_world, tmp_path, monkeypatch):
     root, cfg, engine = sim_world
     doc = cfg.model_dump(mode="json")
     doc["journeys"]["bootstrap"] = 5
