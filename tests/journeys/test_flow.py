@@ -10,7 +10,7 @@ import yaml
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")]
 
 
-def test_journeys_flow(prefect_harness, sim_world, tmp_path, monkeypatch):  # noqa: F811
+def test_journeys_flow(prefect_harness, sim_world, tmp_path, monkeypatch):
     root, cfg, engine = sim_world
     doc = cfg.model_dump(mode="json")
     doc["journeys"]["bootstrap"] = 5
