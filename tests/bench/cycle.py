@@ -79,7 +79,6 @@ def run(accounts: int = 2000, log=print) -> dict:
     from journey_ml.settings import Settings
     from journey_ml.simulate import SimulationParams, simulate
 
-    os.environ.setdefault("JOURNEY_PII_SALT", "bench-salt")  # a PostgreSQL warehouse requires one
     tmp = Path(tempfile.mkdtemp(prefix="jml-bench-cycle-"))
     cached = CACHE / f"cycle-{accounts}"
     if not (cached / "truth").exists():
