@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -138,7 +139,8 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     """Simulate (with a behaviour drift), ingest, then two periods: train and score as of a first
     date, score and monitor a second period (drift detected, alerts, the policy acting); print
     the summary and each segment's timeline. Returns the flows' typed results by stage."""
-    console = console or Console()
+    # piped into a log, Rich would wrap the wide tables (leaderboard, lift) at 80 columns
+    console = console or Console(width=None if os.environ.get("COLUMNS") or sys.stdout.isatty() else 120)
     from journey_ml.settings import Settings
 
     settings = Settings()
