@@ -417,6 +417,7 @@ def journey_maps_files_table(files) -> Table:
         t.add_column(col, overflow="fold")
     for f in files:
         t.add_row(f"{f.task}/{f.segment}", f.as_of, str(f.html))
+    return t
 
 
 # --- status -------------------------------------------------------------------------------
