@@ -45,6 +45,7 @@ def test_features_and_train_flows(prefect_harness, pg_engine, pg_url, mlflow_pg,
     monkeypatch.setenv("JOURNEY_DATABASE_URL", pg_url)
     monkeypatch.setenv("JOURNEY_MLFLOW_TRACKING_URI", mlflow_pg)
     monkeypatch.setenv("JOURNEY_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("JOURNEY_PII_SALT", "test-salt")  # required on PostgreSQL (#9 case 13)
 
     from flows.features import features_flow
     from flows.ingest import ingest_flow
