@@ -341,7 +341,7 @@ def demo(
     """The whole loop on the embedded default (SQLite, local MLflow, Prefect's ephemeral API)."""
     from journey_ml.cli.demo import run_demo
 
-    run_demo(config_path=config, accounts=accounts, fresh=fresh, console=out)
+    run_demo(config_path=config, accounts=accounts, fresh=fresh)  # its own console: 120 columns when piped
 
 
 _mount()
