@@ -139,8 +139,16 @@ def _tune(conn: Connection) -> None:
     """PostgreSQL settings for this transaction: room for hash aggregates over ~1M
     entities, and no parallel workers. The two fetch streams already keep two cores busy;
     a parallel partial aggregate over ~1M groups has every worker hash nearly every group
-    and then merges them, which cost more CPU and time than it saved (measured)."""
-    conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+    and then merges them, which cost more CPU and time than it saved (measured).
+
+    Room: each group of the older-history aggregate holds ~40 transition states (~1.2 kB),
+    so 930k contacts need ~1.1 GB of hash memory, and the recent aggregate's ~2.6M
+    (entity, type, channel, stage) groups about as much. With 256 MB (512 MB of hash
+    memory) both spilled to disk in batches; 1 GB (hash_mem_multiplier 2 by default) keeps
+    them in memory: 16% less server CPU for the history query and 20% for the window one
+    at 20M events (#14, BENCHMARKS.md). It is a cap, not an allocation: small warehouses
+    use what their groups need."""
+    conn.exec_driver_sql("SET LOCAL work_mem = '1GB'")
     conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
 
 

@@ -192,11 +192,48 @@ def generate(db: str, events: int, contacts: int, seed: int = 11, log=print) -> 
         conn.execute("VACUUM ANALYZE events")
         conn.execute("VACUUM ANALYZE contacts")
         conn.execute("VACUUM ANALYZE accounts")
-        before = conn.execute("SELECT count(*) FROM events WHERE occurred_at < %s", (AS_OF,)).fetchone()[0]
-        window = conn.execute("SELECT count(*) FROM events WHERE occurred_at >= %s AND occurred_at < %s",
-                              (AS_OF.replace(month=3, day=3), AS_OF)).fetchone()[0]
-    return {"events": events, "contacts": contacts, "accounts": n_acc, "events_before_t": before,
-            "events_in_90d": window, "load_seconds": time.perf_counter() - t0}
+    return {**_counts(db), "load_seconds": time.perf_counter() - t0}
+
+
+def _counts(db: str) -> dict:
+    """What a generated database holds (events, contacts, accounts; events before T and in
+    the last 90 days)."""
+    import psycopg
+
+    one = lambda conn, sql, *a: conn.execute(sql, a).fetchone()[0]  # noqa: E731
+    with psycopg.connect(conninfo(db)) as conn:
+        return {"events": one(conn, "SELECT count(*) FROM events"),
+                "contacts": one(conn, "SELECT count(*) FROM contacts"),
+                "accounts": one(conn, "SELECT count(*) FROM accounts"),
+                "events_before_t": one(conn, "SELECT count(*) FROM events WHERE occurred_at < %s", AS_OF),
+                "events_in_90d": one(conn, "SELECT count(*) FROM events WHERE occurred_at >= %s AND occurred_at < %s",
+                                     AS_OF.replace(month=3, day=3), AS_OF)}
+
+
+def _kept_database(name: str, events: int, contacts: int, log=print) -> tuple[str, dict]:
+    """A database kept between runs (``name``): reused when it holds exactly ``events``
+    events and ``contacts`` contacts, else (re)created and generated (about 15 minutes at
+    20M events on a loaded 2-core machine)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from tests.bench.common import PG_ADMIN_URL
+
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(conninfo(PG_ADMIN_URL), autocommit=True) as c:
+        exists = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    if exists:
+        try:
+            got = _counts(url)
+            if got["events"] == events and got["contacts"] == contacts:
+                log(f"features: reusing database {name} ({events:,} events, {contacts:,} contacts)")
+                return url, {**got, "load_seconds": 0.0}
+        except psycopg.Error:
+            pass  # not a generated database (no tables): make it again
+    drop_database(url)
+    with psycopg.connect(conninfo(PG_ADMIN_URL), autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return url, generate(url, events, contacts, log=log)
 
 
 def _agree(ours: Path, peer: Path) -> bool:
@@ -211,10 +248,12 @@ def _agree(ours: Path, peer: Path) -> bool:
 
 
 def run(events: int = 20_000_000, contacts: int = 1_000_000, repeat: int = 3, peer: bool = True,
-        small_events: int | None = 2_000_000, peer_max_events: int = 5_000_000, log=print) -> dict:
+        small_events: int | None = 2_000_000, peer_max_events: int = 5_000_000, keep: str | None = None,
+        log=print) -> dict:
     """Run the feature benchmark at ``events`` (and at ``small_events``, same events per
     contact); returns the figures for BENCHMARKS.md. The peer runs where the data has at
-    most ``peer_max_events`` events (it holds all of them in memory)."""
+    most ``peer_max_events`` events (it holds all of them in memory). ``keep``: name of a
+    database kept for the largest scale between runs (generated once, never dropped)."""
     import os
     import tempfile
 
@@ -223,11 +262,16 @@ def run(events: int = 20_000_000, contacts: int = 1_000_000, repeat: int = 3, pe
     if small_events and small_events < events:
         scales.append(("small", small_events, max(contacts * small_events // events, 1000)))
     for name, n_ev, n_con in scales:
-        db = fresh_database("journey_bench_features")
+        kept = keep is not None and name == "large"
+        if kept:
+            db, info = _kept_database(keep, n_ev, n_con, log=log)
+        else:
+            db = fresh_database("journey_bench_features")
         try:
-            log(f"features ({name}): generating {n_ev:,} events for {n_con:,} contacts ...")
-            info = generate(db, n_ev, n_con, log=log)
-            log(f"  loaded and indexed in {info['load_seconds']:.0f} s")
+            if not kept:
+                log(f"features ({name}): generating {n_ev:,} events for {n_con:,} contacts ...")
+                info = generate(db, n_ev, n_con, log=log)
+                log(f"  loaded and indexed in {info['load_seconds']:.0f} s")
             ours, theirs = [], []
             load = os.getloadavg()[0]
             with tempfile.TemporaryDirectory() as tmp:
@@ -261,7 +305,8 @@ def run(events: int = 20_000_000, contacts: int = 1_000_000, repeat: int = 3, pe
             if theirs:
                 out[name]["x_peer"] = out[name]["peer_seconds"] / out[name]["ours_seconds"]
         finally:
-            drop_database(db)
+            if not kept:
+                drop_database(db)
     return out
 
 

@@ -55,6 +55,11 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--feature-events", type=int, default=20_000_000, help="features: events")
     p.add_argument("--feature-contacts", type=int, default=1_000_000, help="features: contacts")
+    p.add_argument("--feature-db", default=None,
+                   help="features: keep the largest scale's database under this name between runs "
+                        "(generated when missing or of another size, never dropped)")
+    p.add_argument("--feature-small-events", type=int, default=2_000_000,
+                   help="features: events of the second, smaller scale (0: none)")
     p.add_argument("--quality-accounts", type=int, default=4000, help="training quality: accounts")
     p.add_argument("--train-rows", type=int, default=1_000_000, help="training speed: rows")
     p.add_argument("--score-entities", type=int, default=1_000_000, help="scoring: entities")
@@ -84,7 +89,9 @@ def main() -> None:
             from tests.bench import features
 
             parts.append(features.markdown(features.run(events=a.feature_events,
-                                                        contacts=a.feature_contacts, repeat=a.repeat)))
+                                                        contacts=a.feature_contacts, repeat=a.repeat,
+                                                        small_events=a.feature_small_events or None,
+                                                        keep=a.feature_db)))
         elif section == "training":
             from tests.bench import training
 
