@@ -121,6 +121,9 @@ class ScoreOut(BaseModel):
     action_holdout: bool
     scored_at: AwareDatetime
     run_id: str | None = None
+    stage: str | None = Field(None, description="Predicted current journey stage (None: no journey).")
+    next_steps: dict[str, float] | None = Field(
+        None, description="P(next step) of the ongoing journey, incl. (conversion) and (exit); None once it ended.")
 
 
 class ErrorOut(BaseModel):

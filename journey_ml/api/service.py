@@ -29,6 +29,7 @@ from journey_ml.config import ConfigError, JourneyConfig
 from journey_ml.db.models import Account, Contact
 from journey_ml.erasure import erased_subjects
 from journey_ml.ingest.pii import keyed_hash
+from journey_ml.journeys.current import NextStepChains
 from journey_ml.registry._types import model_name
 from journey_ml.scoring.batch import compute_scores
 from journey_ml.scoring.committee import committee_view
@@ -87,6 +88,7 @@ class ScoringService:
         self._warm_lock = threading.Lock()
         self.warmed = False
         self.warm_error: str | None = None
+        self.chains = NextStepChains(engine, config)  # next step: the warehouse's chain, not the scratch's
 
     # --- startup ----------------------------------------------------------------------------
 
@@ -131,7 +133,7 @@ class ScoringService:
             raise RequestProblem(422, f"entity {req.entity_id!r} is not in the population of task "
                                  f"{req.task!r} as of {as_of.isoformat()}: "
                                  f"{self._why_not(req, task, rows, as_of)}", "not_in_population")
-        rec = dict(records[0])
+        rec = dict(records[0]) | self.chains.for_entity(req.task, req.entity_id, rows["events"], as_of)
         rec["as_of"] = rec["as_of"].isoformat()
         rec["scored_at"] = rec["scored_at"].isoformat()
         steps = [s for r in batch.results if req.entity_id in r.index for s in r.skipped]

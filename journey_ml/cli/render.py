@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -148,13 +149,24 @@ def score_summary_table(run) -> Table:
 def top_scores_table(rows, task: str) -> Table:
     """The highest stored scores of a task, with their reasons and action."""
     t = Table(title=f"top {task} scores", title_justify="left", show_lines=True)
-    for col in ("entity", "p", "band", "why", "next action"):
+    for col in ("entity", "p", "band", "why", "next action", "journey: stage > likely next"):
         t.add_column(col, justify="right" if col == "p" else "left")
     for r in rows:
         why = "\n".join(x.get("text", "") for x in (r["reasons"] or [])[:3])
         action = (r["action"] or "") + (" [dim](holdout)[/]" if r["action_holdout"] else "")
-        t.add_row(r["entity_id"], f"{r['probability']:.2f}", r["band"], why, action)
+        t.add_row(r["entity_id"], f"{r['probability']:.2f}", r["band"], why, action, _journey_cell(r))
     return t
+
+
+def _journey_cell(r) -> str:
+    """The score's journey: its predicted stage, then the likeliest next step (ongoing only)."""
+    stage, nxt = r.get("stage"), r.get("next_steps")
+    if not stage:
+        return "-"
+    if not nxt:
+        return f"{escape(stage)} [dim](ended)[/]"
+    step, p = max(nxt.items(), key=lambda kv: kv[1])
+    return f"{escape(stage)} > {escape(step)} {p:.2f}"
 
 
 # --- monitoring ------------------------------------------------------------------------------

@@ -347,6 +347,10 @@ class Score(Base):
     action_holdout: Mapped[bool] = mapped_column(Boolean, default=False)
     run_id: Mapped[str | None] = mapped_column(String(36))
     scored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # the entity's journey as of T (issue #13): predicted current stage, and {next step: p}
+    # from the task's Markov chain fitted on journeys before T (NULL once the journey ended)
+    stage: Mapped[str | None] = mapped_column(String(128))
+    next_steps: Mapped[dict[str, float] | None] = mapped_column(JSONType)
 
     __table_args__ = (Index("ix_scores_entity", "entity_id"),)
 

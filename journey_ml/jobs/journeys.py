@@ -19,6 +19,7 @@ import pandas as pd
 from journey_ml.jobs._common import require_schema, resolve_as_of, resolve_tasks, utc
 from journey_ml.journeys.build import SECTIONS, JourneyMap, build_map, cut
 from journey_ml.journeys.committee import account_roles, role_summary
+from journey_ml.journeys.current import population_events
 from journey_ml.journeys.lift import lift_table
 from journey_ml.journeys.paths import compare, compare_periods
 from journey_ml.journeys.read import entity_segments, matured_scores, read_events, store_lift
@@ -66,19 +67,6 @@ class JourneysJobResult:
                 return m
         raise ValueError(f"no journey map for task {task!r}, segment {segment!r} "
                          f"(have: {', '.join(f'{m.task}/{m.segment}' for m in self.maps) or 'none'})")
-
-
-def _population(events: pd.DataFrame, population: str, customer_events: list[str],
-                outcome_types: list[str]) -> pd.DataFrame:
-    """The task's side of each entity's story: a prospect task's journeys stop at the first
-    customer event other than the outcome (customers were never prospects of it); a customer
-    task's journeys start at the entity's first customer event."""
-    marks = [e for e in customer_events if population == "customers" or e not in outcome_types]
-    first = events[events["event_type"].isin(marks)].groupby("entity_id")["occurred_at"].min()
-    since = events["entity_id"].map(first)
-    if population == "customers":
-        return events[since.notna() & (events["occurred_at"] >= since)]
-    return events[since.isna() | (events["occurred_at"] < since)]
 
 
 def _lift(rt: Runtime, task: str, as_of: datetime, computed_at: datetime) -> tuple[pd.DataFrame, int]:
@@ -134,7 +122,7 @@ def run_journeys(rt: Runtime, params: JourneysParams) -> JourneysJobResult:
         task = rt.config.task(name)
         outcome_types = rt.config.outcomes[task.outcome]
         events = read_events(rt.engine, as_of, entity=task.entity, lookback_days=cfg.lookback_days)
-        events = _population(events, task.population, task.customer_events, outcome_types)
+        events = population_events(events, task.population, task.customer_events, outcome_types)
         steps_j = cut(events, cfg, as_of, level, outcome_types)
         touch_j = cut(events, cfg, as_of, touch_level, outcome_types)
         seg_cfg = rt.config.segments.get(task.segment_by) if task.segment_by else None

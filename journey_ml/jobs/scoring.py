@@ -24,6 +24,7 @@ from journey_ml.runtime import Runtime
 from journey_ml.scoring import ScoreRunResult, open_registry, score_task
 from journey_ml.scoring.batch import (
     ScoreBatch,
+    add_next_steps,
     merge_batches,
     partition_features,
     population_features,
@@ -107,7 +108,7 @@ def _score(rt: Runtime, registry, name: str, as_of: datetime, run_id: str, score
     parts = [ScorePartition(i, n, f) for i, f in enumerate(partition_features(ff, n))]
     batch = merge_batches(each(partial(_score_partition, rt, run_id, scored_at, notes), parts))
     batch.phases["features"] = built
-    return store_batch(rt.engine, batch, started=t0)
+    return store_batch(rt.engine, add_next_steps(rt.engine, rt.config, batch), started=t0)
 
 
 def run_scoring(rt: Runtime, params: ScoringParams, *, each: Each = serial) -> ScoringJobResult:

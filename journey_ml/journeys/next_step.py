@@ -35,24 +35,34 @@ class NextStepModel:
         k = len(j.labels)
         self.classes_ = (*j.labels, CONVERSION, EXIT)
         c = len(self.classes_)
+        code = j.steps["code"].to_numpy(np.int64)
+        pos = j.steps["pos"].to_numpy(np.int64)
+        first, stop = j.bounds()
+        # the target of each step: the next step of its journey, or at the last step the
+        # journey's end (conversion / exit; an ongoing journey's last step has none yet)
+        y = np.empty(code.size, np.int64)
+        y[:-1] = code[1:]
         status = j.table["status"].to_numpy()
+        y[stop - 1] = np.where(status == "converted", k, np.where(status == "exited", k + 1, -1))
+        has = y >= 0
+        base = max(k, 1)
         counts: dict[tuple[int, ...], np.ndarray] = {}
-        for seq, st in self._sequences(j, status):
-            targets = list(seq[1:])
-            if st == "converted":
-                targets.append(k)
-            elif st == "exited":
-                targets.append(k + 1)
-            for i, y in enumerate(targets):
-                for o in range(self.order + 1):
-                    if o > i + 1:
-                        break
-                    ctx = tuple(seq[i + 1 - o:i + 1])
-                    counts.setdefault(ctx, np.zeros(c))[y] += 1
+        key = np.zeros(code.size, np.int64)  # the context of the last o steps, as one integer
+        for o in range(self.order + 1):
+            if o:
+                key = key * base + np.where(pos >= o - 1, np.roll(code, o - 1), 0)
+            rows = has & (pos >= o - 1)
+            if not rows.any():
+                break
+            pair, n = np.unique(key[rows] * c + y[rows], return_counts=True)
+            ctx, target = np.divmod(pair, c)  # sorted by context
+            uniq, start = np.unique(ctx, return_index=True)
+            table = np.zeros((uniq.size, c))
+            table[np.repeat(np.arange(uniq.size), np.diff(np.append(start, ctx.size))), target] = n
+            for kv, arr in zip(uniq.tolist(), table, strict=True):
+                counts[tuple(kv // base ** i % base for i in range(o))] = arr
         self.counts_ = counts
         at = j.steps["at"].to_numpy(np.int64)
-        code = j.steps["code"].to_numpy()
-        _, stop = j.bounds()
         nxt = np.ones(code.size, bool)
         nxt[stop - 1] = False
         idx = np.flatnonzero(nxt)
@@ -138,6 +148,49 @@ def evaluate_next_step(j: Journeys, order: int = 2, holdout_share: float = 0.2, 
     return NextStepAccuracy(order, n, top1, ll, btop1, bll, train_j.n, test_j.n)
 
 
+def _step_labels(model: NextStepModel) -> tuple[str, ...]:
+    return model.classes_[:-2]  # the steps (then conversion, exit)
+
+
+def _context_proba(model: NextStepModel, j: Journeys, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P(next class) after the steps so far of journeys ``rows``: (one row per distinct
+    context, the context of each journey). A distribution depends only on the last
+    ``order`` steps, so it is computed once per distinct context, not once per journey."""
+    steps = _step_labels(model)
+    if tuple(j.labels[:len(steps)]) != steps:
+        raise ValueError("the journeys are coded differently from the chain (cut them with labels= its steps)")
+    code = j.steps["code"].to_numpy(np.int64)
+    first, stop = j.bounds()
+    ctx = np.full((rows.size, model.order), -1, np.int64)  # last step first; -1 = before the start
+    for o in range(model.order):
+        at = stop[rows] - 1 - o
+        ok = at >= first[rows]
+        ctx[ok, o] = code[at[ok]]
+    uniq, inverse = np.unique(ctx, axis=0, return_inverse=True)
+    proba = np.array([model.proba_codes([int(v) for v in u[::-1] if v >= 0]) for u in uniq]).reshape(
+        len(uniq), len(model.classes_))
+    return proba, inverse.reshape(-1)
+
+
+def _current_stage(model: NextStepModel, j: Journeys, rows: np.ndarray, proba: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray]:
+    """(last step, predicted current stage, hours silent at T) of journeys ``rows`` whose
+    next-class probabilities are ``proba``: the most likely next step when the journey has
+    been silent for longer than the median time spent at its last step, else the last step."""
+    names = np.asarray(j.labels, dtype=object)
+    code = j.steps["code"].to_numpy(np.int64)
+    at = j.steps["at"].to_numpy(np.int64)
+    _, stop = j.bounds()
+    last_code = code[stop[rows] - 1]
+    last = names[last_code]
+    steps = np.asarray(_step_labels(model), dtype=object)
+    top = steps[np.argmax(proba[:, :steps.size], axis=1)] if steps.size else last
+    silent_h = (pd.Timestamp(j.as_of).value - at[stop[rows] - 1]) / 3.6e12
+    dwell = np.array([model.dwell_hours_.get(n, math.inf) for n in names])[last_code] if rows.size else \
+        np.zeros(0)
+    return last, np.where(silent_h > dwell, top, last), silent_h
+
+
 def predict_current(model: NextStepModel, j: Journeys) -> pd.DataFrame:
     """For every ongoing journey at T: its last step, the most likely next step with its
     probability, each next step's probability (columns ``p_<class>``), and its predicted
@@ -145,24 +198,77 @@ def predict_current(model: NextStepModel, j: Journeys) -> pd.DataFrame:
     median time spent at its last step, else the last step."""
     model._check()
     ongoing = np.flatnonzero(j.table["status"].to_numpy() == "ongoing")
-    code = j.steps["code"].to_numpy()
-    first, stop = j.bounds()
-    as_of_ns = pd.Timestamp(j.as_of).value
-    at = j.steps["at"].to_numpy(np.int64)
-    rows = []
-    for i in ongoing:
-        seq = code[first[i]:stop[i]].tolist()
-        p = model.proba_codes(seq)
-        last = j.labels[seq[-1]]
-        top = int(np.argmax(p[:len(j.labels)])) if len(j.labels) else 0
-        silent_h = (as_of_ns - at[stop[i] - 1]) / 3.6e12
-        dwell = model.dwell_hours_.get(last, math.inf)
-        rows.append({"entity_id": j.table["entity_id"].iat[i], "last_step": last,
-                     "next_step": model.classes_[int(np.argmax(p))], "next_probability": float(p.max()),
-                     "predicted_current": j.labels[top] if silent_h > dwell else last,
-                     "hours_silent": silent_h,
-                     **{f"p_{c}": float(v) for c, v in zip(model.classes_, p, strict=True)}})
-    return pd.DataFrame(rows)
+    cols = ["entity_id", "last_step", "next_step", "next_probability", "predicted_current", "hours_silent",
+            *(f"p_{c}" for c in model.classes_)]
+    if not ongoing.size:
+        return pd.DataFrame(columns=cols)
+    proba, inverse = _context_proba(model, j, ongoing)
+    p = proba[inverse]
+    last, current, silent_h = _current_stage(model, j, ongoing, p)
+    classes = np.asarray(model.classes_, dtype=object)
+    return pd.DataFrame({"entity_id": j.table["entity_id"].to_numpy()[ongoing], "last_step": last,
+                         "next_step": classes[np.argmax(p, axis=1)], "next_probability": p.max(axis=1),
+                         "predicted_current": current, "hours_silent": silent_h,
+                         **{f"p_{c}": p[:, i] for i, c in enumerate(model.classes_)}})
 
 
-__all__ = ["NextStepModel", "NextStepAccuracy", "evaluate_next_step", "predict_current"]
+@dataclass(frozen=True)
+class CurrentSteps:
+    """Where each entity's latest journey stands at T (what a score stores beside it).
+
+    ``stage``: the predicted current stage when the journey is ongoing (see
+    `predict_current`), else the step it ended at. ``dist``: index into ``distributions``
+    ({next step: p}, each next stage plus ``(conversion)`` and ``(exit)``), -1 when the
+    journey has ended (converted, or silent for the whole gap): it has no next step.
+    """
+
+    entity_id: np.ndarray  # (n,) str
+    stage: np.ndarray  # (n,) object
+    dist: np.ndarray  # (n,) int64
+    distributions: tuple[dict[str, float], ...]
+
+    def lookup(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """(stage, dist) of each id in ``ids`` (None / -1 for an entity without a journey)."""
+        at = pd.Index(self.entity_id).get_indexer(np.asarray(ids, dtype=object).astype(str))
+        found = at >= 0
+        stage = np.full(at.size, None, dtype=object)
+        dist = np.full(at.size, -1, np.int64)
+        stage[found] = self.stage[at[found]]
+        dist[found] = self.dist[at[found]]
+        return stage, dist
+
+    def of(self, entity_id: str) -> tuple[str | None, dict[str, float] | None]:
+        """(stage, {next step: p} or None) of one entity."""
+        stage, dist = self.lookup([entity_id])
+        return stage[0], (dict(self.distributions[dist[0]]) if dist[0] >= 0 else None)
+
+
+def current_steps(model: NextStepModel, j: Journeys) -> CurrentSteps:
+    """Each entity's latest journey in ``j`` (cut with the chain's step labels first, as
+    `sessionise(labels=...)` does): its predicted current stage and, while it is ongoing,
+    the probability of each next step under ``model``. Raises ValueError when ``model`` is
+    not fitted or ``j`` is coded differently."""
+    model._check()
+    if not j.n:
+        return CurrentSteps(np.zeros(0, object), np.zeros(0, object), np.zeros(0, np.int64), ())
+    ent = j.table["entity_id"].to_numpy(dtype=object).astype(str)
+    start = j.table["start"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    order = np.lexsort((np.arange(j.n), start, ent))
+    latest = order[np.r_[ent[order][1:] != ent[order][:-1], True]]  # each entity's last journey
+    ongoing = j.table["status"].to_numpy()[latest] == "ongoing"
+    names = np.asarray(j.labels, dtype=object)
+    _, stop = j.bounds()
+    stage = names[j.steps["code"].to_numpy(np.int64)[stop[latest] - 1]].astype(object)
+    dist = np.full(latest.size, -1, np.int64)
+    distributions: tuple[dict[str, float], ...] = ()
+    if ongoing.any():
+        rows = latest[ongoing]
+        proba, inverse = _context_proba(model, j, rows)
+        stage[ongoing] = _current_stage(model, j, rows, proba[inverse])[1]
+        dist[ongoing] = inverse
+        distributions = tuple(dict(zip(model.classes_, map(float, p), strict=True)) for p in proba)
+    return CurrentSteps(ent[latest], stage, dist, distributions)
+
+
+__all__ = ["NextStepModel", "NextStepAccuracy", "CurrentSteps", "current_steps", "evaluate_next_step",
+           "predict_current"]

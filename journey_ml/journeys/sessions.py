@@ -114,6 +114,32 @@ def _ns(values: pd.Series) -> np.ndarray:
     return t.to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
 
+def _utc_times(ns: np.ndarray) -> pd.DatetimeIndex:
+    """int64 ns since the epoch as UTC times (without pandas' slow path for integers)."""
+    return pd.DatetimeIndex(np.asarray(ns, np.int64).view("datetime64[ns]")).tz_localize("UTC")
+
+
+def _order(ent: np.ndarray, t: np.ndarray, is_out: np.ndarray, code: np.ndarray, n_labels: int) -> np.ndarray:
+    """The stable order by (entity, time, outcome last, label): ``np.lexsort`` of the four,
+    as two stable sorts of int64 keys (time's dense rank, then one combined key), which is
+    2-3x faster on millions of events. Falls back to lexsort when the key would overflow."""
+    n = t.size
+    if n == 0:
+        return np.zeros(0, np.int64)
+    by_t = np.argsort(t)  # the dense rank of each time does not depend on how ties are ordered
+    ts = t[by_t]
+    new = np.ones(n, bool)
+    new[1:] = ts[1:] != ts[:-1]
+    rank = np.empty(n, np.int64)
+    rank[by_t] = np.cumsum(new) - 1
+    half = max(n_labels, int(code.max()) + 1) + 1  # label codes are >= -1 (an outcome's may be -1)
+    times = int(rank[by_t[-1]]) + 1
+    if float(int(ent.max()) + 1) * times * 2 * half >= 2.0 ** 62:
+        return np.lexsort((code, is_out, t, ent))
+    key = (ent.astype(np.int64) * times + rank) * (2 * half) + is_out.astype(np.int64) * half + (code + 1)
+    return np.argsort(key, kind="stable")
+
+
 def _as_ns(t: datetime) -> int:
     return int(pd.Timestamp(t).tz_convert("UTC").value) if pd.Timestamp(t).tzinfo else int(
         pd.Timestamp(t).tz_localize("UTC").value)
@@ -165,12 +191,13 @@ def sessionise(events: pd.DataFrame, *, as_of: datetime, level: Level = "stage",
              else np.zeros(t.size))
     # order: entity, time, then the outcome last among ties (it closes the journey), then label
     fixed = list(labels or ())
-    step_names = set(lab_names[np.unique(lab_code[~is_out])].tolist()) if t.size else set()
+    step_names = set(lab_names[np.bincount(lab_code[~is_out], minlength=lab_names.size) > 0].tolist()) \
+        if t.size else set()
     names = fixed + sorted(step_names - set(fixed))  # an outcome is not a step
     code_of = {n: i for i, n in enumerate(names)}
     remap = np.array([code_of.get(n, -1) for n in lab_names], np.int64)
     code = remap[lab_code] if lab_code.size else lab_code.astype(np.int64)
-    order = np.lexsort((code, is_out, t, ent_codes))
+    order = _order(ent_codes, t, is_out, code, len(names))
     ent, t, is_out, code, value = ent_codes[order], t[order], is_out[order], code[order], value[order]
 
     n = t.size
@@ -181,7 +208,8 @@ def sessionise(events: pd.DataFrame, *, as_of: datetime, level: Level = "stage",
     ent_start = np.maximum.accumulate(np.where(new_ent, np.arange(n), 0))
     first_out_seen = outs_before - outs_before[ent_start] if n else outs_before
     alive = first_out_seen == 0
-    ent, t, is_out, code, value = ent[alive], t[alive], is_out[alive], code[alive], value[alive]
+    if not alive.all():
+        ent, t, is_out, code, value = ent[alive], t[alive], is_out[alive], code[alive], value[alive]
     n = t.size
     new_ent = np.ones(n, bool)
     new_ent[1:] = ent[1:] != ent[:-1]
@@ -233,7 +261,7 @@ def sessionise(events: pd.DataFrame, *, as_of: datetime, level: Level = "stage",
                           "code": sc.astype(np.int32), "at": st})
     table = pd.DataFrame({
         "entity_id": ent_names[j_ent] if len(ent_names) else np.array([], object),
-        "start": pd.to_datetime(first_t, utc=True), "end": pd.to_datetime(last_t, utc=True),
+        "start": _utc_times(first_t), "end": _utc_times(last_t),
         "n_steps": counts.astype(np.int64), "converted": conv, "value": val,
         "converted_at": conv_at, "status": status,
     })

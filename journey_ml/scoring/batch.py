@@ -180,7 +180,8 @@ def _segments(frame: pd.DataFrame, config: JourneyConfig, task_name: str, notes:
 _SD = np.dtypes.StringDType()
 _COPY_CHUNK = 50_000
 _COPY_COLUMNS = ("task", "as_of", "entity_kind", "run_id", "scored_at", "segment", "model_name", "model_version",
-                 "mode", "mode_reason", "entity_id", "probability", "band", "action", "action_holdout", "reasons")
+                 "mode", "mode_reason", "entity_id", "probability", "band", "action", "action_holdout", "reasons",
+                 "stage", "next_steps")
 
 
 def _copy_escape(values: np.ndarray) -> np.ndarray:
@@ -230,6 +231,25 @@ class ScoreColumns:
     action_holdout: np.ndarray  # (n,) bool
     reasons: ReasonColumns
     blocks: list[_Block]
+    # the entity's journey (see `add_next_steps`): predicted current stage (None: no journey),
+    # index into ``next_table`` ({next step: p}; -1: none, the journey has ended)
+    stage: np.ndarray | None = None
+    next_code: np.ndarray | None = None
+    next_table: tuple[dict[str, float], ...] = ()
+
+    def next_steps(self, i: int) -> dict[str, float] | None:
+        if self.next_code is None or self.next_code[i] < 0:
+            return None
+        return dict(self.next_table[self.next_code[i]])
+
+    def next_columns(self, lo: int, hi: int) -> tuple[list[str], list[str]]:
+        """COPY text of rows [lo, hi)'s stage and next_steps (each distinct value escaped once)."""
+        n = hi - lo
+        if self.stage is None:
+            return ["\\N"] * n, ["\\N"] * n
+        texts = np.array([*(_copy_field(json.dumps(d)) for d in self.next_table), "\\N"], dtype=_SD)
+        code = self.next_code[lo:hi]
+        return _copy_coded(self.stage[lo:hi]).tolist(), texts[np.where(code < 0, len(self.next_table), code)].tolist()
 
 
 @dataclass
@@ -270,6 +290,7 @@ class ScoreBatch:
                     "model_version": b.model_version, "mode": b.mode, "mode_reason": b.mode_reason,
                     "reasons": c.reasons.row(i), "action": actions[i], "action_holdout": bool(holds[i]),
                     "run_id": self.run_id, "scored_at": self.scored_at,
+                    "stage": None if c.stage is None else c.stage[i], "next_steps": c.next_steps(i),
                 })
         return out
 
@@ -303,9 +324,10 @@ class ScoreBatch:
             if "\\" in "".join(reasons):
                 reasons = [r.replace("\\", "\\\\") for r in reasons]
             tab = repeat("\t")
+            stage, nxt = c.next_columns(lo, hi)
             cols = [repeat(prefix), ids, tab, list(map(repr, c.probability[lo:hi].tolist())), tab,
                     _copy_coded(c.band[lo:hi]).tolist(), tab, _copy_coded(c.action[lo:hi]).tolist(), tab,
-                    np.where(c.action_holdout[lo:hi], "t", "f").tolist(), tab, reasons]
+                    np.where(c.action_holdout[lo:hi], "t", "f").tolist(), tab, reasons, tab, stage, tab, nxt]
             parts.append("\n".join(map("".join, zip(*cols, strict=False))))
         return "\n".join(parts) + "\n" if parts else ""
 
@@ -492,7 +514,32 @@ def score_task(engine: Engine, registry, config: JourneyConfig, task_name: str, 
     run_id = run_id or str(uuid.uuid4())
     batch = compute_scores(engine, registry, config, task_name, as_of, run_id=run_id, scored_at=scored_at,
                            cache=cache, build=build)
-    return store_batch(engine, batch, started=t0)
+    return store_batch(engine, add_next_steps(engine, config, batch), started=t0)
+
+
+def with_next_steps(batch: ScoreBatch, steps) -> ScoreBatch:
+    """``batch`` with each entity's stage and next-step probabilities from ``steps`` (a
+    `journey_ml.journeys.next_step.CurrentSteps`; an entity it does not know gets None)."""
+    c = batch.columns
+    if c is None:
+        return batch
+    stage, code = steps.lookup(c.entity_id)
+    return replace(batch, columns=replace(c, stage=stage, next_code=code, next_table=steps.distributions))
+
+
+def add_next_steps(engine: Engine, config: JourneyConfig, batch: ScoreBatch) -> ScoreBatch:
+    """``batch`` with every entity's predicted current stage and next-step probabilities,
+    from the task's chain fitted once on the warehouse's journeys strictly before T. A
+    failure leaves both empty and says why in the notes (the scores are written anyway)."""
+    from journey_ml.journeys.current import next_steps_as_of
+
+    t0 = time.perf_counter()
+    try:
+        out = with_next_steps(batch, next_steps_as_of(engine, config, batch.task, batch.as_of))
+    except Exception as e:  # noqa: BLE001 - the next step is an addition to the score, not a reason to lose it
+        log.warning("%s: next step not predicted (%s)", batch.task, one_line(e))
+        out = replace(batch, notes=[*batch.notes, f"next step not predicted ({one_line(e)})"])
+    return replace(out, phases={**batch.phases, "next_step": time.perf_counter() - t0})
 
 
 def merge_batches(batches: list[ScoreBatch]) -> ScoreBatch:
@@ -574,4 +621,4 @@ def store_batch(engine: Engine, batch: ScoreBatch, *, started: float | None = No
 
 __all__ = ["ScoreRunResult", "SegmentRun", "ScoreBatch", "ScoreColumns", "compute_scores", "bands_of", "score_task",
            "band_of", "rules_hash", "population_features", "partition_features", "score_features", "merge_batches",
-           "store_batch"]
+           "store_batch", "add_next_steps", "with_next_steps"]

@@ -109,3 +109,35 @@ def test_headless_chromium_draws_the_sankey_and_the_tables(built_map, tmp_path):
     assert r.returncode == 0 and shot.exists() and shot.stat().st_size > 20_000
     keep = Path(page).with_suffix(".png")
     shutil.copy(shot, keep)  # beside the page, for a person to look at
+
+
+def test_score_shows_each_journey_and_agrees_with_journeys_next(cli_env, sim_world):
+    """`journey-ml score` stores and shows the stage and likeliest next step; `journeys next`
+    on the all-entities map gives the same probabilities for the same entity and T."""
+    import sqlalchemy as sa
+
+    from journey_ml.db.models import Score
+
+    env, cfg = cli_env
+    r = _invoke({**env, "COLUMNS": "240"}, "score", "-c", str(cfg), "-t", "conversion", "--top", "3")
+    assert r.exit_code == 0, r.output
+    assert "journey: stage > likely next" in r.stdout
+    engine = sim_world[2]
+    s = Score.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(s.c.entity_id, s.c.as_of, s.c.probability, s.c.stage, s.c.next_steps)
+                            .where(s.c.task == "conversion")).mappings().all()
+    newest = max(x["as_of"] for x in rows)
+    stored = {x["entity_id"]: x for x in rows if x["as_of"] == newest}
+    top = sorted(stored.values(), key=lambda x: -x["probability"])[:3]
+    for x in top:
+        assert x["entity_id"] in r.stdout and (x["stage"] is None or x["stage"] in r.stdout)
+    r = _invoke(env, "journeys", "next", "-c", str(cfg), "-t", "conversion", "-s", "all", "--json")
+    assert r.exit_code == 0, r.output
+    preds = {p["entity_id"]: p for p in json.loads(r.stdout)[0]["next_predictions"]}
+    both = sorted(set(preds) & {e for e, x in stored.items() if x["next_steps"]})
+    assert len(both) >= 5
+    for e in both:
+        assert stored[e]["stage"] == preds[e]["predicted_current"]
+        for k, v in stored[e]["next_steps"].items():
+            assert v == pytest.approx(preds[e][f"p_{k}"], abs=1e-12)
