@@ -291,6 +291,9 @@ class TrainingConfig(_Strict):
     # rows of training features kept (in the warehouse) as the drift reference
     reference_sample_rows: int = Field(5000, gt=0)
     max_parallel_segments: int = Field(2, gt=0)
+    # recency weighting: a training row this many days older than the newest training date
+    # weighs half as much (None: every date weighs the same)
+    recency_half_life_days: float | None = Field(None, gt=0)
 
 
 class ExecutionConfig(_Strict):
@@ -442,7 +445,7 @@ class PolicyRules(_Strict):
     # the drift reference: the features of the newest date of the production version's
     # training window ("recent_window"), or the sample of pooled training rows kept at
     # training ("training_sample", the reference before #11)
-    drift_reference: Literal["recent_window", "training_sample"] | None = None
+    drift_reference: Literal["previous_run", "training_population", "recent_window", "training_sample"] | None = None
     # performance estimated from calibrated probabilities before labels mature (CBPE): an
     # estimated ROC AUC below this floor in this many consecutive runs -> fall back to rules
     estimated_auc_floor: float | None = Field(None, ge=0, le=1)
@@ -487,7 +490,7 @@ class SegmentPolicy(_Strict):
     drift_rule: Literal["weighted", "share"] = "weighted"
     weighted_drift_share: float = 0.3
     min_effect: float = 0.1
-    drift_reference: Literal["recent_window", "training_sample"] = "recent_window"
+    drift_reference: Literal["previous_run", "training_population", "recent_window", "training_sample"] = "recent_window"
     estimated_auc_floor: float = 0.6
     estimated_persistence_runs: int = 2
 

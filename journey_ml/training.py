@@ -220,6 +220,22 @@ def data_end(engine: Engine) -> datetime:
     return latest
 
 
+def recency_weights(as_of: pd.Series, half_life_days: float | None) -> np.ndarray | None:
+    """One weight per training row from its as-of date: 1 on the newest date, halving every
+    ``half_life_days`` before it (``0.5 ** (age_days / half_life_days)``). None when
+    ``half_life_days`` is None (recency weighting off). Raises ValueError for a half-life
+    that is not a positive number."""
+    if half_life_days is None:
+        return None
+    if not isinstance(half_life_days, int | float) or not math.isfinite(half_life_days) or half_life_days <= 0:
+        raise ValueError(f"training.recency_half_life_days must be a number of days > 0, got {half_life_days!r}")
+    t = pd.to_datetime(as_of, utc=True)
+    if len(t) == 0:
+        return np.zeros(0)
+    age = (t.max() - t).dt.total_seconds().to_numpy() / 86_400.0
+    return np.power(0.5, age / float(half_life_days))
+
+
 def _columns(fs: FeatureSet) -> list[Column]:
     return [Column(f.name, f.kind, tuple(f.categories)) for f in fs.features]
 
@@ -239,8 +255,12 @@ def training_fingerprint(rows: pd.DataFrame, names: list[str], config: JourneyCo
     h = hashlib.sha256()
     h.update(json.dumps(cols).encode())
     h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    # threads change where and how fast it trains, not the model (`execution.model_threads`)
-    h.update(config.training.model_dump_json(exclude={"xgboost": {"n_jobs"}}).encode())
+    # threads change where and how fast it trains, not the model (`execution.model_threads`);
+    # an unset recency weighting is left out so fingerprints from before the key stay valid
+    exclude: dict = {"xgboost": {"n_jobs"}}
+    if config.training.recency_half_life_days is None:
+        exclude["recency_half_life_days"] = True
+    h.update(config.training.model_dump_json(exclude=exclude).encode())
     return h.hexdigest()
 
 
@@ -292,10 +312,14 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
         from journey_ml.models.rules import RulesScorer
 
         rules = RulesScorer.from_config(config.rules[data.task])
+    weights = recency_weights(parts["train"]["as_of"], tcfg.recency_half_life_days)
     cands, notes = fit_candidates(_columns(data.feature_set), parts["train"], parts["valid"],
                                   xgboost=tcfg.xgboost.model_dump(), calibration=tcfg.calibration,
                                   min_isotonic_positives=tcfg.min_isotonic_positives, seed=tcfg.seed, rules=rules,
-                                  kinds=tuple(tcfg.candidates))
+                                  kinds=tuple(tcfg.candidates), sample_weight=weights)
+    if weights is not None:
+        notes.append(f"recency weighting: half-life {tcfg.recency_half_life_days:g} days, weights "
+                     f"{weights.min():.3f}..{weights.max():.3f} (newest training date 1)")
     try:
         selection = select(cands, parts["valid"], metric, notes)
         learned = select({k: c for k, c in cands.items() if k != "rules"}, parts["valid"], metric)
@@ -344,6 +368,7 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
         tags={"journey.task": data.task, "journey.segment": segment,
               "journey.feature_set_version": data.feature_set.version,
               "journey.data_window": f"{data.dates[0]:%Y-%m-%d}..{data.dates[-1]:%Y-%m-%d}",
+              "journey.trained_as_of": data.as_of.isoformat(),
               **_selection_tags(out), FINGERPRINT_TAG: fingerprint})
     out.model_name, out.version, out.run_id = info.name, info.version, run_id
     _ensure_rules_version(registry, data, segment, config, parts, run_id)

@@ -115,9 +115,10 @@ class LogisticScorer:
             raise ValueError(f"input lacks feature column(s): {', '.join(missing[:10])}"
                              + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))
 
-    def fit(self, X: pd.DataFrame, y) -> LogisticScorer:
-        """Fit encoder, scaler and model on (X, y). Raises ValueError on an empty set, a
-        single class or a missing feature column."""
+    def fit(self, X: pd.DataFrame, y, sample_weight=None) -> LogisticScorer:
+        """Fit encoder, scaler and model on (X, y), the model with ``sample_weight`` per row
+        when given. Raises ValueError on an empty set, a single class or a missing feature
+        column."""
         self._check(X)
         y = np.asarray(y, dtype=float)
         if len(y) == 0:
@@ -128,7 +129,8 @@ class LogisticScorer:
             ("encode", FeatureEncoder(self.columns)),
             ("scale", StandardScaler()),
             ("model", LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.random_state)),
-        ]).fit(X, y.astype(int))
+        ]).fit(X, y.astype(int), **({} if sample_weight is None else
+                                     {"model__sample_weight": np.asarray(sample_weight, dtype=float)}))
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -88,9 +88,12 @@ class Selection:
 def fit_candidates(columns: list[Column], train: pd.DataFrame, valid: pd.DataFrame, *,
                    xgboost: dict, calibration: str, min_isotonic_positives: int, seed: int,
                    rules=None, kinds: tuple[str, ...] = ("xgboost", "logistic"),
+                   sample_weight: np.ndarray | None = None,
                    ) -> tuple[dict[str, Candidate], list[str]]:
     """XGBoost, logistic regression and (when ``rules`` is an unfitted RulesScorer) the rules
     scorer, each fitted on ``train`` (XGBoost early-stops and calibrates on ``valid``).
+    ``sample_weight`` (one per training row, e.g. `journey_ml.training.recency_weights`)
+    weighs the learned candidates' fit; the rules scorer's points are fixed by config.
 
     Returns the candidates (a failed one carries its ``error``) and notes on how each was
     fitted. ``train``/``valid`` hold the feature columns and ``label``.
@@ -110,13 +113,15 @@ def fit_candidates(columns: list[Column], train: pd.DataFrame, valid: pd.DataFra
     if "xgboost" in kinds:
         notes.append(f"xgboost: {sized.note}")
         try:
-            out["xgboost"] = Candidate("xgboost", xgb.fit(train[names], y, valid[names], yv))
+            out["xgboost"] = Candidate("xgboost", xgb.fit(train[names], y, valid[names], yv,
+                                                          sample_weight=sample_weight))
             notes.append(f"xgboost calibration: {xgb.calibration_note_}")
         except ValueError as e:
             out["xgboost"] = Candidate("xgboost", None, error=str(e))
     if "logistic" in kinds:
         try:
-            out["logistic"] = Candidate("logistic", LogisticScorer(columns, random_state=seed).fit(train[names], y))
+            out["logistic"] = Candidate("logistic", LogisticScorer(columns, random_state=seed)
+                                        .fit(train[names], y, sample_weight=sample_weight))
         except ValueError as e:
             out["logistic"] = Candidate("logistic", None, error=str(e))
     if rules is not None:

@@ -96,8 +96,8 @@ class XGBScorer:
                 out[c.name] = pd.to_numeric(s, errors="coerce").astype("float32")
         return pd.DataFrame(out, index=X.index)
 
-    def _dmatrix(self, X: pd.DataFrame, y=None) -> xgb.DMatrix:
-        return xgb.DMatrix(self._matrix(X), label=y, enable_categorical=True, nthread=self.n_jobs)
+    def _dmatrix(self, X: pd.DataFrame, y=None, weight=None) -> xgb.DMatrix:
+        return xgb.DMatrix(self._matrix(X), label=y, weight=weight, enable_categorical=True, nthread=self.n_jobs)
 
     def _array(self, X: pd.DataFrame) -> np.ndarray:
         """The same encoding as `_matrix` as one float32 array (category codes, NaN missing).
@@ -140,8 +140,11 @@ class XGBScorer:
 
     # --- estimator contract --------------------------------------------------------------
 
-    def fit(self, X: pd.DataFrame, y, X_valid: pd.DataFrame, y_valid) -> XGBScorer:
+    def fit(self, X: pd.DataFrame, y, X_valid: pd.DataFrame, y_valid, sample_weight=None) -> XGBScorer:
         """Train on (X, y) with early stopping and calibration on (X_valid, y_valid).
+
+        ``sample_weight``: one weight per training row (e.g. recent dates weighing more);
+        early stopping and calibration stay unweighted.
 
         ``calibration_`` is the method used and ``calibration_note_`` why: isotonic is used
         only with at least ``min_isotonic_positives`` validation positives, and only if its
@@ -157,23 +160,32 @@ class XGBScorer:
             if labels.min() == labels.max():
                 raise ValueError(f"the {name} set has a single class ({int(labels[0])}): "
                                  "cannot train or calibrate a classifier")
-        pos = float(y.sum())
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=float)
+            if w.shape != y.shape or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                raise ValueError(f"sample_weight must be {len(y)} finite weights >= 0 with a positive sum")
+        if w is None:
+            pos_weight = max((len(y) - float(y.sum())) / max(float(y.sum()), 1.0), 1.0)
+        else:  # the weighted classes' ratio
+            pos, neg = float(w[y == 1].sum()), float(w[y == 0].sum())
+            pos_weight = max(neg / pos, 1.0) if pos > 0 else 1.0
         params = {
             "objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
             "max_depth": self.max_depth, "eta": self.learning_rate, "subsample": self.subsample,
             "colsample_bytree": self.colsample_bytree, "min_child_weight": self.min_child_weight,
             "lambda": getattr(self, "reg_lambda", 1.0),
             # rare outcomes: re-weight positives; calibration brings probabilities back
-            "scale_pos_weight": max((len(y) - pos) / max(pos, 1.0), 1.0),
+            "scale_pos_weight": pos_weight,
             "seed": self.random_state, "nthread": self.n_jobs, "max_cat_to_onehot": 8,
         }
         self._shap_tables = None  # a new booster: the TreeSHAP tables are rebuilt on first use
         dvalid = self._dmatrix(X_valid, y_valid)
         client = _DASK_CLIENT.get()
         if client is not None:
-            self.booster_ = self._train_on_dask(client, params, X, y, X_valid, y_valid)
+            self.booster_ = self._train_on_dask(client, params, X, y, X_valid, y_valid, w)
         else:
-            self.booster_ = xgb.train(params, self._dmatrix(X, y), num_boost_round=self.n_estimators,
+            self.booster_ = xgb.train(params, self._dmatrix(X, y, w), num_boost_round=self.n_estimators,
                                       evals=[(dvalid, "valid")], verbose_eval=False,
                                       early_stopping_rounds=self.early_stopping_rounds)
         self.best_iteration_ = int(self.booster_.best_iteration)
@@ -182,7 +194,7 @@ class XGBScorer:
         return self
 
     def _train_on_dask(self, client, params: dict, X: pd.DataFrame, y: np.ndarray, X_valid: pd.DataFrame,
-                       y_valid: np.ndarray) -> xgb.Booster:
+                       y_valid: np.ndarray, weight: np.ndarray | None = None) -> xgb.Booster:
         """The booster trained with ``xgboost.dask`` over ``client``'s workers (the same
         encoding as `_dmatrix`); one such training at a time on a cluster (each needs every
         worker it has data on at once)."""
@@ -192,15 +204,17 @@ class XGBScorer:
 
         parts = max(1, len(client.nthreads()))
 
-        def matrix(frame: pd.DataFrame, labels: np.ndarray) -> dxgb.DaskDMatrix:
+        def matrix(frame: pd.DataFrame, labels: np.ndarray, w: np.ndarray | None = None) -> dxgb.DaskDMatrix:
             m = self._matrix(frame).reset_index(drop=True)
-            return dxgb.DaskDMatrix(client, dd.from_pandas(m, npartitions=min(parts, max(1, len(m)))),
-                                    dd.from_pandas(pd.Series(labels), npartitions=min(parts, max(1, len(m)))),
+            n = min(parts, max(1, len(m)))
+            return dxgb.DaskDMatrix(client, dd.from_pandas(m, npartitions=n),
+                                    dd.from_pandas(pd.Series(labels), npartitions=n),
+                                    weight=None if w is None else dd.from_pandas(pd.Series(w), npartitions=n),
                                     enable_categorical=True)
 
         dask_params = {k: v for k, v in params.items() if k != "nthread"}  # each worker uses its threads
         with Lock("journey-ml-xgboost-dask"):
-            out = dxgb.train(client, dask_params, matrix(X, y), num_boost_round=self.n_estimators,
+            out = dxgb.train(client, dask_params, matrix(X, y, weight), num_boost_round=self.n_estimators,
                              evals=[(matrix(X_valid, y_valid), "valid")], verbose_eval=False,
                              early_stopping_rounds=self.early_stopping_rounds)
         return out["booster"]

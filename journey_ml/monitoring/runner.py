@@ -63,6 +63,7 @@ from journey_ml.segments import GLOBAL, candidate_segments, task_segments
 
 log = logging.getLogger(__name__)
 RULES_HASH_TAG = "journey.rules_hash"
+TRAINED_AS_OF_TAG = "journey.trained_as_of"  # set by training: the as-of the version was trained at
 
 # decision kind -> Prefect event name (emitted by flows/monitor.py)
 EVENTS = {"retrain": "journey.retrain.requested", "fallback": "journey.fallback.engaged",
@@ -328,17 +329,8 @@ def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: Seg
         ref, ref_pred = load_reference(ctx.engine, info.name, info.version, fs)
         if ref.empty:
             error = f"no drift reference sample for {info.name} v{info.version} in reference_samples"
-        elif policy.drift_reference == "recent_window":
-            ref_at = reference_date(ctx.engine, info.name, info.version)
-            window = ctx.rows(ref_at, fs, segment) if ref_at is not None else ref.iloc[:0]
-            if len(window) >= policy.min_drift_rows:
-                ref = window
-                ref_pred = model.scorer.predict_proba(window[model.scorer.feature_names])
-                notes.append(f"drift reference: the {len(window)} rows of {ref_at:%Y-%m-%d}, the newest date of "
-                             f"v{info.version}'s training window")
-            else:
-                notes.append(f"drift reference: the stored training sample ({len(ref)} rows); the newest training "
-                             f"date has {len(window)} rows < {policy.min_drift_rows}")
+        else:
+            ref, ref_pred = _drift_reference(ctx, segment, info, policy, fs, model, as_of, ref, ref_pred, notes)
         if not ref.empty:
             cur = ctx.rows(as_of, fs, segment)
             cur_s = _sample(cur, mcfg.sample_rows, mcfg.seed)
@@ -454,6 +446,59 @@ def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: Seg
                            predecessor_performance=pred_perf, matured_as_of=t_mat, error=error,
                            estimated=EstimateSummary.from_result(estimated) if estimated is not None else None)
     return result, drift_dict, perf_dict, reports, estimated.to_dict() if estimated is not None else None
+
+
+def trained_as_of(info) -> datetime | None:
+    """The as-of date a version was trained at (its ``journey.trained_as_of`` tag), else None."""
+    raw = (getattr(info, "tags", None) or {}).get(TRAINED_AS_OF_TAG)
+    if not raw:
+        return None
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def reference_as_of(engine: Engine, task: str, segment: str, info, policy: SegmentPolicy,
+                    as_of: datetime) -> tuple[datetime | None, str]:
+    """Which population the drift of ``as_of`` is judged against, and a sentence saying why.
+
+    ``previous_run``: the as-of of this version's previous monitoring run of the segment
+    (before ``as_of``), else its training as-of; ``training_population``: its training as-of;
+    ``recent_window``: the newest date of its training window (the reference rows). None:
+    the date is unknown (the stored training sample is used).
+    """
+    trained = trained_as_of(info)
+    if policy.drift_reference == "previous_run":
+        prev = next((r for r in store.runs(engine, task, segment, before=as_of, limit=20)
+                     if r.model_name == info.name and r.model_version == info.version and r.status == "ok"), None)
+        if prev is not None and (trained is None or prev.as_of > trained):
+            return prev.as_of, f"the population of the previous monitoring run ({prev.as_of:%Y-%m-%d})"
+        if trained is not None:
+            return trained, f"the population at v{info.version}'s training as-of ({trained:%Y-%m-%d}; no earlier run)"
+    if policy.drift_reference == "training_population" and trained is not None:
+        return trained, f"the population at v{info.version}'s training as-of ({trained:%Y-%m-%d})"
+    at = reference_date(engine, info.name, info.version)
+    return at, (f"the newest date of v{info.version}'s training window ({at:%Y-%m-%d})" if at is not None else "")
+
+
+def _drift_reference(ctx: _Context, segment: str, info, policy: SegmentPolicy, fs: FeatureSet, model,
+                     as_of: datetime, ref: pd.DataFrame, ref_pred: np.ndarray,
+                     notes: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The reference rows and their predictions for ``policy.drift_reference`` (the stored
+    training sample when that population is too small or unknown)."""
+    if policy.drift_reference == "training_sample":
+        return ref, ref_pred
+    ref_at, what = reference_as_of(ctx.engine, ctx.task, segment, info, policy, as_of)
+    window = ctx.rows(ref_at, fs, segment) if ref_at is not None else ref.iloc[:0]
+    if len(window) >= policy.min_drift_rows:
+        window = _sample(window, ctx.config.monitoring.sample_rows, ctx.config.monitoring.seed)
+        notes.append(f"drift reference: {what}, {len(window)} rows")
+        return window, model.scorer.predict_proba(window[model.scorer.feature_names])
+    notes.append(f"drift reference: the stored training sample ({len(ref)} rows); "
+                 + (f"{what} has {len(window)} rows < {policy.min_drift_rows}" if what else "no reference date known"))
+    return ref, ref_pred
 
 
 def model_importance(scorer) -> dict[str, float]:

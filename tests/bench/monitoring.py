@@ -44,8 +44,14 @@ class Scenario:
 
 RULES = {
     "before": {"drift_rule": "share", "drift_reference": "training_sample", "min_effect": 0.0},
-    "now": {"drift_rule": "weighted", "drift_reference": "recent_window", "min_effect": 0.1},
+    "window": {"drift_rule": "weighted", "drift_reference": "recent_window", "min_effect": 0.1},
+    "trained": {"drift_rule": "weighted", "drift_reference": "training_population", "min_effect": 0.1},
+    "now": {"drift_rule": "weighted", "drift_reference": "previous_run", "min_effect": 0.1},
 }
+NAMES = {"before": "before #11: share of columns, pooled training sample, no effect floor",
+         "window": "importance-weighted, effect floor 0.1, newest date of the training window",
+         "trained": "importance-weighted, effect floor 0.1, population at the training as-of",
+         "now": "importance-weighted, effect floor 0.1, population of the previous run (shipped)"}
 
 
 def scenario_config(rule: str):
@@ -146,8 +152,7 @@ def markdown(r: dict) -> str:
              "requested, so one model is judged throughout. An alarm is any decision other than `ok`.", "",
              "| rule | false alarms, stable world (target <= 1 in 10) | false alarms before onset, drifted world "
              "| detection delay, runs (target <= 2) |", "|---|---|---|---|"]
-    names = {"before": "before #11: share of columns, pooled reference, no effect floor",
-             "now": "#11: importance-weighted, recent-window reference, effect floor 0.1"}
+    names = NAMES
     for rule, v in r["rules"].items():
         m = v["summary"]
         lines.append(f"| {names[rule]} | {m['false_alarms']} of {m['runs']} ({m['false_alarm_rate']:.0%}) | "
