@@ -141,6 +141,7 @@ class SimulationConfig(_Strict):
     start: str = "2025-01-01"
     end: str = "2026-06-30"
     drift_from: str | None = None
+    conversion_shift_from: str | None = None  # what converts changes (simulate/_shift.py); null: off
     dirty_rate: float = Field(0.002, ge=0, le=0.5)
 
 

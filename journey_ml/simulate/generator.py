@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from journey_ml.simulate import _events as ev
+from journey_ml.simulate import _shift
 from journey_ml.simulate import _tables as tb
 from journey_ml.simulate import _vocab as v
 from journey_ml.simulate._dirty import DirtySpec, corrupt
@@ -28,6 +29,7 @@ from journey_ml.simulate._writers import EVENT_SOURCES, Sink, remove_stale
 _BLOCK_ACCOUNTS = 500
 _SCHEDULE_STREAM = 0
 _BLOCK_STREAM = 1
+_SHIFT_STREAM = 2  # the conversion shift's own draws (so every other stream stays as it was)
 _MAX_DIRTY_SHARE = 0.9  # of the rows that may be damaged in a block
 
 _DIRTY_SPECS = {
@@ -48,6 +50,9 @@ class SimulationParams:
     start: date = date(2025, 1, 1)  # first day of the simulated period
     end: date = date(2026, 6, 30)  # last day (inclusive)
     drift_from: date | None = None  # behaviour shift from this date on
+    # what converts changes from this date on: sales-led deals stall, a free workspace converts
+    # on its own (journey_ml/simulate/_shift.py); None: off
+    conversion_shift_from: date | None = None
     dirty_rate: float = 0.002  # share of event rows made bad on purpose
     # accounts generated per chunk (bounded memory); rounded down to whole generation
     # blocks of 500 accounts, at least one, so the data never depend on it
@@ -98,6 +103,12 @@ def validate_params(params: SimulationParams) -> None:
             raise ValueError(
                 f"drift_from ({drift}) must lie within [start, end] = [{start}, {end}]"
             )
+    if params.conversion_shift_from is not None:
+        shift = _as_date(params.conversion_shift_from, "conversion_shift_from")
+        if not start <= shift <= end:
+            raise ValueError(
+                f"conversion_shift_from ({shift}) must lie within [start, end] = [{start}, {end}]"
+            )
     if not isinstance(params.dirty_rate, int | float) or not 0.0 <= params.dirty_rate <= 0.5:
         raise ValueError(f"dirty_rate must be within [0, 0.5], got {params.dirty_rate!r}")
 
@@ -122,6 +133,11 @@ def simulate(
         if params.drift_from is None
         else float((_as_date(params.drift_from, "drift_from") - start).days)
     )
+    shift_t = (
+        None
+        if params.conversion_shift_from is None
+        else float((_as_date(params.conversion_shift_from, "conversion_shift_from") - start).days)
+    )
     cal = Calendar(start=start, end=end, drift_t=drift_t)
     sched = _schedule(np.random.default_rng([params.seed, _SCHEDULE_STREAM]), cal)
     out = Path(out_dir)
@@ -140,8 +156,13 @@ def simulate(
                 rng = np.random.default_rng([params.seed, _BLOCK_STREAM, b])
                 first = b * _BLOCK_ACCOUNTS
                 n = min(_BLOCK_ACCOUNTS, total - first)
+                shift_rng = (
+                    None
+                    if shift_t is None
+                    else np.random.default_rng([params.seed, _SHIFT_STREAM, b])
+                )
                 tables, bad = _simulate_block(
-                    rng, first, n, cal, sched, counters, params.dirty_rate
+                    rng, first, n, cal, sched, counters, params.dirty_rate, shift_rng, shift_t
                 )
                 dirty += bad
                 for name, table in tables.items():
@@ -170,8 +191,11 @@ def _simulate_block(
     sched: ev.Schedule,
     counters: Counter,
     dirty_rate: float,
+    shift_rng: np.random.Generator | None = None,
+    shift_t: float | None = None,
 ) -> tuple[dict[str, pa.Table], int]:
     pop = build_population(rng, first, n, counters["contacts"], cal.days, cal.drift_t)
+    shift = None if shift_rng is None else _shift.shift_conversion(shift_rng, pop, shift_t)
     counters["contacts"] += pop.nc
     ids = tb.Ids(pop)
     raw = {
@@ -183,6 +207,9 @@ def _simulate_block(
         "billing": ev.billing(rng, pop),
         "product": ev.product(rng, pop),
     }
+    if shift is not None:
+        raw["product"] = _shift.append(raw["product"], _shift.free_usage(shift_rng, pop, shift))
+        raw["sales"] = _shift.append(raw["sales"], _shift.self_serve_wins(pop, shift))
     # its own stream (spawned, so the block's main stream and everything else stay as they were)
     raw, visit_t, dark_t = ev.dead_end(np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]), pop, raw)
     tables = {
