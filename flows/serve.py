@@ -2,7 +2,8 @@
 
 ``python -m flows.serve`` (the compose worker) runs until stopped: Prefect's ``serve``
 polls for scheduled and on-demand runs of every deployment and executes them in this
-process. `deployments` builds the list without starting anything (tested on its own).
+process. It first checks what it needs (`startup_problems`) and exits 1 naming each
+missing piece before serving anything. `deployments` builds the list without starting anything (tested on its own).
 ``journey-cycle`` is the daily cycle, ``journey-train`` the weekly retrain of every
 segment, ``journey-retrain`` the event-triggered retrain of one segment.
 """
@@ -10,6 +11,7 @@ segment, ``journey-retrain`` the event-triggered retrain of one segment.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -98,14 +100,34 @@ def deployments(config: JourneyConfig, config_path: str | None = None) -> list:
     return out
 
 
+def startup_problems(config_path: str | None) -> tuple[list[str], list]:
+    """Everything that stops the worker from serving, one line each (the configuration and
+    its schedules, the PII salt, the warehouse and its schema, the tracking server, the
+    Prefect API: `journey_ml.jobs.status.startup_checks`), and the deployments to serve."""
+    from journey_ml.jobs.status import startup_checks
+
+    try:
+        rt = Runtime.load(config_path=config_path)
+        path = config_path or (str(rt.settings.config_path) if rt.settings.config_path else None)
+        deps = deployments(rt.config, path)
+    except (ValueError, OSError) as e:  # ConfigError names the file and key; settings errors the variable
+        return [f"configuration: {e}"], []
+    problems = [f"{h.component}: {h.detail}" for h in startup_checks(rt) if not h.ok]
+    return problems, deps
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__.splitlines()[0])
     p.add_argument("--config", "-c", help="YAML configuration (default: JOURNEY_CONFIG_PATH or the packaged one)")
     p.add_argument("--limit", type=int, default=None, help="most flow runs at the same time")
     a = p.parse_args(argv)
-    rt = Runtime.load(config_path=a.config)
-    path = a.config or (str(rt.settings.config_path) if rt.settings.config_path else None)
-    serve(*deployments(rt.config, path), limit=a.limit)
+    problems, deps = startup_problems(a.config)
+    if problems:  # before anything is registered or served
+        print("python -m flows.serve: cannot start, nothing served:", file=sys.stderr)
+        for line in problems:
+            print(f"  {line}", file=sys.stderr)
+        sys.exit(1)
+    serve(*deps, limit=a.limit)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ def _options(verbose: Annotated[bool, typer.Option("--verbose", help="Also show 
 
 
 def _mount() -> None:
+    from journey_ml.cli.cycle import cycle
     from journey_ml.cli.journeys import journeys_app
     from journey_ml.cli.models import models_app
     from journey_ml.cli.monitor import monitor, reports_app
@@ -66,6 +67,7 @@ def _mount() -> None:
 
     app.add_typer(models_app, name="models", help="Registry: list, history, promote, rollback.")
     app.command("monitor")(monitor)
+    app.command("cycle")(cycle)
     app.add_typer(reports_app, name="reports", help="Monitoring reports: list, open.")
     app.command("serve")(serve)
     app.command("status")(status)

@@ -12,6 +12,8 @@ from journey_ml.jobs._common import (
     SchemaNotCurrent,
     empty_population,
     require_schema,
+    resolve_sources,
+    resolve_tasks,
     serial,
 )
 from journey_ml.jobs.cycle import CycleJobResult, CycleParams, run_cycle
@@ -31,6 +33,7 @@ from journey_ml.jobs.training import (
 
 __all__ = [
     "Each", "serial", "empty_population", "JobFailed", "SchemaNotCurrent", "require_schema",
+    "resolve_tasks", "resolve_sources",
     "IngestParams", "IngestJobResult", "run_ingest",
     "FeaturesParams", "FeaturesJobResult", "run_features",
     "TrainingParams", "TrainingJobResult", "TaskFailure", "SegmentData", "run_training",

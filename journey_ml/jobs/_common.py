@@ -78,6 +78,15 @@ def resolve_tasks(config: JourneyConfig, tasks: Sequence[str] | None) -> list[st
     return names
 
 
+def resolve_sources(config: JourneyConfig, sources: Sequence[str] | None) -> list[str]:
+    """The named sources (every configured source, in config order, when none are named),
+    validated before any work starts; ConfigError names an unknown one."""
+    names = list(sources) if sources else [s.name for s in config.sources]
+    for n in names:
+        config.source(n)
+    return names
+
+
 def utc(t: datetime, what: str) -> datetime:
     """``t`` in UTC; a naive datetime is taken as UTC (ISO times on the command line and in
     flow parameters often carry no offset)."""

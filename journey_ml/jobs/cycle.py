@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from journey_ml.jobs._common import JobFailed, require_schema, resolve_as_of, resolve_tasks, utc
+from journey_ml.jobs._common import (
+    JobFailed,
+    require_schema,
+    resolve_as_of,
+    resolve_sources,
+    resolve_tasks,
+    utc,
+)
 from journey_ml.jobs.features import FeaturesJobResult, FeaturesParams, run_features
 from journey_ml.jobs.ingest import IngestJobResult, IngestParams, run_ingest
 from journey_ml.jobs.monitoring import (
@@ -74,6 +81,14 @@ class CycleJobResult:
     def total_seconds(self) -> float:
         return sum(self.seconds.values())
 
+    def summary(self) -> str:
+        """One line: rows loaded, scores written, tasks monitored, each step's wall time."""
+        skipped = f" ({', '.join(self.already_monitored)} already monitored)" if self.already_monitored else ""
+        return (f"cycle as of {self.as_of:%Y-%m-%d %H:%M} UTC: {self.ingest.total('rows_loaded'):,} rows loaded, "
+                f"{self.scoring.rows_written:,} scores, {len(self.monitoring.runs)} task(s) monitored{skipped} "
+                f"({sum(len(r.segments) for r in self.monitoring.runs)} segment(s)); "
+                + ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items()))
+
 
 def monitored_tasks(rt: Runtime, tasks: Sequence[str], as_of: datetime) -> list[str]:
     """The tasks with a stored monitoring run as of exactly ``as_of``."""
@@ -94,7 +109,7 @@ def run_cycle(rt: Runtime, params: CycleParams, *, step: Step = direct) -> Cycle
     runs on partial data; ConfigError for an unknown task; SchemaNotCurrent."""
     require_schema(rt.engine)
     tasks = tuple(resolve_tasks(rt.config, params.tasks))
-    sources = tuple(params.sources) or tuple(s.name for s in rt.config.sources)
+    sources = tuple(resolve_sources(rt.config, params.sources))
     now = utc(params.now, "now")
     seconds: dict[str, float] = {}
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from journey_ml.ingest import IngestError, IngestResult, Progress, ingest_all
-from journey_ml.jobs._common import require_schema, utc
+from journey_ml.jobs._common import require_schema, resolve_sources, utc
 from journey_ml.runtime import Runtime
 
 
@@ -59,7 +59,7 @@ def run_ingest(rt: Runtime, params: IngestParams,
     before the failure stay applied and are skipped by the next run. Raises ConfigError for
     an unknown source and SchemaNotCurrent when the warehouse needs `journey-ml db upgrade`."""
     require_schema(rt.engine)
-    names: Sequence[str] = params.sources or [s.name for s in rt.config.sources]
+    names = resolve_sources(rt.config, params.sources)
     try:
         runs = ingest_all(rt.engine, rt.config, data_dir=params.data_dir or rt.data_dir, salt=rt.salt,
                           received_at=utc(params.received_at, "received_at"),

@@ -203,44 +203,83 @@ def _probe_tracking_server(uri: str, timeout: float = 5) -> None:
     httpx.get(uri.rstrip("/") + "/health", timeout=timeout).raise_for_status()
 
 
+def _warehouse_health(rt: Runtime) -> Health:
+    """Reachable, and its schema at the revision this journey-ml needs."""
+    where = _redacted(rt.settings.warehouse_url)
+    try:
+        rev = require_schema(rt.engine)
+        return Health("warehouse", True, f"{where} (schema {rev})")
+    except SchemaNotCurrent as e:
+        return Health("warehouse", False, str(e))
+    except Exception as e:  # noqa: BLE001 - unreachable: reported, not raised
+        return Health("warehouse", False, f"{where}: {type(e).__name__}: {str(e).splitlines()[0]}")
+
+
+def _registry_health(rt: Runtime) -> tuple[Health, Any]:
+    """The tracking server answers and lists the registered models; (health, registry or None)."""
+    uri = _redacted(rt.settings.tracking_uri)
+    try:
+        _probe_tracking_server(rt.settings.tracking_uri)
+        registry = rt.registry
+        n = len(registry.list_models())
+        return Health("registry", True, f"{uri} ({n} registered models)"), registry
+    except Exception as e:  # noqa: BLE001
+        return Health("registry", False, f"{uri}: {type(e).__name__}: {str(e).splitlines()[0]}"), None
+
+
+def _prefect_health(api: str) -> tuple[Health, tuple[DeploymentStatus, ...] | None]:
+    """The Prefect API answers (with the configured credentials); (health, deployments or None)."""
+    try:
+        deployments = prefect_deployments(api)
+        return Health("prefect", True, f"{_redacted(api)} ({len(deployments)} journey deployments)"), deployments
+    except Exception as e:  # noqa: BLE001
+        return Health("prefect", False, f"{_redacted(api)}: {type(e).__name__}: {str(e).splitlines()[0]}"), None
+
+
+def _salt_health(rt: Runtime) -> Health:
+    """The PII salt: required on a PostgreSQL warehouse (never shown)."""
+    from journey_ml.settings import MissingSecret
+
+    try:
+        rt.settings.pii_salt_value()
+    except MissingSecret as e:
+        return Health("pii salt", False, str(e))
+    return Health("pii salt", True, "the development salt (embedded warehouse)" if rt.settings.uses_dev_salt
+                  else "set")
+
+
+def startup_checks(rt: Runtime, prefect_api_url: str | None = None) -> tuple[Health, ...]:
+    """What a long-running worker (``python -m flows.serve``) needs before it serves
+    anything: the PII salt on a PostgreSQL warehouse, the warehouse reachable at the current
+    schema, the tracking server answering, and the Prefect API (``prefect_api_url``, default
+    ``PREFECT_API_URL``) answering when one is configured. Each check is one `Health`, the
+    same ones `run_status` reports; nothing raises."""
+    checks = [_salt_health(rt), _warehouse_health(rt)]
+    if checks[-1].ok:  # the registry keeps its alias ledger in the warehouse
+        checks.append(_registry_health(rt)[0])
+    api = prefect_api_url if prefect_api_url is not None else os.environ.get("PREFECT_API_URL")
+    if api:
+        checks.append(_prefect_health(api)[0])
+    return tuple(checks)
+
+
 def run_status(rt: Runtime, tasks: tuple[str, ...] = (), prefect_api_url: str | None = None) -> StatusResult:
     """The status of every task (or ``tasks``). ``prefect_api_url`` defaults to
     ``PREFECT_API_URL``; without one, deployments are None. A component that does not
     answer is reported unhealthy (with why), never raised; SchemaNotCurrent and an
     unreachable warehouse are health entries too, and then no segment is listed."""
-    health: list[Health] = []
-    where = _redacted(rt.settings.warehouse_url)
-    try:
-        rev = require_schema(rt.engine)
-        health.append(Health("warehouse", True, f"{where} (schema {rev})"))
-        warehouse_ok = True
-    except SchemaNotCurrent as e:
-        health.append(Health("warehouse", False, str(e)))
-        warehouse_ok = False
-    except Exception as e:  # noqa: BLE001 - unreachable: reported, not raised
-        health.append(Health("warehouse", False, f"{where}: {type(e).__name__}: {str(e).splitlines()[0]}"))
-        warehouse_ok = False
-
+    health = [_warehouse_health(rt)]
+    warehouse_ok = health[0].ok
     registry = None
-    uri = _redacted(rt.settings.tracking_uri)
     if warehouse_ok:
-        try:
-            _probe_tracking_server(rt.settings.tracking_uri)
-            registry = rt.registry
-            n = len(registry.list_models())
-            health.append(Health("registry", True, f"{uri} ({n} registered models)"))
-        except Exception as e:  # noqa: BLE001
-            registry = None
-            health.append(Health("registry", False, f"{uri}: {type(e).__name__}: {str(e).splitlines()[0]}"))
+        h, registry = _registry_health(rt)
+        health.append(h)
 
     api = prefect_api_url if prefect_api_url is not None else os.environ.get("PREFECT_API_URL")
     deployments = None
     if api:
-        try:
-            deployments = prefect_deployments(api)
-            health.append(Health("prefect", True, f"{_redacted(api)} ({len(deployments)} journey deployments)"))
-        except Exception as e:  # noqa: BLE001
-            health.append(Health("prefect", False, f"{_redacted(api)}: {type(e).__name__}: {str(e).splitlines()[0]}"))
+        h, deployments = _prefect_health(api)
+        health.append(h)
 
     segments: list[SegmentStatus] = []
     if warehouse_ok:
