@@ -12,8 +12,10 @@ attribution has something to find), a conversion event after the last touch.
   the same channel paths, per channel against our exact figure, and its time;
 * clickstream peer: its transition counts against ours, and its time.
 
-Peers run in their own virtual environment (``JOURNEY_BENCH_PEER_PYTHON``), fed the same
-paths through a Parquet file, so they never enter the project's dependencies.
+Peers run in their own virtual environments (made on first use under
+``.journey/bench/peers``, see ``tests/bench/peer_env.py``; ``JOURNEY_BENCH_PEER_PYTHON`` and
+``JOURNEY_BENCH_CLICKSTREAM_PYTHON`` name others), fed the same data through a Parquet
+file, so they never enter the project's dependencies.
 
     python -m tests.bench.run --only journeys --journey-events 1000000 --journey-count 100000
 """
@@ -30,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from tests.bench.peer_env import peer_python
 
 SEED = 2026
 CHANNELS = ("web", "email", "webinar", "sales", "social", "paid_search", "partner", "events")
@@ -153,9 +157,8 @@ def _dense_check(jc, credit: dict[str, float]) -> float:
     return max(abs(dense[i] - credit[ch]) / credit[ch] for i, ch in enumerate(jc.labels) if credit[ch])
 
 
-def _peer_python() -> str | None:
-    py = os.environ.get("JOURNEY_BENCH_PEER_PYTHON")
-    return py if py and Path(py).exists() else None
+MARKOV_PEER = ["ChannelAttribution", "matplotlib", "pandas", "pyarrow"]
+CLICKSTREAM_PEER = ["retentioneering", "pyarrow"]
 
 
 PEER_SCRIPT = r'''
@@ -182,9 +185,9 @@ print(json.dumps(out))
 
 
 def peer(kind: str, paths: pd.DataFrame) -> dict | None:
-    py = _peer_python()
+    py, why = peer_python("markov", MARKOV_PEER, "JOURNEY_BENCH_PEER_PYTHON")
     if py is None:
-        return None
+        return {"error": f"not run: {why}"}
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "paths.parquet"
         paths.to_parquet(src)
@@ -198,9 +201,9 @@ def peer(kind: str, paths: pd.DataFrame) -> dict | None:
 
 def clickstream_peer(je, tr: pd.DataFrame) -> dict | None:
     """retentioneering's transition counts against ours on the same event-type steps."""
-    py = os.environ.get("JOURNEY_BENCH_CLICKSTREAM_PYTHON")
-    if not py or not Path(py).exists():
-        return None
+    py, why = peer_python("clickstream", CLICKSTREAM_PEER, "JOURNEY_BENCH_CLICKSTREAM_PYTHON")
+    if py is None:
+        return {"error": f"not run: {why}"}
     names = np.asarray(je.labels, dtype=object)
     steps = pd.DataFrame({"user_id": je.steps["journey"].to_numpy(), "event": names[je.steps["code"].to_numpy()],
                           "timestamp": pd.to_datetime(je.steps["at"].to_numpy(), utc=True).tz_localize(None)})
@@ -242,6 +245,7 @@ print(json.dumps({"version": retentioneering.__version__, "seconds": seconds, "e
 
 
 def run(journeys: int = 1_000_000, events: int = 10_000_000, bootstrap: int = 20) -> dict:
+    load_before = os.getloadavg()
     frame = synthetic_events(journeys, events)
     res = ours(frame, bootstrap)
     jc, pt, je = res.pop("jc"), res.pop("pt"), res.pop("je")
@@ -253,6 +257,7 @@ def run(journeys: int = 1_000_000, events: int = 10_000_000, bootstrap: int = 20
     res["markov_peer"] = peer("markov", paths)
     tr = res.pop("transitions")
     res["clickstream_peer"] = clickstream_peer(je, tr)
+    res["load"] = (load_before, os.getloadavg())
     return res
 
 
@@ -266,6 +271,10 @@ def markdown(r: dict) -> str:
         lines.append(f"| {k} | {v:.2f} |")
     lines.append(f"| **core** | **{r['core']:.2f}** |")
     lines.append("")
+    if "load" in r:
+        lines.append("Machine load average (1 / 5 / 15 min) " + " before, ".join(
+            " / ".join(f"{x:.1f}" for x in la) for la in r["load"]) + " after (2 cores).")
+        lines.append("")
     lines.append(f"Exactness check: an independent dense solve of the order-1 chain (numpy, from the raw consecutive "
                  f"steps) agrees with our figures to {r['dense_check']:.1e} (largest relative gap).")
     lines.append("")
@@ -273,7 +282,7 @@ def markdown(r: dict) -> str:
     if peer_r is None:
         lines.append("Markov peer: not run (set JOURNEY_BENCH_PEER_PYTHON to a venv with ChannelAttribution).")
     elif "error" in peer_r:
-        lines.append(f"Markov peer failed: {peer_r['error']}")
+        lines.append(f"Markov peer: {peer_r['error']}")
     else:
         lines += _markov_peer_lines(r, peer_r)
     cs = r.get("clickstream_peer")
@@ -281,7 +290,7 @@ def markdown(r: dict) -> str:
     if cs is None:
         lines.append("Clickstream peer: not run (set JOURNEY_BENCH_CLICKSTREAM_PYTHON to a venv with retentioneering).")
     elif "error" in cs:
-        lines.append(f"Clickstream peer failed: {cs['error']}")
+        lines.append(f"Clickstream peer: {cs['error']}")
     else:
         lines += [f"Transition counts (event-type steps) against retentioneering {cs['version']}: "
                   f"{cs['pairs_identical']:,} of {cs['pairs_ours']:,} step pairs identical "
