@@ -142,6 +142,7 @@ class SimulationConfig(_Strict):
     end: str = "2026-06-30"
     drift_from: str | None = None
     conversion_shift_from: str | None = None  # what converts changes (simulate/_shift.py); null: off
+    tracking_outage_from: str | None = None  # web tracking loses most events from this day; null: off
     dirty_rate: float = Field(0.002, ge=0, le=0.5)
 
 
@@ -447,6 +448,10 @@ class PolicyRules(_Strict):
     # training window ("recent_window"), or the sample of pooled training rows kept at
     # training ("training_sample", the reference before #11)
     drift_reference: Literal["previous_run", "training_population", "recent_window", "training_sample"] | None = None
+    # previous_run: the newest monitoring run at least this many days before T (so a step change
+    # is compared with a population from before it, while the slow ageing of a population between
+    # two runs does not pile up as it does against a fixed training reference)
+    drift_reference_lag_days: float | None = Field(None, ge=0)
     # performance estimated from calibrated probabilities before labels mature (CBPE): an
     # estimated ROC AUC below this floor in this many consecutive runs -> fall back to rules
     estimated_auc_floor: float | None = Field(None, ge=0, le=1)
@@ -465,7 +470,7 @@ _POLICY_DEFAULTS = {
     "min_drift_rows": 100, "min_labels": 200, "min_positives": 10, "cooldown_days": 7.0,
     "drift_persistence_runs": 2, "recovery_margin": 0.05, "rollback_window_days": 120.0,
     "rollback_margin": 0.02, "drift_rule": "weighted", "weighted_drift_share": 0.3, "min_effect": 0.1,
-    "drift_reference": "recent_window", "estimated_auc_floor": 0.6, "estimated_persistence_runs": 2,
+    "drift_reference": "previous_run", "drift_reference_lag_days": 28.0, "estimated_auc_floor": 0.6, "estimated_persistence_runs": 2,
 }
 
 
@@ -491,7 +496,8 @@ class SegmentPolicy(_Strict):
     drift_rule: Literal["weighted", "share"] = "weighted"
     weighted_drift_share: float = 0.3
     min_effect: float = 0.1
-    drift_reference: Literal["previous_run", "training_population", "recent_window", "training_sample"] = "recent_window"
+    drift_reference: Literal["previous_run", "training_population", "recent_window", "training_sample"] = "previous_run"
+    drift_reference_lag_days: float = 28.0
     estimated_auc_floor: float = 0.6
     estimated_persistence_runs: int = 2
 

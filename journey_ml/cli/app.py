@@ -144,6 +144,8 @@ def simulate(
     drift_from: Annotated[str | None, typer.Option(help="Inject a behaviour shift from this day.")] = None,
     conversion_shift_from: Annotated[str | None, typer.Option(
         help="Change what converts from this day: sales-led deals stall, a free workspace converts on its own.")] = None,
+    tracking_outage_from: Annotated[str | None, typer.Option(
+        help="Break the website's tracking from this day: most web events are never recorded.")] = None,
     dirty_rate: Annotated[float | None, typer.Option(help="Share of deliberately bad event rows.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder "
                        "(default: the config's data_dir).")] = None,
@@ -158,7 +160,8 @@ def simulate(
         bar = prog.add_task("simulating accounts", total=total)
         result = run_simulation(rt, out_dir, progress=lambda done, _total: prog.update(bar, completed=done),
                                 accounts=accounts, seed=seed, start=start, end=end, drift_from=drift_from,
-                                conversion_shift_from=conversion_shift_from, dirty_rate=dirty_rate)
+                                conversion_shift_from=conversion_shift_from, dirty_rate=dirty_rate,
+                                tracking_outage_from=tracking_outage_from)
     if as_json:
         emit_json({**asdict(result), "out_dir": str(result.out_dir)})
         return

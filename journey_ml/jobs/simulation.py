@@ -25,7 +25,8 @@ def simulation_params(defaults: SimulationConfig, **overrides: Any) -> Simulatio
         raise ValueError(f"simulation: unknown parameter(s) {', '.join(unknown)}")
     out: dict[str, Any] = {}
     for k, v in vals.items():
-        if isinstance(v, str) and k in ("start", "end", "drift_from", "conversion_shift_from"):
+        if isinstance(v, str) and k in ("start", "end", "drift_from", "conversion_shift_from",
+                                                  "tracking_outage_from"):
             try:
                 v = date.fromisoformat(v)
             except ValueError:

@@ -464,19 +464,22 @@ def reference_as_of(engine: Engine, task: str, segment: str, info, policy: Segme
                     as_of: datetime) -> tuple[datetime | None, str]:
     """Which population the drift of ``as_of`` is judged against, and a sentence saying why.
 
-    ``previous_run``: the as-of of this version's previous monitoring run of the segment
-    (before ``as_of``), else its training as-of; ``training_population``: its training as-of;
+    ``previous_run``: the as-of of this version's newest monitoring run of the segment at least
+    ``drift_reference_lag_days`` before ``as_of``, else its training as-of; ``training_population``: its training as-of;
     ``recent_window``: the newest date of its training window (the reference rows). None:
     the date is unknown (the stored training sample is used).
     """
     trained = trained_as_of(info)
     if policy.drift_reference == "previous_run":
-        prev = next((r for r in store.runs(engine, task, segment, before=as_of, limit=20)
+        lag = timedelta(days=policy.drift_reference_lag_days)
+        prev = next((r for r in store.runs(engine, task, segment, before=min(as_of, as_of - lag + timedelta(microseconds=1)), limit=20)
                      if r.model_name == info.name and r.model_version == info.version and r.status == "ok"), None)
         if prev is not None and (trained is None or prev.as_of > trained):
-            return prev.as_of, f"the population of the previous monitoring run ({prev.as_of:%Y-%m-%d})"
+            return prev.as_of, (f"the population of the monitoring run of {prev.as_of:%Y-%m-%d} "
+                                f"(the newest at least {policy.drift_reference_lag_days:g} days earlier)")
         if trained is not None:
-            return trained, f"the population at v{info.version}'s training as-of ({trained:%Y-%m-%d}; no earlier run)"
+            return trained, (f"the population at v{info.version}'s training as-of ({trained:%Y-%m-%d}; "
+                             f"no run at least {policy.drift_reference_lag_days:g} days earlier)")
     if policy.drift_reference == "training_population" and trained is not None:
         return trained, f"the population at v{info.version}'s training as-of ({trained:%Y-%m-%d})"
     at = reference_date(engine, info.name, info.version)

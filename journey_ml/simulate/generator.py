@@ -30,6 +30,8 @@ _BLOCK_ACCOUNTS = 500
 _SCHEDULE_STREAM = 0
 _BLOCK_STREAM = 1
 _SHIFT_STREAM = 2  # the conversion shift's own draws (so every other stream stays as it was)
+_OUTAGE_STREAM = 3  # the tracking outage's own draws
+TRACKING_OUTAGE_SHARE = 0.9  # of the web events from the outage on that are never recorded
 _MAX_DIRTY_SHARE = 0.9  # of the rows that may be damaged in a block
 
 _DIRTY_SPECS = {
@@ -53,6 +55,9 @@ class SimulationParams:
     # what converts changes from this date on: sales-led deals stall, a free workspace converts
     # on its own (journey_ml/simulate/_shift.py); None: off
     conversion_shift_from: date | None = None
+    # the website's tracking breaks from this date on: TRACKING_OUTAGE_SHARE of the web events
+    # from then on are never recorded (behaviour is unchanged, only what the data show); None: off
+    tracking_outage_from: date | None = None
     dirty_rate: float = 0.002  # share of event rows made bad on purpose
     # accounts generated per chunk (bounded memory); rounded down to whole generation
     # blocks of 500 accounts, at least one, so the data never depend on it
@@ -109,6 +114,12 @@ def validate_params(params: SimulationParams) -> None:
             raise ValueError(
                 f"conversion_shift_from ({shift}) must lie within [start, end] = [{start}, {end}]"
             )
+    if params.tracking_outage_from is not None:
+        outage = _as_date(params.tracking_outage_from, "tracking_outage_from")
+        if not start <= outage <= end:
+            raise ValueError(
+                f"tracking_outage_from ({outage}) must lie within [start, end] = [{start}, {end}]"
+            )
     if not isinstance(params.dirty_rate, int | float) or not 0.0 <= params.dirty_rate <= 0.5:
         raise ValueError(f"dirty_rate must be within [0, 0.5], got {params.dirty_rate!r}")
 
@@ -138,6 +149,11 @@ def simulate(
         if params.conversion_shift_from is None
         else float((_as_date(params.conversion_shift_from, "conversion_shift_from") - start).days)
     )
+    outage_t = (
+        None
+        if params.tracking_outage_from is None
+        else float((_as_date(params.tracking_outage_from, "tracking_outage_from") - start).days)
+    )
     cal = Calendar(start=start, end=end, drift_t=drift_t)
     sched = _schedule(np.random.default_rng([params.seed, _SCHEDULE_STREAM]), cal)
     out = Path(out_dir)
@@ -161,8 +177,13 @@ def simulate(
                     if shift_t is None
                     else np.random.default_rng([params.seed, _SHIFT_STREAM, b])
                 )
+                outage = (
+                    None
+                    if outage_t is None
+                    else (np.random.default_rng([params.seed, _OUTAGE_STREAM, b]), outage_t)
+                )
                 tables, bad = _simulate_block(
-                    rng, first, n, cal, sched, counters, params.dirty_rate, shift_rng, shift_t
+                    rng, first, n, cal, sched, counters, params.dirty_rate, shift_rng, shift_t, outage
                 )
                 dirty += bad
                 for name, table in tables.items():
@@ -193,6 +214,7 @@ def _simulate_block(
     dirty_rate: float,
     shift_rng: np.random.Generator | None = None,
     shift_t: float | None = None,
+    outage: tuple[np.random.Generator, float] | None = None,
 ) -> tuple[dict[str, pa.Table], int]:
     pop = build_population(rng, first, n, counters["contacts"], cal.days, cal.drift_t)
     shift = None if shift_rng is None else _shift.shift_conversion(shift_rng, pop, shift_t)
@@ -212,6 +234,11 @@ def _simulate_block(
         raw["sales"] = _shift.append(raw["sales"], _shift.self_serve_wins(pop, shift))
     # its own stream (spawned, so the block's main stream and everything else stay as they were)
     raw, visit_t, dark_t = ev.dead_end(np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]), pop, raw)
+    if outage is not None:  # what the tracker lost (after everything that acts on visits)
+        outage_rng, outage_t = outage
+        w = raw["web"]
+        lost = (w["t"] >= outage_t) & (outage_rng.random(w["t"].size) < TRACKING_OUTAGE_SHARE)
+        raw = {**raw, "web": {k: a[~lost] for k, a in w.items()}}
     tables = {
         "accounts": tb.accounts(pop, ids, cal),
         "contacts": tb.contacts(pop, ids, cal),
