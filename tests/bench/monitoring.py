@@ -134,14 +134,21 @@ def summarise(rows_stable: list[dict], drifted: dict[str, list[dict]], s: Scenar
            "median_abs_estimation_error": float(np.median(np.abs(errors))) if errors else None,
            "runs": len(rows_stable), "false_alarms": sum(r["alarm"] for r in rows_stable),
            "false_alarm_rate": sum(r["alarm"] for r in rows_stable) / len(rows_stable), "drifted": {}}
+    def realised_after(rows):  # realised AUC of the scores made on or after the onset, once matured
+        v = [r["estimate"]["realised_roc_auc"] for r in rows if r.get("estimate")
+             and datetime.fromisoformat(str(r["estimate"]["as_of"])) >= onset]
+        return float(np.median(v)) if v else None
+
+    out["realised_auc_after_onset"] = realised_after(rows_stable)
     for world, rows in drifted.items():
+        realised = realised_after(rows)
         rows = [r for r in rows if not r.get("warmup")]
         after = [r for r in rows if r["as_of"] >= onset]
         before = [r for r in rows if r["as_of"] < onset]
         out["drifted"][world] = {
             "false_alarms_before_onset": sum(r["alarm"] for r in before), "runs_before_onset": len(before),
             "detection_delay_runs": next((i + 1 for i, r in enumerate(after) if r["drift"]), None),
-            "runs_after_onset": len(after)}
+            "runs_after_onset": len(after), "realised_auc_after_onset": realised}
     return out
 
 
@@ -203,14 +210,30 @@ def markdown(r: dict) -> str:
             cells += [f"{d['false_alarms_before_onset']} of {d['runs_before_onset']}",
                       f"{delay} (of {d['runs_after_onset']} runs)"]
         lines.append("| " + " | ".join(cells) + " |")
+    now = r["rules"].get("now", {}).get("summary")
+    if now:
+        def auc(x):
+            return f"{x:.3f}" if x is not None else "n/a"
+        lines += ["", f"Shipped rule against the targets: false alarms {now['false_alarms']} of {now['runs']} "
+                  f"({'met' if now['false_alarm_rate'] <= 0.1 else 'not met'}); "
+                  + "; ".join(f"`{w}` detected after {d['detection_delay_runs']} run(s) "
+                              f"({'met' if d['detection_delay_runs'] is not None and d['detection_delay_runs'] <= 2 else 'not met'})"
+                              if d["detection_delay_runs"] is not None else f"`{w}` not detected (not met)"
+                              for w, d in now["drifted"].items()) + ".",
+                  "", "Does the drift matter to the model? Median realised ROC AUC of the scores made on or after the "
+                  f"onset, once their labels matured: stable {auc(now['realised_auc_after_onset'])}, "
+                  + ", ".join(f"{w} {auc(d['realised_auc_after_onset'])}" for w, d in now["drifted"].items())
+                  + ". A drift that leaves the model's accuracy where it was is one an importance-weighted rule "
+                  "is meant to stay quiet about."]
     lines += ["", "Performance estimated before labels mature (CBPE, ROC AUC) against the realised ROC AUC of the "
               "same scores once their labels matured, stable world (target: within 0.03):", "",
               "| rule | estimates checked | median abs. error | largest abs. error |", "|---|---:|---:|---:|"]
     for rule, v in r["rules"].items():
         m = v["summary"]
         if m["estimation_errors"]:
-            lines.append(f"| `{rule}` | {len(m['estimation_errors'])} | {m['median_abs_estimation_error']:.3f} | "
-                         f"{m['max_abs_estimation_error']:.3f} |")
+            within = sum(abs(e) <= 0.03 for e in m["estimation_errors"])
+            lines.append(f"| `{rule}` | {len(m['estimation_errors'])} ({within} within 0.03) | "
+                         f"{m['median_abs_estimation_error']:.3f} | {m['max_abs_estimation_error']:.3f} |")
         else:
             lines.append(f"| `{rule}` | 0 (no date with enough matured labels) | - | - |")
     lines.append("")
