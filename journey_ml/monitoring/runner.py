@@ -465,7 +465,8 @@ def reference_as_of(engine: Engine, task: str, segment: str, info, policy: Segme
     """Which population the drift of ``as_of`` is judged against, and a sentence saying why.
 
     ``previous_run``: the as-of of this version's newest monitoring run of the segment at least
-    ``drift_reference_lag_days`` before ``as_of``, else its training as-of; ``training_population``: its training as-of;
+    ``drift_reference_lag_days`` before ``as_of``, else its training as-of when that is before
+    ``as_of``, else the newest date of its training window; ``training_population``: its training as-of;
     ``recent_window``: the newest date of its training window (the reference rows). None:
     the date is unknown (the stored training sample is used).
     """
@@ -477,9 +478,10 @@ def reference_as_of(engine: Engine, task: str, segment: str, info, policy: Segme
         if prev is not None and (trained is None or prev.as_of > trained):
             return prev.as_of, (f"the population of the monitoring run of {prev.as_of:%Y-%m-%d} "
                                 f"(the newest at least {policy.drift_reference_lag_days:g} days earlier)")
-        if trained is not None:
+        if trained is not None and trained < as_of:
             return trained, (f"the population at v{info.version}'s training as-of ({trained:%Y-%m-%d}; "
                              f"no run at least {policy.drift_reference_lag_days:g} days earlier)")
+        # trained as of T itself: the newest date of its training window (below)
     if policy.drift_reference == "training_population" and trained is not None:
         return trained, f"the population at v{info.version}'s training as-of ({trained:%Y-%m-%d})"
     at = reference_date(engine, info.name, info.version)
