@@ -286,6 +286,7 @@ def summary_html(s: dict[str, Any]) -> str:
                 + (f"; score distribution drifted: {'yes' if drift.get('prediction_drifted') else 'no'}"
                    if drift.get("prediction_drifted") is not None else "")
                 + f"; detected: <b>{'yes' if drift.get('detected') else 'no'}</b></p>"
+                + (f"<p class='journey-reference'>Reference: {e(drift['reference'])}</p>" if drift.get("reference") else "")
                 + (f"<p><i>Evidently's sections below cover {drift['report_columns']} of {drift.get('tested_columns')} "
                    "columns (the drifted ones by model importance first, then the most important others; "
                    "monitoring.report_max_columns)</i></p>"

@@ -358,7 +358,9 @@ def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: Seg
                              reference_shap=ref_shap, current_shap=cur_shap, options=opts,
                              contract_kwargs={"min_rows": policy.min_drift_rows})
             drift = DriftSummary.from_result(dr)
-            drift_dict = {**dr.to_dict(), "importance": importance}
+            drift_dict = {**dr.to_dict(), "importance": importance,
+                          "reference": next((n.removeprefix("drift reference: ") for n in reversed(notes)
+                                             if n.startswith("drift reference: ")), None)}
             try:
                 if not mcfg.evidently_reports:
                     raise _NoReports
@@ -530,7 +532,7 @@ def page_summary(task: str, seg: str, info, t: datetime, drift_dict: dict | None
         pred = drift_dict.get("prediction") or {}
         drift = {"detected": bool(drift_dict.get("detected")), "tested_columns": drift_dict.get("tested_columns"),
                  "drifted_count": len(names), "share_text": share_text(len(names), drift_dict.get("tested_columns") or 0),
-                 "weighted_share": drift_dict.get("weighted_share"),
+                 "weighted_share": drift_dict.get("weighted_share"), "reference": drift_dict.get("reference"),
                  "report_columns": drift_dict.get("report_columns"),
                  "prediction_drifted": pred.get("drifted") if pred and not pred.get("skipped") else None,
                  "drifted": [{"column": c, "importance": imp.get(c, 0.0), "method": (cols.get(c) or {}).get("method"),

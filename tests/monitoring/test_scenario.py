@@ -180,6 +180,8 @@ def test_monitoring_loop_over_simulated_periods(world, tmp_path, monkeypatch):
     body = page[page.index("<body>"):]
     assert "class='journey-error'" not in body, body[body.find("journey-error") - 300:body.find("journey-error") + 300]
     assert body.index("id='journey-summary'") < body.index("<script")
+    # the page says what the drift was judged against (this test pins the training window)
+    assert "Reference: the newest date of v" in body and m1.drift["reference"].startswith("the newest date of v")
     doc = json.loads(Path(m1.reports["drift_json"]).read_text())
     assert sorted(c["column"] for c in doc["journey"]["drift"]["drifted"]) == sorted(m1.drift["drifted_columns"])
     assert doc["journey"]["decisions"] and doc["evidently"]["metrics"]
