@@ -50,10 +50,11 @@ def publish(run: MonitorRunResult) -> int:
 
 @flow(name="journey-monitor")
 def monitor_flow(tasks: list[str] | None = None, as_of: datetime | None = None,
-                 config_path: str | None = None) -> MonitoringJobResult:
-    """Monitor every task (or ``tasks``) as of ``as_of`` (default: the newest event)."""
+                 config_path: str | None = None, now: datetime | None = None) -> MonitoringJobResult:
+    """Monitor every task (or ``tasks``) as of ``as_of`` (default: the newest event).
+    ``now``: the clock of a replay over history (cooldowns, alias moves; default: the wall clock)."""
     rt = Runtime.load(config_path=config_path)
-    result = monitor(rt, MonitoringParams(now=datetime.now(UTC), tasks=tuple(tasks or ()), as_of=as_of,
+    result = monitor(rt, MonitoringParams(now=now or datetime.now(UTC), tasks=tuple(tasks or ()), as_of=as_of,
                                           retrain=_retrain_mode(rt)))
     for run in result.runs:
         publish(run)

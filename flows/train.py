@@ -43,10 +43,12 @@ def _run(rt: Runtime, params: TrainingParams) -> TrainingJobResult:
 
 @flow(name="journey-train")
 def train_flow(tasks: list[str] | None = None, segments: list[str] | None = None,
-               as_of: datetime | None = None, config_path: str | None = None) -> TrainingJobResult:
-    """Train the global model and every segment of each task; gate and promote."""
+               as_of: datetime | None = None, config_path: str | None = None,
+               now: datetime | None = None) -> TrainingJobResult:
+    """Train the global model and every segment of each task; gate and promote.
+    ``now``: the clock of a replay over history (default: the wall clock)."""
     rt = Runtime.load(config_path=config_path)
-    return _run(rt, TrainingParams(tasks=tuple(tasks or ()), segments=tuple(segments or ()), as_of=as_of))
+    return _run(rt, TrainingParams(tasks=tuple(tasks or ()), segments=tuple(segments or ()), as_of=as_of, now=now))
 
 
 @flow(name="journey-retrain")

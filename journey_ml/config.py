@@ -566,7 +566,7 @@ class MonitoringConfig(_Strict):
     # Evidently's sections cover at most this many columns (the drifted ones by model
     # importance first, then the most important others); its cost grows with the columns.
     # Our summary on the page lists every drifted column either way
-    report_max_columns: int = Field(40, gt=0)
+    report_max_columns: int = Field(20, gt=0)
     # a retrain after a monitoring decision is promoted when it beats production on the newest
     # matured dates ("recent_matured", post-drift where there is any) or on the training
     # holdout ("holdout", the gate before #11)

@@ -266,7 +266,7 @@ def training_fingerprint(rows: pd.DataFrame, names: list[str], config: JourneyCo
 
 def train_segment(data: TrainingData, segment: str, config: JourneyConfig, registry, engine: Engine,
                   *, actor: str = "journey-ml", promote: bool = True,
-                  gate_against_rules: bool = False) -> SegmentOutcome:
+                  gate_against_rules: bool = False, at: datetime | None = None) -> SegmentOutcome:
     """Train, log, register and gate the model of one segment (or ``global``).
 
     A segment below the configured size (rows or positives in any split) is ``pooled``: it
@@ -276,7 +276,8 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
     for the caller to promote; with ``gate_against_rules`` a rules production version is
     evaluated on the holdout too (instead of counting as no production model). A version
     trained from the same rows and settings (`training_fingerprint`) is not trained again:
-    the outcome is ``unchanged`` and nothing is registered.
+    the outcome is ``unchanged`` and nothing is registered. ``at``: the time the ledger
+    records for a promotion (default now; a replay over history passes its simulated clock).
     """
     t0 = time.perf_counter()
     tcfg = config.training
@@ -386,7 +387,7 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
         registry.tag_version(info.name, info.version, {"journey.gate": gate.reason,
                                                        "journey.gate_passed": str(gate.promote).lower()})
     elif gate.promote:
-        registry.promote(data.task, segment, info.version, reason=gate.reason, run_id=run_id)
+        registry.promote(data.task, segment, info.version, reason=gate.reason, run_id=run_id, at=at)
         out.status = "promoted"
     else:
         out.status = "staged"

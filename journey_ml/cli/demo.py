@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 import time
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -84,6 +86,102 @@ def _wipe(home: Path) -> None:
             p.unlink()
 
 
+@dataclass(frozen=True)
+class DemoScenario:
+    """The demo's world and clock: trained ``TRAIN_AFTER_DAYS`` after the simulation starts,
+    then a tracking outage and a change in what converts ``ONSET_AFTER_DAYS`` later, walked
+    every ``every_days`` to the end of the data. A configured ``simulation.tracking_outage_from``
+    / ``conversion_shift_from`` / ``end`` wins."""
+
+    train_at: date
+    outage: date
+    shift: date
+    end: date
+    every_days: int = 14
+
+    TRAIN_AFTER_DAYS = 273  # 2025-10-01 on the default start
+    ONSET_AFTER_DAYS = 35
+    LENGTH_DAYS = 607  # 2026-08-31 on the default start: post-onset labels mature for months
+
+    @classmethod
+    def of(cls, sim) -> DemoScenario:
+        start = date.fromisoformat(sim.start)
+        train_at = start + timedelta(days=cls.TRAIN_AFTER_DAYS)
+        onset = train_at + timedelta(days=cls.ONSET_AFTER_DAYS)
+        pick = lambda v, d: date.fromisoformat(v) if v else d  # noqa: E731
+        end = max(date.fromisoformat(sim.end), start + timedelta(days=cls.LENGTH_DAYS))
+        return cls(train_at, pick(sim.tracking_outage_from, onset), pick(sim.conversion_shift_from, onset), end)
+
+
+def _utc_day(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def _walk_dates(start: datetime, end: datetime, every_days: int) -> list[datetime]:
+    """``start + k * every_days`` (k >= 1) up to the end of the data."""
+    out, t = [], start + timedelta(days=every_days)
+    while t <= end:
+        out.append(t)
+        t += timedelta(days=every_days)
+    return out
+
+
+STORY = (
+    ("stable", "a stable period: every segment of every task ok"),
+    ("drift detected", "drift detected (an alert on feature or score drift)"),
+    ("promoted on recent data", "a retrain promoted because it beat production on recent matured "
+                                "post-onset data"),
+    ("fallback", "an accuracy collapse sent a segment to the rules model"),
+    ("restore", "a retrained model recovered and was restored to production"),
+)
+
+
+_RECENT_SPAN = re.compile(r"on recent matured data (\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})")
+
+
+def _post_onset(outcome: str, onset: date) -> bool:
+    """Whether a retrain outcome says it won on recent matured data from after ``onset`` only."""
+    m = _RECENT_SPAN.search(outcome)
+    return m is not None and date.fromisoformat(m.group(1)) >= onset
+
+
+def story(monitoring: list, onset: date) -> dict[str, tuple[datetime, str, str]]:
+    """The first walk date of each kind of step of `STORY`, read off the runs' executed
+    decisions: step -> (as-of, task/segment, what happened). A step the policy never took is
+    missing from the result. A promotion counts when every date of the recent matured data it
+    won on is after ``onset`` (the injected change): the winner learned the new world."""
+    found: dict[str, tuple[datetime, str, str]] = {}
+    for job in monitoring:
+        segs = [s for run in job.runs for s in run.segments]
+        if segs and all(d.kind == "ok" for s in segs for d in s.decisions):
+            found.setdefault("stable", (job.as_of, f"{len(segs)} segments", "every decision ok"))
+        for s in segs:
+            where = f"{s.task}/{s.segment}"
+            for d in s.decisions:
+                if d.kind == "alert" and d.figures.get("condition") == "drift":
+                    found.setdefault("drift detected", (s.as_of, where, d.reasons[0] if d.reasons else "drift"))
+                elif (d.kind == "retrain" and d.executed and d.outcome.startswith("retrained: promoted")
+                      and _post_onset(d.outcome, onset)):
+                    found.setdefault("promoted on recent data", (s.as_of, where, d.outcome))
+                elif d.kind in ("fallback", "restore") and d.executed:
+                    found.setdefault(d.kind, (s.as_of, where, "; ".join(d.reasons)))
+    return found
+
+
+def _estimate_gap(monitoring: list) -> tuple[datetime, str, float, float] | None:
+    """The run where the estimated AUC (CBPE) overshot the matured one the most, if by > 0.1."""
+    worst = None
+    for job in monitoring:
+        for run in job.runs:
+            for s in run.segments:
+                real = ((s.performance or {}).get("production") or {}).get("roc_auc")
+                est = (s.estimated or {}).get("roc_auc")
+                if real is not None and est is not None and est - real > 0.1 and (
+                        worst is None or est - real > worst[3] - worst[2]):
+                    worst = (s.as_of, f"{s.task}/{s.segment}", real, est)
+    return worst
+
+
 def _print_monitoring(console: Console, run) -> None:
     """One line per segment (drift, performance) and each decision with its reasons."""
     console.print(f"    [bold]{run.task}[/] as of {run.as_of:%Y-%m-%d}:")
@@ -131,6 +229,9 @@ def _print_journeys(console: Console, rt, mapped, sim_dir: Path) -> None:
     lifted = mapped.lift
     if not lifted.empty:
         whole = lifted[(lifted["band"] == "(all)") & (lifted["segment"] == "(all)")]
+        newest = sorted(whole["score_as_of"].unique())[-2:]
+        if len(newest):  # the walk scored every fortnight: the newest matured dates
+            whole = whole[whole["score_as_of"].isin(newest)]
         console.print(render.lift_table(whole, rt.config.journeys.lift_min_n))
 
 
@@ -178,12 +279,13 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
 
     rt = Runtime.load(config_path=cfg)
     upgrade(rt.engine)  # the demo owns its warehouse; other commands only check the schema
-    sim_cfg = rt.config.simulation
-    sim_end = date.fromisoformat(sim_cfg.end)
-    drift_from = sim_cfg.drift_from or (sim_end - timedelta(days=107)).isoformat()
+    scenario = DemoScenario.of(rt.config.simulation)
     console.print("\n[bold]1/8 simulate[/] source exports (CRM, web, email, webinars, sales, support, billing, "
-                  f"product), behaviour drift injected from {drift_from}")
-    sim = simulate_flow(accounts=accounts, config_path=cfg, drift_from=drift_from)
+                  f"product) to {scenario.end}: web tracking loses 90% of its events from {scenario.outage} and "
+                  f"what converts changes from {scenario.shift} (sales-led deals stall, a free workspace sells)")
+    sim = simulate_flow(accounts=accounts, config_path=cfg, end=scenario.end.isoformat(),
+                        tracking_outage_from=scenario.outage.isoformat(),
+                        conversion_shift_from=scenario.shift.isoformat())
     summary["simulation"] = sim
     console.print(f"    {sim.accounts:,} accounts, {sim.contacts:,} contacts, {sim.events:,} events "
                   f"({sim.dirty_rows:,} deliberately bad rows) in {sim.out_dir}")
@@ -194,10 +296,8 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     console.print(render.ingest_table(ingested.runs))
 
     end = data_end(rt.engine)
-    # period 1 ends 120 days before the data does: its scores have matured by the end
-    p1 = (end - timedelta(days=120)).replace(hour=0, minute=0, second=0, microsecond=0)
-    mid = p1 + timedelta(days=60)
-    console.print(f"\n[bold]3/8 features[/] as of {p1:%Y-%m-%d} (period 1; point-in-time, segments stored per date)")
+    p1 = _utc_day(scenario.train_at)
+    console.print(f"\n[bold]3/8 features[/] as of {p1:%Y-%m-%d} (point-in-time, segments stored per date)")
     snaps = features_flow(config_path=cfg, as_of=p1)
     summary["features"] = snaps
     for s in snaps.snapshots:
@@ -208,7 +308,7 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
 
     console.print(f"\n[bold]4/8 train[/] as of {p1:%Y-%m-%d}: one calibrated model per segment + a pooled "
                   "global model; promote only if better than production on the same holdout")
-    trained = train_flow(config_path=cfg, as_of=p1)
+    trained = train_flow(config_path=cfg, as_of=p1, now=p1)
     summary["training"] = trained
     console.print(render.leaderboard(trained))
 
@@ -221,15 +321,22 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
         console.print(f"    {r.task}: {r.rows_written:,} scores ({modes})")
         console.print(render.top_scores_table(top_scores(rt.engine, r.task, r.as_of, 5), r.task))
 
-    console.print(f"\n[bold]6/8 second period[/] (behaviour drift from {drift_from}): monitor as of {mid:%Y-%m-%d} "
-                  f"and {end:%Y-%m-%d}: drift (features, scores, SHAP ranking), performance on matured labels, "
-                  "the policy's decisions, alerts, retraining")
+    dates = _walk_dates(p1, end, scenario.every_days)
+    console.print(f"\n[bold]6/8 operate[/] {len(dates)} runs, every {scenario.every_days} days from "
+                  f"{dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d} on the simulated clock: score, then monitor "
+                  "(drift, estimated and matured performance, the policy's decisions, inline retraining, "
+                  "alerts). Production runs this daily (journey-cycle); nothing below is scripted")
     summary["monitoring"] = []
-    for when in (mid, end):
-        monitored = monitor_flow(config_path=cfg, as_of=when)
+    for when in dates:
+        score_flow(config_path=cfg, as_of=when)
+        monitored = monitor_flow(config_path=cfg, as_of=when, now=when)
         summary["monitoring"].append(monitored)
         for run in monitored.runs:
-            _print_monitoring(console, run)
+            for line in render.walk_lines(run):
+                console.print(f"    {line}", highlight=False)
+    final = summary["monitoring"][-1]
+    for run in final.runs:
+        _print_monitoring(console, run)
     rescored = score_flow(config_path=cfg, as_of=end)
     for r in rescored.runs:
         modes = ", ".join(f"{k} {v}" for k, v in r.modes.items())
@@ -241,17 +348,22 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
     summary["journeys"] = mapped
     _print_journeys(console, rt, mapped, sim.out_dir)
 
-    console.print("\n[bold]8/8 timeline[/] per segment: alias moves, monitoring runs, decisions")
-    from journey_ml.monitoring.store import timeline
-
-    by_segment: dict[str, list] = {}
-    for e in timeline(rt.engine):
-        by_segment.setdefault(f"{e.task}/{e.segment}", []).append(e)
-    for seg, entries in sorted(by_segment.items()):
-        console.print(f"    [bold]{seg}[/] (newest first)")
-        for e in entries[:8]:
-            detail = e.detail if len(e.detail) < 150 else e.detail[:147] + "..."
-            console.print(f"      {e.at:%H:%M:%S} {e.source:<8} {e.event:<18} {e.version:<9} {detail}", highlight=False)
+    console.print("\n[bold]8/8 the story[/]: the first time the policy took each kind of step "
+                  "(its own decisions on the data; per segment history: journey-ml models history)")
+    summary["story"] = story(summary["monitoring"], min(scenario.outage, scenario.shift))
+    for key, label in STORY:
+        got = summary["story"].get(key)
+        if got is None:
+            console.print(f"    [red]not seen[/]  {label}", highlight=False)
+        else:
+            at, where, what = got
+            console.print(f"    {at:%Y-%m-%d} {where:<22} {label}: {render._cut(what, 160)}", highlight=False)
+    gap = _estimate_gap(summary["monitoring"])
+    if gap is not None:
+        at, where, real, est = gap
+        console.print(f"    note: on {at:%Y-%m-%d} {where} had AUC {real:.3f} on matured labels while CBPE estimated "
+                      f"{est:.3f}: CBPE estimates under covariate shift, not under a change in what converts, "
+                      "which only matured labels show (README, Monitoring)", highlight=False)
 
     top_unknown = ", ".join(f"{k} ({v})" for k, v in list(ingested.unknown_event_types().items())[:4])
     elapsed = time.perf_counter() - t0
@@ -271,7 +383,14 @@ def run_demo(config_path: Path | None = None, accounts: int | None = None, fresh
         console.print(f"too small for their own model (scored by the global model): {', '.join(pooled)}")
     console.print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}")
     decided = [a for m in summary["monitoring"] for a in m.actions()]
-    console.print("monitoring actions: " + (", ".join(f"{k} {t}/{s}" for t, s, k in decided) or "none"))
+    counts: dict[str, int] = {}
+    for _, _, k in decided:
+        counts[k] = counts.get(k, 0) + 1
+    console.print("monitoring actions: " + (", ".join(f"{k} x{n}" for k, n in counts.items()) or "none")
+                  + f" over {len(summary['monitoring'])} runs")
+    missing = [label for key, label in STORY if key not in summary["story"]]
+    console.print("the story: " + ("[green]all five kinds of step seen[/]" if not missing
+                                   else "[red]not seen: " + "; ".join(missing) + "[/]"))
     alerts = rt.config.monitoring.alert_urls(home)
     console.print(f"alerts sent to: {', '.join(alerts) or 'none'}")
     console.print("timeline: .venv/bin/journey-ml models history; reports: .venv/bin/journey-ml reports list")

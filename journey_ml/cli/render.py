@@ -218,6 +218,36 @@ def decision_lines(run, *, width: int | None = None, skip_ok: bool = False) -> l
     return lines
 
 
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def walk_lines(run, *, width: int = 150) -> list[str]:
+    """One line per segment of a monitoring run, for a walk over many dates: the as-of,
+    the production version, the figures, and each decision (alerts with their first
+    reason, actions with what executing them did)."""
+    lines = []
+    for s in run.segments:
+        p = (s.performance or {}).get("production") or {}
+        est = (s.estimated or {}).get("roc_auc")
+        figures = ", ".join(x for x in (
+            f"AUC {p['roc_auc']:.3f} matured" if p.get("roc_auc") is not None else "",
+            f"{est:.3f} estimated" if est is not None else "") if x)
+        head = f"{s.as_of:%Y-%m-%d} {s.task}/{s.segment} v{s.model_version}" + (f" ({figures})" if figures else "")
+        parts = []
+        for d in s.decisions:
+            style = {"ok": "green", "alert": "yellow", "error": "red"}.get(d.kind, "bold magenta")
+            if d.kind == "ok":
+                parts.append(f"[{style}]ok[/]")
+            elif d.kind in ("alert", "error"):
+                what = d.figures.get("condition", d.kind)
+                parts.append(f"[{style}]{d.kind}[/] ({what}) {_cut(d.reasons[0] if d.reasons else '', width)}")
+            else:
+                parts.append(f"[{style}]{d.kind}[/] -> {_cut(d.outcome or 'not executed', width)}")
+        lines.append(head + ": " + "; ".join(parts))
+    return lines
+
+
 def monitoring_runs_table(rows) -> Table:
     t = Table(title="monitoring runs (newest first)", title_justify="left")
     for col in ("id", "as of", "segment", "model", "drift", "decisions", "reports"):

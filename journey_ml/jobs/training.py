@@ -38,12 +38,14 @@ from journey_ml.training import (
 class TrainingParams:
     """``tasks``: default every task; ``segments``: default the global model and every
     segment found in the data; ``as_of``: default the newest event (training dates end
-    where their labels have matured)."""
+    where their labels have matured); ``now``: the time the ledger records for promotions
+    (default the wall clock; a replay over history, like the demo's, passes its own clock)."""
 
     tasks: tuple[str, ...] = ()
     segments: tuple[str, ...] = ()
     as_of: datetime | None = None
     actor: str = "journey-ml"
+    now: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,8 @@ class SegmentData:
         return self.segment
 
 
-def _train_one(rt: Runtime, actor: str, concurrent: int, work: SegmentData) -> SegmentOutcome:
+def _train_one(rt: Runtime, actor: str, concurrent: int, work: SegmentData, *,
+               at: datetime | None = None) -> SegmentOutcome:
     # XGBoost threads: the model's share of the cores where it trains (`model_threads`)
     threads = threads_here(rt.config.training.xgboost.n_jobs, concurrent)
     config = with_model_threads(rt.config, threads)
@@ -108,8 +111,8 @@ def _train_one(rt: Runtime, actor: str, concurrent: int, work: SegmentData) -> S
     if big is not None and int((rows["split"] == "train").sum()) >= big:
         # too large for one worker: the booster trains with xgboost.dask across the cluster
         with dask_client() as client, distributed_fit(client):
-            return train_segment(work.data, work.segment, config, rt.registry, rt.engine, actor=actor)
-    return train_segment(work.data, work.segment, config, rt.registry, rt.engine, actor=actor)
+            return train_segment(work.data, work.segment, config, rt.registry, rt.engine, actor=actor, at=at)
+    return train_segment(work.data, work.segment, config, rt.registry, rt.engine, actor=actor, at=at)
 
 
 def run_training(rt: Runtime, params: TrainingParams, *, each: Each = serial) -> TrainingJobResult:
@@ -146,11 +149,11 @@ def run_training(rt: Runtime, params: TrainingParams, *, each: Each = serial) ->
             holdouts[name] = tuple(sorted({pd.Timestamp(t).to_pydatetime() for t in test.unique()}))
         segs = segments_to_train(data, params.segments)
         if segs and segs[0] == GLOBAL:  # first, on its own (all the cores): the segments fall back to it
-            outcomes.extend(each(partial(_train_one, rt, params.actor, 1), [SegmentData(GLOBAL, data)]))
+            outcomes.extend(each(partial(_train_one, rt, params.actor, 1, at=params.now), [SegmentData(GLOBAL, data)]))
             segs = segs[1:]
         if segs:
             work = [SegmentData(s, replace(data, frame=data.rows(s))) for s in segs]
-            outcomes.extend(each(partial(_train_one, rt, params.actor, slots_of(each)), work))
+            outcomes.extend(each(partial(_train_one, rt, params.actor, slots_of(each), at=params.now), work))
     if as_of is None:
         as_of = params.as_of or (data.as_of if outcomes else None) or _snapshot_time(rt, names)
     return TrainingJobResult(as_of, tuple(outcomes), tuple(failures), holdouts, notes)

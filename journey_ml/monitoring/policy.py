@@ -89,13 +89,25 @@ class DriftSummary:
 _ALERTING = frozenset({"missing", "type_mismatch", "all_infinite", "null_spike", "inf_spike", "unseen_categories"})
 
 
+#: a column null in every current row alerts only when the reference makes that unlikely:
+#: P(all n rows null) = (reference null share) ** n below this (a sparse column of a small
+#: segment, e.g. days since a downgrade among 130 accounts, is often null throughout by chance)
+ALL_NULL_SURPRISE = 1e-3
+
+
+def all_null_surprising(ref_null_share: float, rows: int) -> bool:
+    """Whether ``rows`` current rows all null is a break, not chance, given the reference."""
+    return ref_null_share < 1.0 and (rows <= 0 or ref_null_share ** rows < ALL_NULL_SURPRISE)
+
+
 def _alerting_problems(contract: Any) -> list[str]:
     if contract is None:
         return []
     out: list[str] = []
+    rows = int(getattr(contract, "rows", 0) or 0)
     for c in (getattr(contract, "columns", None) or {}).values():
         statuses = set(getattr(c, "statuses", None) or [c.status])
-        new_nulls = "all_null" in statuses and getattr(c, "ref_null_share", 0.0) < 1.0
+        new_nulls = "all_null" in statuses and all_null_surprising(getattr(c, "ref_null_share", 0.0), rows)
         if statuses & _ALERTING or new_nulls:
             out.extend(p for p in c.problems if "every reference row" not in p)
     return out

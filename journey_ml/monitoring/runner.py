@@ -556,12 +556,13 @@ def share_text(k: int, n: int) -> str:
     return f"{k} of {n} columns ({100 * k / n:.1f}%)" if n else f"{k} of 0 columns"
 
 
-def default_retrain(engine: Engine, registry, config: JourneyConfig) -> Retrain:
+def default_retrain(engine: Engine, registry, config: JourneyConfig, *, at: datetime | None = None) -> Retrain:
     """Retrain a segment with `journey_ml.training` as of T; the promotion gate decides.
 
     In rules mode the candidate is gated against the rules version and left ``staging``
     (the policy restores it when it also clears the hysteresis). The task's training frame
-    is prepared once per (task, T).
+    is prepared once per (task, T). ``at``: the time the ledger records for a promotion
+    (the monitoring run's ``now``).
     """
     from journey_ml.training import TrainingError, prepare_training, train_segment
 
@@ -582,9 +583,9 @@ def default_retrain(engine: Engine, registry, config: JourneyConfig) -> Retrain:
         recent = (config.monitoring.retrain_gate == "recent_matured" and not in_fallback
                   and prod is not None and prod.kind != "rules")
         out = train_segment(data, segment, config, registry, engine, actor="journey-ml monitor",
-                            promote=not in_fallback and not recent, gate_against_rules=True)
+                            promote=not in_fallback and not recent, gate_against_rules=True, at=at)
         if recent and out.version is not None and out.status in ("staged", "promoted"):
-            return _recent_gate(engine, registry, config, models, task, segment, as_of, prod, out)
+            return _recent_gate(engine, registry, config, models, task, segment, as_of, prod, out, at)
         move_id = None
         if out.status == "promoted" and out.model_name:
             m = ledger_mod.last_move_to(engine, out.model_name, PRODUCTION, out.version)
@@ -595,7 +596,8 @@ def default_retrain(engine: Engine, registry, config: JourneyConfig) -> Retrain:
     return retrain
 
 
-def _recent_gate(engine, registry, config, models, task, segment, as_of, prod, out) -> RetrainOutcome:
+def _recent_gate(engine, registry, config, models, task, segment, as_of, prod, out,
+                 at: datetime | None = None) -> RetrainOutcome:
     """Promote the staged candidate only if it beats production on recent matured data (#11.4)."""
     from journey_ml.monitoring.recent_gate import recent_gate
 
@@ -610,7 +612,8 @@ def _recent_gate(engine, registry, config, models, task, segment, as_of, prod, o
     if not g.promote:
         return RetrainOutcome("staged", f"not promoted {g.reason}; {holdout}", out.version,
                               out.metrics.get("roc_auc"), False)
-    m = registry.promote(task, segment, out.version, reason=f"promoted {g.reason}"[:2000], actor="journey-ml monitor")
+    m = registry.promote(task, segment, out.version, reason=f"promoted {g.reason}"[:2000], actor="journey-ml monitor",
+                         at=at)
     return RetrainOutcome("promoted", f"promoted {g.reason}; {holdout}", out.version, out.metrics.get("roc_auc"),
                           True, m.id)
 
@@ -641,7 +644,7 @@ def monitor_task(engine: Engine, registry, config: JourneyConfig, task: str, as_
     t, now = _utc(as_of, "as_of"), _utc(now, "now")
     run_key = run_key or str(uuid.uuid4())
     if retrain is _DEFAULT:
-        retrain = default_retrain(engine, registry, config)
+        retrain = default_retrain(engine, registry, config, at=now)
     ctx = _Context(engine, registry, config, task)
     results: list[SegmentMonitorResult] = []
     events: list[dict[str, Any]] = []
@@ -785,12 +788,12 @@ def _execute(ctx: _Context, seg: str, info, d: Decision, state: SegmentState, po
     try:
         if d.kind in ("fallback", "restore"):
             m = reg.promote(task, seg, d.target_version, reason=f"monitor: {reason}"[:2000], action=d.kind,
-                            actor="journey-ml monitor")
+                            actor="journey-ml monitor", at=now)
             executed, move_id = True, m.id
             outcome = f"production v{m.from_version} -> v{m.to_version} ({d.kind})"
         elif d.kind == "rollback":
             m = reg.rollback(task, seg, to_version=d.target_version, reason=f"monitor: {reason}"[:2000],
-                             actor="journey-ml monitor")
+                             actor="journey-ml monitor", at=now)
             executed, move_id = True, m.id
             outcome = f"production v{m.from_version} -> v{m.to_version} (rollback)"
         elif d.kind == "retrain":

@@ -172,3 +172,21 @@ def test_other_dtypes_are_understood(column, convert):
     assert res.contract.columns[column].status == "ok", res.contract.columns[column].problems
     assert res.columns[column].skipped is None
     assert res.contract.columns[column].null_share == pytest.approx(cur[column].isna().mean())
+
+
+@pytest.mark.parametrize("ref_filled, cur_rows, alerts", [
+    (0.02, 130, False),  # a sparse column (2% filled) null in all 130 rows: (0.98)^130 = 7%, chance
+    (0.02, 1000, True),  # ... in 1000 rows: (0.98)^1000 ~ 2e-9, a break
+    (0.5, 130, True),  # a half-filled column suddenly empty: a break
+    (0.0, 130, False),  # null in the reference too: nothing new
+])
+def test_an_all_null_column_alerts_only_when_the_reference_makes_it_unlikely(ref_filled, cur_rows, alerts):
+    from journey_ml.monitoring.policy import _alerting_problems
+
+    ref = frame(2000, seed=1)
+    ref["revenue"] = np.where(np.random.default_rng(2).random(2000) < ref_filled, ref["revenue"], np.nan)
+    cur = _all_null(frame(cur_rows, seed=3))
+    contract = check_contract(ref, cur, FS)
+    assert contract.columns["revenue"].status == "all_null"  # reported either way
+    problems = _alerting_problems(contract)
+    assert bool(problems) is alerts, problems
