@@ -154,7 +154,7 @@ def story(monitoring: list, onset: date) -> dict[str, tuple[datetime, str, str]]
     for job in monitoring:
         segs = [s for run in job.runs for s in run.segments]
         if segs and all(d.kind == "ok" for s in segs for d in s.decisions):
-            found.setdefault("stable", (job.as_of, f"{len(segs)} segments", "every decision ok"))
+            found.setdefault("stable", (job.as_of, "(all)", f"every decision of the {len(segs)} segments ok"))
         for s in segs:
             where = f"{s.task}/{s.segment}"
             for d in s.decisions:

@@ -9,8 +9,10 @@ method that samples), one small shift stays below it, and one column gets a 40% 
 
 * peer: `Report([DataDriftPreset()], include_tests=True).run(current, reference)` on the
   full frames (timed alone, and with its HTML + JSON saved);
-* ours: `check_drift` (contract + Evidently's tests computed exactly on every row) plus
-  `drift_report` (Evidently's DataDriftPreset on a 10k-row sample, HTML + JSON saved).
+* ours: what a monitoring run does: `check_drift` (contract + Evidently's tests computed
+  exactly on every row, the effect floor, the share weighted by a model's feature importance,
+  drift of the model's scores), CBPE's estimate on the current scores, and `drift_report`
+  (Evidently's DataDriftPreset on a 10k-row sample, with our summary, HTML + JSON saved).
 
 Each contender runs in its own child process (same seed, same data), so peak RSS is its own
 (data generation included). The drifted-column sets are compared column by column.
@@ -107,19 +109,47 @@ def frames(rows: int, features: int, seed: int = SEED) -> tuple[pd.DataFrame, pd
     return pd.DataFrame(ref), pd.DataFrame(cur), fs
 
 
+def _scores(ref: pd.DataFrame, cur: pd.DataFrame, features: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A model's view of the frames (deterministic in the seed): feature importance (weights
+    that sum to 1) and calibrated-looking probabilities from a logistic of the numeric columns."""
+    rng = np.random.default_rng(SEED + 1)
+    names = [n for n, _ in columns(features)]
+    w = rng.dirichlet(np.ones(len(names)))
+    importance = dict(zip(names, w.tolist(), strict=True))
+    numeric = [n for n, g in columns(features) if not g.startswith("cat")]
+    beta = rng.normal(0, 0.4, len(numeric))
+
+    def prob(frame: pd.DataFrame) -> np.ndarray:
+        x = frame[numeric].to_numpy(dtype=float)
+        x = (x - np.nanmean(x, axis=0)) / (np.nanstd(x, axis=0) + 1e-9)
+        return 1 / (1 + np.exp(-(np.nan_to_num(x) @ beta - 1.5)))
+
+    return prob(ref), prob(cur), importance
+
+
 def _ours(rows: int, features: int, out: Path) -> dict:
+    """What a monitoring run does with the frames: the contract and every-row tests with the
+    effect floor, the importance-weighted share, score drift, CBPE's estimate, and the
+    Evidently report with our summary on top."""
     import evidently.presets  # noqa: F401  imported before the clock, as the peer's is
 
     from journey_ml.monitoring import check_drift, drift_report
+    from journey_ml.monitoring.drift import DriftOptions
+    from journey_ml.monitoring.performance import estimate_performance
 
     ref, cur, fs = frames(rows, features)
+    ref_p, cur_p, importance = _scores(ref, cur, features)
     t, cpu = time.perf_counter(), time.process_time()
-    res = check_drift(ref, cur, fs)
+    res = check_drift(ref, cur, fs, reference_scores=ref_p, current_scores=cur_p,
+                      options=DriftOptions(min_effect=0.1, importance=importance))
     t_drift = time.perf_counter() - t
-    files = drift_report(ref, cur, fs, out, columns=res.contract.usable_columns, sample_rows=SAMPLE_ROWS)
+    est = estimate_performance(cur_p)
+    t_est = time.perf_counter() - t - t_drift
+    files = drift_report(ref, cur, fs, out, columns=res.contract.usable_columns, sample_rows=SAMPLE_ROWS, exact=res)
     seconds = time.perf_counter() - t
     return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "drift_seconds": t_drift,
-            "report_seconds": seconds - t_drift,
+            "estimate_seconds": t_est, "report_seconds": seconds - t_drift - t_est,
+            "weighted_share": res.weighted_share, "estimated_auc": est.roc_auc,
             "drifted": res.drifted_columns, "report_drifted": files.summary.get("drifted_columns"),
             "statistics": {c: [d.method, d.statistic] for c, d in res.columns.items()},
             "contract_problems": res.contract.problems, "html_mb": files.html.stat().st_size / 1e6}
@@ -197,6 +227,8 @@ def run(rows: int = 1_000_000, features: int = 60, repeat: int = 3, log=print) -
         "peer_cpu_s": median([p["cpu_seconds"] for p in peer]),
         "ours_drift_s": median([o["drift_seconds"] for o in ours]),
         "ours_report_s": median([o["report_seconds"] for o in ours]),
+        "ours_estimate_s": median([o.get("estimate_seconds", 0.0) for o in ours]),
+        "weighted_share": ours[0].get("weighted_share"), "estimated_auc": ours[0].get("estimated_auc"),
         "ours_same_size_s": median([o["seconds"] for o in ours_same]),
         "peer_s": median([p["seconds"] for p in peer]), "peer_with_report_s": median([p["with_report_seconds"] for p in peer]),
         "ours_peak_mb": max(o["peak_rss_mb"] for o in ours), "peer_peak_mb": max(p["peak_rss_mb"] for p in peer),
@@ -225,9 +257,11 @@ def markdown(r: dict) -> str:
         "",
         "| contender | rows per side | wall seconds | CPU seconds | peak RSS |",
         "|---|---|---|---|---|",
-        f"| ours: `check_drift` (contract + Evidently's tests on every row) + `drift_report` (Evidently on a "
-        f"{SAMPLE_ROWS // 1000}k sample, HTML + JSON) | {r['rows']:,} | {r['ours_s']:.1f} (drift {r['ours_drift_s']:.1f} + "
-        f"report {r['ours_report_s']:.1f}) | {r['ours_cpu_s']:.1f} | {r['ours_peak_mb']:,.0f} MB |",
+        f"| ours: `check_drift` (contract + Evidently's tests on every row, effect floor 0.1, importance-weighted "
+        f"share, score drift) + CBPE estimate + `drift_report` (Evidently on a {SAMPLE_ROWS // 1000}k sample with our "
+        f"summary, HTML + JSON) | {r['rows']:,} | {r['ours_s']:.1f} (drift {r['ours_drift_s']:.1f} + estimate "
+        f"{r['ours_estimate_s']:.2f} + report {r['ours_report_s']:.1f}) | {r['ours_cpu_s']:.1f} | "
+        f"{r['ours_peak_mb']:,.0f} MB |",
     ]
     if not same:
         lines.append(f"| ours, same size as the peer | {r['peer_rows']:,} | {r['ours_same_size_s']:.1f} | "
@@ -252,6 +286,9 @@ def markdown(r: dict) -> str:
         f"The sampled Evidently report {'flags the same columns' if r['report_agrees'] else 'differs on ' + ', '.join(r['report_only'])}"
         " (the decision uses the exact, every-row statistics).",
         "Our contract also reports: " + "; ".join(r["contract_problems"][:3]) + ".",
+        (f"Importance-weighted drifted share {r['weighted_share']:.1%}; CBPE's estimated AUC on the current scores "
+         f"{r['estimated_auc']:.3f}." if r.get("weighted_share") is not None and r.get("estimated_auc") is not None
+         else ""),
         "",
     ]
     return "\n".join(lines)
