@@ -560,9 +560,11 @@ class MonitoringConfig(_Strict):
     retrain: Literal["inline", "event"] = "inline"
     # rows sampled (seeded) from reference and current for the drift tests
     sample_rows: int = Field(20_000, gt=0)
-    # write Evidently's HTML + JSON reports (the slow part of a run); off: the decision, the
-    # figures and the stored run are the same, only the report pages are missing
-    evidently_reports: bool = True
+    # the report pages (our summary + Evidently's sections, HTML + JSON; the slow part of a run):
+    # "on_decision": for a segment whose run decides anything but ok, or whose previous run did
+    # (the recovery), i.e. the pages an alert links to; "always": every run; "never" (or false).
+    # The decision, the figures and the stored run are the same either way
+    evidently_reports: Literal["always", "on_decision", "never"] = "on_decision"
     # Evidently's sections cover at most this many columns (the drifted ones by model
     # importance first, then the most important others); its cost grows with the columns.
     # Our summary on the page lists every drifted column either way
@@ -573,6 +575,11 @@ class MonitoringConfig(_Strict):
     retrain_gate: Literal["recent_matured", "holdout"] = "recent_matured"
     seed: int = 7
     defaults: PolicyRules = Field(default_factory=lambda: PolicyRules(**_POLICY_DEFAULTS))
+
+    @field_validator("evidently_reports", mode="before")
+    @classmethod
+    def _reports_flag(cls, v: Any) -> Any:
+        return {True: "always", False: "never"}.get(v, v) if isinstance(v, bool) else v
     tasks: dict[str, TaskPolicy] = Field(default_factory=dict)
 
     def policy(self, task: str, segment: str) -> SegmentPolicy:

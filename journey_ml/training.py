@@ -277,7 +277,7 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
     evaluated on the holdout too (instead of counting as no production model). A version
     trained from the same rows and settings (`training_fingerprint`) is not trained again:
     the outcome is ``unchanged`` and nothing is registered. ``at``: the time the ledger
-    records for a promotion (default now; a replay over history passes its simulated clock).
+    records for this call's moves (default now; a replay over history passes its clock).
     """
     t0 = time.perf_counter()
     tcfg = config.training
@@ -370,7 +370,7 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
               "journey.feature_set_version": data.feature_set.version,
               "journey.data_window": f"{data.dates[0]:%Y-%m-%d}..{data.dates[-1]:%Y-%m-%d}",
               "journey.trained_as_of": data.as_of.isoformat(),
-              **_selection_tags(out), FINGERPRINT_TAG: fingerprint})
+              **_selection_tags(out), FINGERPRINT_TAG: fingerprint}, at=at)
     out.model_name, out.version, out.run_id = info.name, info.version, run_id
     _ensure_rules_version(registry, data, segment, config, parts, run_id)
     _store_reference(engine, info.name, info.version, parts["train"], names, scorer, tcfg.reference_sample_rows, tcfg.seed)
@@ -393,7 +393,7 @@ def train_segment(data: TrainingData, segment: str, config: JourneyConfig, regis
         out.status = "staged"
         registry.tag_version(info.name, info.version, {"journey.gate": gate.reason})
         if gate.global_serves and prod is not None and prod.kind != "rules":
-            _hand_to_global(registry, data.task, segment, gate.reason, run_id, actor, out)
+            _hand_to_global(registry, data.task, segment, gate.reason, run_id, actor, out, at)
     out.seconds = time.perf_counter() - t0
     return out
 
@@ -447,13 +447,14 @@ def _global_on_segment(registry, task: str, test: pd.DataFrame, metric: str, out
 
 
 def _hand_to_global(registry, task: str, segment: str, reason: str, run_id: str, actor: str,
-                    out: SegmentOutcome) -> None:
+                    out: SegmentOutcome, at: datetime | None = None) -> None:
     """The segment's candidate lost to the global model on its own rows: the segment's
     production alias is removed (ledger action ``retire``) so the global model serves it."""
     retire = getattr(registry, "retire", None)
     if retire is None:
         return
-    move = retire(task, segment, reason=f"global model serves the segment: {reason}", run_id=run_id, actor=actor)
+    move = retire(task, segment, reason=f"global model serves the segment: {reason}", run_id=run_id, actor=actor,
+                  at=at)
     out.reason += f"; production v{move.from_version} retired, the global model serves {segment}"
 
 

@@ -159,10 +159,6 @@ class MonitorRunResult:
 
 # --- reading what there is --------------------------------------------------------------------
 
-class _NoReports(Exception):
-    """monitoring.evidently_reports is off: skip writing the pages."""
-
-
 def _utc(t: datetime, what: str) -> datetime:
     if not isinstance(t, datetime) or t.tzinfo is None or t.utcoffset() is None:
         raise MonitorError(f"{what} must be a timezone-aware (UTC) datetime, got {t!r}")
@@ -312,7 +308,9 @@ def _state(ctx: _Context, segment: str, info, policy: SegmentPolicy, as_of: date
 
 def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: SegmentPolicy, as_of: datetime,
              out_dir: Path, notes: list[str]):
-    """Drift and performance of one segment's production version; writes the reports."""
+    """Drift and performance of one segment's production version. The report pages are not
+    written here: returned as ``pages`` (callables taking the final drift dict), for the caller
+    to write once the decisions say whether they are wanted (`monitoring.evidently_reports`)."""
     from journey_ml.monitoring.drift import DriftOptions, check_drift
     from journey_ml.monitoring.reports import classification_report, drift_report
 
@@ -320,6 +318,7 @@ def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: Seg
     model = ctx.model(segment, info)
     fs = FeatureSet.from_dict(model.feature_set) if model.feature_set else feature_set_for(ctx.engine, cfg, ctx.task)
     reports: dict[str, str] = {}
+    pages: list[Callable[[dict[str, Any] | None], None]] = []
     drift = drift_dict = None
     error = None
     estimated = None
@@ -361,27 +360,29 @@ def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: Seg
             drift_dict = {**dr.to_dict(), "importance": importance,
                           "reference": next((n.removeprefix("drift reference: ") for n in reversed(notes)
                                              if n.startswith("drift reference: ")), None)}
-            try:
-                if not mcfg.evidently_reports:
-                    raise _NoReports
-                from journey_ml.monitoring.reports import ranked_by_importance
 
-                usable = dr.contract.usable_columns
-                shown = ranked_by_importance([c for c in usable if c in set(dr.drifted_columns)], importance) + \
-                    ranked_by_importance([c for c in usable if c not in set(dr.drifted_columns)], importance)
-                drift_dict["report_columns"] = len(shown[:mcfg.report_max_columns])
-                rf = drift_report(ref, cur_s, fs, out_dir, columns=shown[:mcfg.report_max_columns],
-                                  sample_rows=mcfg.sample_rows, seed=mcfg.seed, drift_share=policy.drift_share,
-                                  title=f"{info.name} v{info.version}: drift as of {as_of:%Y-%m-%d}", exact=dr)
-                reports["drift_html"], reports["drift_json"] = str(rf.html), str(rf.json)
-                if rf.error:
-                    reports["drift_error"] = rf.error
-                    notes.append(f"drift report has no Evidently sections: {rf.error}")
-            except _NoReports:
-                pass
-            except Exception as e:  # noqa: BLE001 - the figures stand without the page
-                notes.append(f"drift report not written ({type(e).__name__}: {e})")
-                reports["drift_error"] = f"{type(e).__name__}: {e}"
+            def drift_page(dd: dict[str, Any] | None, ref=ref, cur_s=cur_s, dr=dr, importance=importance) -> None:
+                try:
+                    from journey_ml.monitoring.reports import ranked_by_importance
+
+                    usable = dr.contract.usable_columns
+                    drifted = set(dr.drifted_columns)
+                    shown = ranked_by_importance([c for c in usable if c in drifted], importance) + \
+                        ranked_by_importance([c for c in usable if c not in drifted], importance)
+                    if dd is not None:
+                        dd["report_columns"] = len(shown[:mcfg.report_max_columns])
+                    rf = drift_report(ref, cur_s, fs, out_dir, columns=shown[:mcfg.report_max_columns],
+                                      sample_rows=mcfg.sample_rows, seed=mcfg.seed, drift_share=policy.drift_share,
+                                      title=f"{info.name} v{info.version}: drift as of {as_of:%Y-%m-%d}", exact=dr)
+                    reports["drift_html"], reports["drift_json"] = str(rf.html), str(rf.json)
+                    if rf.error:
+                        reports["drift_error"] = rf.error
+                        notes.append(f"drift report has no Evidently sections: {rf.error}")
+                except Exception as e:  # noqa: BLE001 - the figures stand without the page
+                    notes.append(f"drift report not written ({type(e).__name__}: {e})")
+                    reports["drift_error"] = f"{type(e).__name__}: {e}"
+
+            pages.append(drift_page)
 
     perf = pred_perf = None
     perf_dict: dict[str, Any] | None = None
@@ -429,25 +430,25 @@ def _measure(ctx: _Context, segment: str, info, state: SegmentState, policy: Seg
                 except Exception as e:  # noqa: BLE001 - no comparison, no rollback
                     notes.append(f"predecessor v{state.predecessor_version} not evaluated "
                                  f"({type(e).__name__}: {e})")
-            try:
-                if not cfg.monitoring.evidently_reports:
-                    raise _NoReports
-                rf = classification_report(pd.DataFrame({"probability": p, "label": y.to_numpy()}), out_dir,
-                                           title=f"{info.name} v{info.version}: matured labels of "
-                                                 f"{t_mat:%Y-%m-%d} ({source})")
-                reports["performance_html"], reports["performance_json"] = str(rf.html), str(rf.json)
-                if rf.error:
-                    reports["performance_error"] = rf.error
-            except _NoReports:
-                pass
-            except Exception as e:  # noqa: BLE001
-                notes.append(f"performance report not written ({type(e).__name__}: {e})")
-                reports["performance_error"] = f"{type(e).__name__}: {e}"
+
+            def performance_page(_dd: dict[str, Any] | None, p=p, y=y, t_mat=t_mat, source=source) -> None:
+                try:
+                    rf = classification_report(pd.DataFrame({"probability": p, "label": y.to_numpy()}), out_dir,
+                                               title=f"{info.name} v{info.version}: matured labels of "
+                                                     f"{t_mat:%Y-%m-%d} ({source})")
+                    reports["performance_html"], reports["performance_json"] = str(rf.html), str(rf.json)
+                    if rf.error:
+                        reports["performance_error"] = rf.error
+                except Exception as e:  # noqa: BLE001
+                    notes.append(f"performance report not written ({type(e).__name__}: {e})")
+                    reports["performance_error"] = f"{type(e).__name__}: {e}"
+
+            pages.append(performance_page)
     result = MonitorResult(task=ctx.task, segment=segment, as_of=as_of, model_name=info.name,
                            model_version=info.version, drift=drift, performance=perf,
                            predecessor_performance=pred_perf, matured_as_of=t_mat, error=error,
                            estimated=EstimateSummary.from_result(estimated) if estimated is not None else None)
-    return result, drift_dict, perf_dict, reports, estimated.to_dict() if estimated is not None else None
+    return result, drift_dict, perf_dict, reports, estimated.to_dict() if estimated is not None else None, pages
 
 
 def trained_as_of(info) -> datetime | None:
@@ -718,12 +719,13 @@ def _monitor_segment(ctx: _Context, seg: str, info, t: datetime, now: datetime, 
     out_dir = reports_dir / task / seg / f"{t:%Y-%m-%d}"
     state = _state(ctx, seg, info, policy, t, now)
     try:
-        result, drift_dict, perf_dict, reports, estimated = _measure(ctx, seg, info, state, policy, t, out_dir, notes)
+        result, drift_dict, perf_dict, reports, estimated, pages = _measure(ctx, seg, info, state, policy, t,
+                                                                            out_dir, notes)
     except Exception as e:  # noqa: BLE001 - one segment's failure is its own error decision
         log.exception("monitoring %s/%s failed", task, seg)
         result = MonitorResult(task=task, segment=seg, as_of=t, model_name=info.name, model_version=info.version,
                                error=f"monitoring failed: {type(e).__name__}: {e}")
-        drift_dict, perf_dict, reports, estimated = None, None, {}, None
+        drift_dict, perf_dict, reports, estimated, pages = None, None, {}, None, []
     detected = drift_detected(result, policy)
     if drift_dict is not None:
         drift_dict = {"detected": detected, **drift_dict}
@@ -736,6 +738,9 @@ def _monitor_segment(ctx: _Context, seg: str, info, t: datetime, now: datetime, 
     executed: list[ExecutedDecision] = []
     for d in decide(result, state, policy, now):
         executed.extend(_execute(ctx, seg, info, d, state, policy, t, now, retrain, run_id))
+    if _wants_pages(ctx, seg, t, executed):
+        for write in pages:
+            write(drift_dict)
     _add_summaries(ctx, seg, info, t, drift_dict, perf_dict, executed, reports, notes, estimated)
     if reports and info.run_id:  # after the summaries: the logged pages say what was decided
         try:
@@ -749,6 +754,18 @@ def _monitor_segment(ctx: _Context, seg: str, info, t: datetime, now: datetime, 
                                 model_kind=_kind(info.kind), monitor_run_id=run_id, result=result,
                                 drift=drift_dict, performance=perf_dict, reports=reports, decisions=executed,
                                 notes=notes, estimated=estimated)
+
+
+def _wants_pages(ctx: _Context, seg: str, t: datetime, executed: list[ExecutedDecision]) -> bool:
+    """Whether this run writes its report pages (`monitoring.evidently_reports`): always, never,
+    or on a decision: anything but ok now, or in the segment's previous run (the recovery)."""
+    mode = ctx.config.monitoring.evidently_reports
+    if mode != "on_decision":
+        return mode == "always"
+    if any(d.kind != "ok" for d in executed):
+        return True
+    previous = next((r for r in store.runs(ctx.engine, ctx.task, seg, before=t, limit=1)), None)
+    return previous is not None and any(d.kind != "ok" for d in previous.decisions)
 
 
 def _add_summaries(ctx: _Context, seg: str, info, t: datetime, drift_dict: dict | None, perf_dict: dict | None,

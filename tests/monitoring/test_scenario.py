@@ -57,7 +57,7 @@ def scenario_config(alerts: Path) -> JourneyConfig:
             "min_segment_rows": 150, "min_segment_positives": 8,
             "xgboost": cfg.training.xgboost.model_copy(update={"n_estimators": 60})}),
         "monitoring": cfg.monitoring.model_copy(update={
-            "alerts": [f"file://{alerts}"], "tasks": {},
+            "alerts": [f"file://{alerts}"], "tasks": {}, "evidently_reports": "always",  # every step's pages checked
             "defaults": cfg.monitoring.defaults.model_copy(update={
                 "drift_share": 0.35, "critical_columns": [], "drift_persistence_runs": 2, "cooldown_days": 20,
                 "min_labels": 100, "min_positives": 8, "min_drift_rows": 50, "auc_floor": 0.6,
@@ -154,11 +154,12 @@ def test_monitoring_loop_over_simulated_periods(world, tmp_path, monkeypatch):
     reg = w.registry
     # period 0: the first model, scored every 30 days
     data = prepare_training(w.engine, w.config, TASK, A)
-    first = train_segment(data, GLOBAL, w.config, reg, w.engine)
+    # the walk runs on a simulated clock (monitoring moves are recorded at its ``now``): so does every move here
+    first = train_segment(data, GLOBAL, w.config, reg, w.engine, at=A)
     assert first.version is not None, first.reason
     if first.status != "promoted":  # the baseline gate may keep it back on this small world (#12):
         # the scenario is about monitoring a production model, so it is promoted by hand, as a user may
-        reg.promote(TASK, GLOBAL, first.version, reason="scenario: the first model, promoted by hand")
+        reg.promote(TASK, GLOBAL, first.version, reason="scenario: the first model, promoted by hand", at=A)
     v1 = first.version
     rules_v = reg.find_version(TASK, GLOBAL, {"journey.rules_hash": None}).version
     scored = {}
@@ -255,7 +256,7 @@ def test_monitoring_loop_over_simulated_periods(world, tmp_path, monkeypatch):
     bad_data = prepare_training(w.engine, w.config, TASK, t)
     bad_data.frame["label"] = np.random.default_rng(3).permutation(bad_data.frame["label"].to_numpy())
     bad = train_segment(bad_data, GLOBAL, w.config, reg, w.engine, promote=False)
-    reg.promote(TASK, GLOBAL, bad.version, reason="manual: looks fine to me")
+    reg.promote(TASK, GLOBAL, bad.version, reason="manual: looks fine to me", at=t)
     m6 = _seg(_monitor(w, datetime(2026, 9, 30, tzinfo=UTC)))
     assert m6.kinds == ["rollback"], m6.decisions
     assert _moves(w)[-2:] == [("promote", v_restored, bad.version), ("rollback", bad.version, v_restored)]
