@@ -301,6 +301,8 @@ def _positions(values: pd.Series, universe: pd.Index) -> np.ndarray:
     if isinstance(values.dtype, pd.CategoricalDtype):
         cats = universe.get_indexer(pd.Index(values.cat.categories.astype(str)))
         codes = values.cat.codes.to_numpy()
+        if not len(cats):  # every value null (e.g. no recent event has a channel)
+            return np.full(len(codes), -1, dtype=np.int64)
         return np.where(codes >= 0, cats[np.maximum(codes, 0)], -1)
     return universe.get_indexer(values.astype(str).where(values.notna(), None))
 

@@ -374,7 +374,7 @@ class PostedRows:
         got: dict[str, Any] = {"recent": recent, "phases": {},
                                "excluded": self._outcome_excluded(plan, t_us),
                                "entities": self._known_entities(plan, t_us),
-                               "renew": self._renewals(plan, t_us),
+                               "renew": self._renewals(ev, ents, us, t_us),
                                "firm": self._firmographics(plan.entity)}
         if plan.entity == "account":
             vpos = np.flatnonzero(past & (us >= before(plan.value_days)))
@@ -419,19 +419,17 @@ class PostedRows:
                    if c.get("opted_out") is not True and _known(c.get("created_at"), t_us)]
         return np.array(ids, dtype=object)
 
-    def _renewals(self, plan: Q.Plan, t_us: int) -> pd.DataFrame:
-        """`builder._renewals`: the renewal_date of each entity's latest event before T
-        carrying one (ties: source, then event_id, descending)."""
-        pos, ents, _ = self._attributed(plan.entity, self.events)
+    @staticmethod
+    def _renewals(ev: list[dict], ents: list[str], us: np.ndarray, t_us: int) -> pd.DataFrame:
+        """`builder._renewals` over the attributed events: the renewal_date of each
+        entity's latest event before T carrying one (ties: source, then event_id, descending)."""
         best: dict[str, tuple] = {}
-        for i, ent in zip(pos, ents, strict=True):
-            e = self.events[i]
+        for e, ent, t in zip(ev, ents, us.tolist(), strict=True):
             props = e.get("properties")
-            if not isinstance(props, dict):
+            if not isinstance(props, dict) or t >= t_us:
                 continue
             rd = _sql_json_value(props.get("renewal_date"))
-            t = _us(e["occurred_at"])
-            if rd is None or t >= t_us:
+            if rd is None:
                 continue
             key = (t, e.get("source"), e.get("event_id"))
             if ent not in best or key > best[ent][0]:
