@@ -69,6 +69,8 @@ def _sql_json_value(v: Any) -> Any:
 
 
 _NUMBER_RE = re.compile(Q._NUMBER)
+# no renewal dates (shared: the families only read it)
+_NO_RENEWALS = pd.DataFrame({"entity_id": np.array([], dtype=object), "renewal_date": np.array([], dtype=object)})
 
 
 def property_number(v: Any) -> float:
@@ -434,6 +436,8 @@ class PostedRows:
             key = (t, e.get("source"), e.get("event_id"))
             if ent not in best or key > best[ent][0]:
                 best[ent] = (key, rd)
+        if not best:
+            return _NO_RENEWALS
         return pd.DataFrame({"entity_id": np.array(list(best), dtype=object),
                              "renewal_date": np.array([v[1] for v in best.values()], dtype=object)})
 
