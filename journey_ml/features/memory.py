@@ -38,7 +38,7 @@ import pandas as pd
 
 from journey_ml.config import JourneyConfig, TaskConfig
 from journey_ml.features import _queries as Q
-from journey_ml.features.declaration import VALUE_DAYS, FeatureSet, declare_feature_set, sanitize
+from journey_ml.features.declaration import VALUE_DAYS, FeatureSet, sanitize
 from journey_ml.schemas import STAGES
 
 _DAY_US = 86_400_000_000
