@@ -114,6 +114,8 @@ class _Sums:
         n = len(self.code)
         if not self.cols or not n:
             return np.zeros((self.m, len(self.cols)))
+        if self.m == 1:  # one entity (the API's case): plain column sums
+            return np.column_stack(self.cols).sum(axis=0, keepdims=True, dtype="float64")
         onehot = np.zeros((self.m, n))
         onehot[self.code, np.arange(n)] = 1.0
         return onehot @ np.column_stack(self.cols)
@@ -138,7 +140,10 @@ class _Extremes:
     def result(self) -> np.ndarray:
         g = np.full((self.m, len(self.conds)), np.nan)
         if self.conds and len(self.t):
-            self.ufunc.at(g, self.code, np.where(np.column_stack(self.conds), self.t[:, None], np.nan))
+            values = np.where(np.column_stack(self.conds), self.t[:, None], np.nan)
+            if self.m == 1:  # one entity: a reduction (fmin/fmax skip NaN; NaN when none)
+                return self.ufunc.reduce(values, axis=0, keepdims=True)
+            self.ufunc.at(g, self.code, values)
         return g
 
 
