@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     api_max_inflight: int = Field(
         32, ge=0, description="Most POST /v1/score in progress per API process; more get 503 at once (0: no limit).")
     api_scratch_databases: int = Field(
-        4, gt=0, description="In-memory scratch warehouses per API process (concurrent scorings).")
+        4, gt=0, description="Unused since the API computes the posted entity's features in memory (#14); "
+                  "kept so existing environments still parse.")
 
     @field_validator("home")
     @classmethod

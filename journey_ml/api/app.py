@@ -1,7 +1,7 @@
 """The FastAPI application: `create_app()` builds it; nothing happens at import time.
 
-Resources (warehouse engine, registry view, model cache, scratch warehouses, the
-registry poller) are built when the app starts (its lifespan) and closed when it stops.
+Resources (warehouse engine, registry view, model cache, the registry poller) are built
+when the app starts (its lifespan) and closed when it stops.
 Probes (`/healthz`, `/readyz`) and `/metrics` are open; `/v1/*` needs the bearer token.
 """
 
@@ -145,7 +145,6 @@ def create_app(runtime=None, *, registry=None, require_auth: bool | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from journey_ml.api.registry_view import Poller, RegistryView
-        from journey_ml.api.scratch import ScratchPool
         from journey_ml.scoring.ladder import ModelCache, open_registry
 
         reg = registry if registry is not None else open_registry(lambda: rt.registry)
@@ -157,7 +156,6 @@ def create_app(runtime=None, *, registry=None, require_auth: bool | None = None,
         cache = ModelCache()
         view = RegistryView(reg, cache)
         service = ScoringService(rt.engine, rt.config, view, cache, salt=rt.salt,
-                                 pool=ScratchPool(s.api_scratch_databases),
                                  limits=ApiLimits(max_events=s.api_max_events))
         holder.update(service=service, token=s.api_token if auth else None)
         poller = Poller(view, s.api_registry_poll_seconds if poll_seconds is None else poll_seconds)
@@ -175,7 +173,6 @@ def create_app(runtime=None, *, registry=None, require_auth: bool | None = None,
             yield
         finally:
             poller.stop()
-            service.pool.close()
 
     from fastapi_offline import FastAPIOffline
 

@@ -3,10 +3,13 @@
 `ScoringService.score` turns a `ScoreRequest` into warehouse rows with the ingestion's
 rules (PII keys hashed or dropped with the same keyed hash, e-mails stored only as a
 hash, erased subjects suppressed, stages and default channels from the taxonomy,
-duplicates dropped as ingestion drops them), loads them into a scratch warehouse with
-the real schema and runs the batch scorer (`compute_scores`) on it with the shared
-ModelCache and the cached registry view. Batch and API therefore share every line from
-the SQL features to the next-best action. Errors a client can fix raise `RequestProblem`
+duplicates dropped as ingestion drops them) and runs the batch scorer (`compute_scores`)
+on them with the shared ModelCache and the cached registry view. The features of the
+posted entity are computed from those rows in memory (`features.memory.PostedRows`, the
+same families and population rules as the SQL builder, tested equal to it); given a
+`ScratchPool`, the service loads the rows into a scratch SQLite warehouse and runs the
+SQL instead (the earlier path, kept for comparisons). Batch and API therefore share
+every line from the feature families to the next-best action. Errors a client can fix raise `RequestProblem`
 (status + message naming the field); a model or registry problem never does: the ladder
 degrades and the record says so.
 """
@@ -28,6 +31,7 @@ from journey_ml.api.scratch import ScratchPool
 from journey_ml.config import ConfigError, JourneyConfig
 from journey_ml.db.models import Account, Contact
 from journey_ml.erasure import erased_subjects
+from journey_ml.features.memory import PostedRows
 from journey_ml.ingest.pii import keyed_hash
 from journey_ml.journeys.current import NextStepChains
 from journey_ml.registry._types import model_name
@@ -76,7 +80,7 @@ class ScoringService:
     """The API's work, built once per process from the runtime's resources."""
 
     def __init__(self, engine: Engine, config: JourneyConfig, view: RegistryView, cache: ModelCache, *,
-                 salt: str, pool: ScratchPool, limits: ApiLimits | None = None):
+                 salt: str, pool: ScratchPool | None = None, limits: ApiLimits | None = None):
         self.engine = engine
         self.config = config
         self.view = view
@@ -88,7 +92,7 @@ class ScoringService:
         self._warm_lock = threading.Lock()
         self.warmed = False
         self.warm_error: str | None = None
-        self.chains = NextStepChains(engine, config)  # next step: the warehouse's chain, not the scratch's
+        self.chains = NextStepChains(engine, config)  # next step: the warehouse's chain, not the posted rows'
 
     # --- startup ----------------------------------------------------------------------------
 
@@ -125,9 +129,13 @@ class ScoringService:
                 raise RequestProblem(422, f"{name}: {len(items)} given, at most {limit} per request",
                                      "too_many_items")
         rows = self._rows(req, task.entity, now)
-        with self.pool.borrow(rows) as scratch:
-            batch = compute_scores(scratch, self.view, self.config, req.task, as_of, scored_at=now,
+        if self.pool is None:
+            batch = compute_scores(PostedRows.of(rows), self.view, self.config, req.task, as_of, scored_at=now,
                                    cache=self.cache)
+        else:
+            with self.pool.borrow(rows) as scratch:
+                batch = compute_scores(scratch, self.view, self.config, req.task, as_of, scored_at=now,
+                                       cache=self.cache)
         records = [r for r in batch.records() if r["entity_id"] == req.entity_id]
         if not records:
             raise RequestProblem(422, f"entity {req.entity_id!r} is not in the population of task "

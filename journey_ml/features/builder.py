@@ -80,6 +80,7 @@ from journey_ml.features.declaration import (
     sanitize,
 )
 from journey_ml.features.families import FAMILIES, Parts
+from journey_ml.features.memory import PostedRows
 from journey_ml.features.population import PopulationStep, filter_masks
 from journey_ml.features.values import attr_text, is_missing, is_number
 from journey_ml.schemas import STAGES
@@ -248,10 +249,16 @@ def _attribute_records(conn: Connection, entity: str) -> tuple[list[str], list[d
 
 
 def _discover(conn: Connection, config: JourneyConfig, task: TaskConfig) -> dict[str, list[str] | None]:
+    if config.features.attributes == "none":
+        return {}
+    return _discover_in(_attribute_records(conn, task.entity)[1], config)
+
+
+def _discover_in(recs: list[dict], config: JourneyConfig) -> dict[str, list[str] | None]:
+    """The usable attribute keys of the entities' attribute dicts (see `discover_attributes`)."""
     wanted = config.features.attributes
     if wanted == "none":
         return {}
-    _, recs = _attribute_records(conn, task.entity)
     values: dict[str, list[Any]] = {}
     for r in recs:
         for k, v in r.items():
@@ -294,6 +301,8 @@ def _positions(values: pd.Series, universe: pd.Index) -> np.ndarray:
     if isinstance(values.dtype, pd.CategoricalDtype):
         cats = universe.get_indexer(pd.Index(values.cat.categories.astype(str)))
         codes = values.cat.codes.to_numpy()
+        if not len(cats):  # every value null (e.g. no recent event has a channel)
+            return np.full(len(codes), -1, dtype=np.int64)
         return np.where(codes >= 0, cats[np.maximum(codes, 0)], -1)
     return universe.get_indexer(values.astype(str).where(values.notna(), None))
 
@@ -694,7 +703,10 @@ def population(engine: Engine, config: JourneyConfig, task_name: str, as_of: dat
 
 
 def _attributes_by_id(conn: Connection, entity: str) -> dict[str, dict]:
-    ids, recs = _attribute_records(conn, entity)
+    return _by_id(*_attribute_records(conn, entity))
+
+
+def _by_id(ids: list[str], recs: list[dict]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for i, r in zip(ids, recs, strict=True):
         out.setdefault(i, r)
@@ -705,8 +717,11 @@ def _filtered(engine: Engine, config: JourneyConfig, task: TaskConfig, frame: pd
     """The frame's rows that pass the task's population filter (every step)."""
     if not task.population_filter or frame.empty:
         return frame
-    with _reading(engine) as conn:
-        attrs = _attributes_by_id(conn, task.entity) if task.population_filter.attributes else {}
+    if isinstance(engine, PostedRows):
+        attrs = _by_id(*engine.attribute_records(task.entity)) if task.population_filter.attributes else {}
+    else:
+        with _reading(engine) as conn:
+            attrs = _attributes_by_id(conn, task.entity) if task.population_filter.attributes else {}
     keep = np.ones(len(frame), dtype=bool)
     for _, mask in filter_masks(config, task, frame, attrs):
         keep &= mask
@@ -786,8 +801,17 @@ def feature_set_for(engine: Engine, config: JourneyConfig, task_name: str) -> Fe
     """The feature set the current data and configuration give for ``task_name``
     (attributes and firmographic categories discovered). Raises ConfigError."""
     task = config.task(task_name)
+    if isinstance(engine, PostedRows):
+        return _declare_posted(engine, config, task)
     with _reading(engine) as conn:
         return _declare(conn, config, task)
+
+
+def _declare_posted(rows: PostedRows, config: JourneyConfig, task: TaskConfig) -> FeatureSet:
+    """`_declare` over rows in memory."""
+    found = {} if config.features.attributes == "none" else _discover_in(rows.attribute_records(task.entity)[1],
+                                                                         config)
+    return declare_feature_set(config, task, found, rows.categories(config, task))
 
 
 def build_features(engine: Engine, config: JourneyConfig, task_name: str, as_of: datetime,
@@ -798,6 +822,10 @@ def build_features(engine: Engine, config: JourneyConfig, task_name: str, as_of:
     one (from a trained model) exactly its columns are returned, in order. Raises
     ConfigError for an unknown task, ValueError for a naive ``as_of`` or a feature set
     of another entity kind.
+
+    ``engine`` may be a `memory.PostedRows` (rows in memory, e.g. the API's posted
+    entity): the aggregates then come from those rows instead of the SQL, and the frame
+    is assembled by the same code (same families, same population rules).
     """
     task, plan = _plan(config, task_name)
     t = _utc(as_of)
@@ -805,12 +833,16 @@ def build_features(engine: Engine, config: JourneyConfig, task_name: str, as_of:
         raise ValueError(f"feature set {feature_set.version} is for {feature_set.entity}s, "
                          f"task {task_name!r} scores {task.entity}s")
     timer = _Timer()
+    posted = isinstance(engine, PostedRows)
     if feature_set is None:
-        with _reading(engine) as conn:
-            feature_set = _declare(conn, config, task)
+        if posted:
+            feature_set = _declare_posted(engine, config, task)
+        else:
+            with _reading(engine) as conn:
+                feature_set = _declare(conn, config, task)
     fs = feature_set
     timer.lap("declare")
-    older, recent = _fetch(engine, plan, fs, t)
+    older, recent = engine.fetch(plan, fs, t) if posted else _fetch(engine, plan, fs, t)
     timer.lap("fetch")
     pop, by_family = _assemble(plan, fs, t, older, recent)
     del older["hist"], recent["recent"]

@@ -3,6 +3,7 @@ ordered columns of one entity kind) and the naming helpers the families share.""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -93,6 +94,7 @@ class FeatureSet:
         return fs
 
 
+@functools.lru_cache(maxsize=4096)  # pure; the builder sanitises the same few names every call
 def sanitize(text: str) -> str:
     """Lower-case ``text`` and keep [a-z0-9_] (other runs become one underscore)."""
     return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "x"

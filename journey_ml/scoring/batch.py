@@ -40,6 +40,7 @@ from sqlalchemy import Engine
 from journey_ml.config import JourneyConfig
 from journey_ml.db.models import Contact, Score
 from journey_ml.features import FeatureFrame, FeatureSet, build_features, feature_set_for
+from journey_ml.features.memory import PostedRows
 from journey_ml.scoring.actions import choose_actions, holdout_mask
 from journey_ml.scoring.ladder import (
     BUILTIN_RULES,
@@ -161,9 +162,13 @@ def _feature_set_key(fs: FeatureSet) -> str:
         return _feature_set_json(fs)
 
 
-def _assert_no_opted_out(engine: Engine, ids: pd.Index) -> None:
-    with engine.connect() as conn:
-        opted = {str(r[0]) for r in conn.execute(sa.select(Contact.contact_id).where(Contact.opted_out.is_(True)))}
+def _assert_no_opted_out(engine: Engine | PostedRows, ids: pd.Index) -> None:
+    if isinstance(engine, PostedRows):
+        opted = engine.opted_out()
+    else:
+        with engine.connect() as conn:
+            opted = {str(r[0]) for r in conn.execute(sa.select(Contact.contact_id)
+                                                     .where(Contact.opted_out.is_(True)))}
     bad = sorted(set(map(str, ids)) & opted)
     if bad:
         raise AssertionError(f"opted-out contacts in the scoring population: {bad[:5]}")

@@ -375,3 +375,86 @@ The API's own work (validation, PII, the scratch warehouse) is the first three r
 20 ms of CPU per request, 2 cores top out near 100 req/s in theory (the closed loop above, with
 the load generator on the same cores); 200 req/s needs < 10 ms of CPU per request.
 """
+
+
+def cpu_per_request(n: int = 500, scratch: bool = False, log=print) -> dict[str, float]:
+    """CPU milliseconds (time.process_time) per `ScoringService.score` call, in this process,
+    over ``n`` calls cycling through the world's request bodies; split into features (the
+    feature build plus, on the scratch path, loading and clearing the scratch warehouse),
+    model (the rest of `compute_scores`: ladder, model, SHAP, reasons, action) and API
+    (everything else `score` does: rows, PII, erasure check, next steps, record).
+    ``scratch``: the earlier path (rows loaded into a scratch SQLite warehouse, SQL features)."""
+    import contextlib as _cl
+
+    from journey_ml.api import service as service_mod
+    from journey_ml.api.models import ScoreRequest
+    from journey_ml.api.registry_view import RegistryView
+    from journey_ml.api.scratch import ScratchPool
+    from journey_ml.db import make_engine
+    from journey_ml.features import build_features
+    from journey_ml.registry import Registry
+    from journey_ml.scoring.ladder import ModelCache
+
+    world = _world(log)
+    as_of = datetime.fromisoformat(world["as_of"])
+    reqs = [ScoreRequest.model_validate_json(b) for b in _bodies(as_of)]
+    cfg = _config()
+    engine = make_engine(f"sqlite:///{CACHE / 'warehouse.db'}")
+    cache = ModelCache()
+    view = RegistryView(Registry(f"sqlite:///{CACHE / 'mlflow.db'}", engine, experiment="bench-api"), cache)
+    service = service_mod.ScoringService(engine, cfg, view, cache, salt=SALT,
+                                         pool=ScratchPool(1) if scratch else None)
+    service.warm()
+    spent = {"build": 0.0, "compute_scores": 0.0, "scratch": 0.0}
+    real_cs = service_mod.compute_scores
+
+    def timed_build(*args, **kwargs):
+        t = time.process_time()
+        try:
+            return build_features(*args, **kwargs)
+        finally:
+            spent["build"] += time.process_time() - t
+
+    def timed_cs(*args, **kwargs):
+        t = time.process_time()
+        try:
+            return real_cs(*args, build=timed_build, **kwargs)
+        finally:
+            spent["compute_scores"] += time.process_time() - t
+
+    if scratch:
+        real_borrow = service.pool.borrow
+
+        @_cl.contextmanager
+        def timed_borrow(rows):
+            t = time.process_time()
+            with real_borrow(rows) as db:
+                before = spent["compute_scores"]
+                yield db
+                inner = spent["compute_scores"] - before
+            spent["scratch"] += time.process_time() - t - inner
+
+        service.pool.borrow = timed_borrow
+    service_mod.compute_scores = timed_cs
+    try:
+        for r in reqs[:20]:  # warm-up (models loaded, statements prepared)
+            with _cl.suppress(service_mod.RequestProblem):
+                service.score(r)
+        for k in spent:
+            spent[k] = 0.0
+        t0 = time.process_time()
+        for i in range(n):
+            with _cl.suppress(service_mod.RequestProblem):
+                service.score(reqs[i % len(reqs)])
+        total = time.process_time() - t0
+    finally:
+        service_mod.compute_scores = real_cs
+        if scratch:
+            service.pool.close()
+    ms = {"total": total, "features": spent["build"] + spent["scratch"],
+          "model": spent["compute_scores"] - spent["build"]}
+    ms["api"] = total - ms["features"] - ms["model"]
+    out = {k: v / n * 1000 for k, v in ms.items()}
+    out["events_per_request"] = statistics.median(len(r.events) for r in reqs)
+    log(f"api: CPU ms per request over {n} calls ({'scratch SQL' if scratch else 'in memory'}): " + ", ".join(f"{k} {v:.2f}" for k, v in out.items()))
+    return out

@@ -34,6 +34,16 @@ def declare(ctx: DeclareContext) -> Specs:
     return out
 
 
+def _lookup(index: pd.Index, values: np.ndarray, pop: pd.Index) -> np.ndarray:
+    """``values`` (aligned with ``index``, unique) for the population, 0 when absent or NaN
+    (what ``Series(values, index).reindex(pop).fillna(0)`` gives, without the Series)."""
+    at = index.get_indexer(pop)
+    if not len(values):
+        return np.zeros(len(pop))
+    got = np.where(at >= 0, values[np.maximum(at, 0)], 0.0)
+    return np.where(np.isnan(got), 0.0, got)
+
+
 def compute(parts: Parts) -> dict[str, np.ndarray]:
     if parts.plan.entity != "account":
         return {}
@@ -42,11 +52,11 @@ def compute(parts: Parts) -> dict[str, np.ndarray]:
     for i, r in enumerate(parts.plan.roles):
         out[f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d"] = (parts.count(f"_role_{i}") > 0) * 1.0
         out[f"days_since_role_{sanitize(r)}"] = parts.days_since(parts.time(f"role_last_{i}"))
-    eng = got["engaged"].reindex(pop).fillna(0.0)
-    out[f"contacts_engaged_{VALUE_DAYS}d"] = eng.iloc[:, 0].to_numpy(dtype="float64")
+    eng = got["engaged"]
+    out[f"contacts_engaged_{VALUE_DAYS}d"] = _lookup(eng.index, eng.iloc[:, 0].to_numpy(dtype="float64"), pop)
     known = got["known"]
-    known = pd.Series(known["contacts_known"].to_numpy(), index=known["entity_id"].astype(str))
-    out["contacts_known"] = known.reindex(pop).fillna(0).to_numpy(dtype="float64")
+    out["contacts_known"] = _lookup(pd.Index(known["entity_id"].astype(str)),
+                                    known["contacts_known"].to_numpy(dtype="float64"), pop)
     missing = np.zeros(len(pop))
     for r in parts.plan.roles:
         if r in DECISION_ROLES:
