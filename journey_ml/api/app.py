@@ -153,7 +153,7 @@ def create_app(runtime=None, *, registry=None, require_auth: bool | None = None,
                                "explicitly (journey-ml serve --no-auth)")
         if not auth:
             log.warning("API AUTHENTICATION IS OFF: anyone who can reach this port can read scores")
-        cache = ModelCache()
+        cache = ModelCache(threads=1)  # one posted entity per request: one thread (more only spin)
         view = RegistryView(reg, cache)
         service = ScoringService(rt.engine, rt.config, view, cache, salt=rt.salt,
                                  limits=ApiLimits(max_events=s.api_max_events))

@@ -235,6 +235,13 @@ class XGBScorer:
             return "sigmoid", platt, f"Platt scaling: isotonic refused ({problem})"
         return "isotonic", iso, f"isotonic ({positives} validation positives)"
 
+    def set_threads(self, n: int) -> None:
+        """Predict (and explain) on ``n`` threads from now on (the API: 1, a request is one row
+        and more OpenMP threads only spin)."""
+        self.n_jobs = int(n)
+        if getattr(self, "booster_", None) is not None:
+            self.booster_.set_param({"nthread": int(n)})
+
     def _raw(self, d: xgb.DMatrix) -> np.ndarray:
         return self.booster_.predict(d, iteration_range=(0, self.best_iteration_ + 1))
 

@@ -65,10 +65,12 @@ class Model:
 
 
 class ModelCache:
-    """Loaded models keyed by (tracking URI, name, version); a small thread-safe LRU."""
+    """Loaded models keyed by (tracking URI, name, version); a small thread-safe LRU.
+    ``threads``: the prediction threads of every model loaded (None: as trained)."""
 
-    def __init__(self, size: int = 32):
+    def __init__(self, size: int = 32, threads: int | None = None):
         self.size = size
+        self.threads = threads
         self._items: OrderedDict[tuple, Model] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -87,6 +89,8 @@ class ModelCache:
         prepare = getattr(loaded.scorer, "prepare_explanations", None)
         if callable(prepare):  # the XGBoost scorer's TreeSHAP tables, before the first request
             prepare()
+        if self.threads is not None and callable(getattr(loaded.scorer, "set_threads", None)):
+            loaded.scorer.set_threads(self.threads)
         m = Model(name=loaded.info.name, version=int(loaded.info.version),
                   kind=loaded.info.kind or getattr(loaded.scorer, "kind", None), scorer=loaded.scorer,
                   feature_set=fs)

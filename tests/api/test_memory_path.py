@@ -46,3 +46,24 @@ def test_in_memory_and_scratch_sql_paths_give_the_same_records(world):
     with pool.borrow({}) as db, db.connect() as conn:  # the scratch path left nothing behind
         assert conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one() == 0
     pool.close()
+
+
+def test_the_api_cache_predicts_on_one_thread_with_the_same_scores(world):
+    """The API's ModelCache(threads=1): every loaded XGBoost booster runs on one thread (a
+    request is one row; more OpenMP threads only spin) and scores exactly as trained."""
+    import json
+
+    from journey_ml.features import build_features
+
+    one, trained = ModelCache(threads=1), ModelCache()
+    prod = world.registry.production("conversion", "global")
+    a = one.get(world.registry, "conversion", "global", prod.version, prod.kind)
+    b = trained.get(world.registry, "conversion", "global", prod.version, prod.kind)
+    assert json.loads(a.scorer.booster_.save_config())["learner"]["generic_param"]["nthread"] == "1"
+    assert a.scorer.n_jobs == 1 and b.scorer.n_jobs != 1
+    from journey_ml.features import FeatureSet
+
+    frame = build_features(world.engine, world.config, "conversion", world.as_of,
+                           feature_set=FeatureSet.from_dict(a.feature_set)).frame.head(50)
+    x = frame[a.scorer.feature_names]
+    assert a.scorer.predict_proba(x) == pytest.approx(b.scorer.predict_proba(x), abs=1e-12)

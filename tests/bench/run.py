@@ -66,8 +66,8 @@ def main() -> None:
     p.add_argument("--score-peer-entities", type=int, default=200_000,
                    help="scoring: entities the (single-threaded) shap peer runs on")
     p.add_argument("--shap-rows", type=int, default=20_000, help="scoring: rows of the exact TreeSHAP comparison")
-    p.add_argument("--api-seconds", type=float, default=20.0, help="api: seconds of load per rate")
-    p.add_argument("--api-rate", type=float, default=200.0, help="api: requests per second")
+    p.add_argument("--api-seconds", type=float, default=15.0, help="api: seconds of load per rate")
+    p.add_argument("--api-rate", type=float, default=100.0, help="api: the target rate, requests per second")
     p.add_argument("--drift-rows", type=int, default=1_000_000, help="drift: rows")
     p.add_argument("--drift-features", type=int, default=60, help="drift: features")
     p.add_argument("--journey-events", type=int, default=10_000_000, help="journeys: events")
