@@ -25,13 +25,25 @@ def _431(limit: int) -> bytes:
             b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
+def _head_over(buffered: bytes, data: bytes, limit: int) -> bool:
+    """Whether the request head in ``buffered + data`` exceeds ``limit`` bytes: its end (the
+    blank line) is not within the first ``limit`` bytes and more than that has arrived."""
+    if len(buffered) + len(data) <= limit:
+        return False
+    window = (buffered + data[:limit + 4])[:limit + 4]
+    return window.find(b"\r\n\r\n") < 0
+
+
 class BoundedHeadH11Protocol(H11Protocol):
     """`H11Protocol` that refuses a request head over the configured size with 431."""
 
     def data_received(self, data: bytes) -> None:
         limit = self.config.h11_max_incomplete_event_size or DEFAULT_MAX_HEADER_BYTES
-        # their IDLE: h11 is still reading a request line and headers (keep-alive included)
-        if self.conn.their_state is h11.IDLE and len(self.conn.trailing_data[0]) + len(data) > limit:
+        # their IDLE: h11 is still reading a request line and headers (keep-alive included).
+        # Only the head counts: a body that arrives in the same read as its head is not part of
+        # it (a 20 KiB POST in one segment is fine); without the head's end within the limit,
+        # the head is too large whatever follows
+        if self.conn.their_state is h11.IDLE and _head_over(bytes(self.conn.trailing_data[0]), data, limit):
             self.logger.warning("request head over %d bytes refused with 431", limit)
             self.transport.write(_431(limit))
             self.transport.close()

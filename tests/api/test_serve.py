@@ -3,6 +3,7 @@ without a token unless told --no-auth."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -59,6 +60,7 @@ def test_serve_process_starts_answers_and_stops(tmp_path):
         assert r.status_code == 422 and "'a'" in r.json()["detail"]
         assert "journey_api_requests_total" in httpx.get(f"{url}/metrics", timeout=30).text
         _oversized_heads_get_431_and_bounded_memory(port, proc.pid)
+        _a_large_body_in_one_write_is_not_a_large_head(port)
         assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200  # still serving
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -115,6 +117,18 @@ def _oversized_heads_get_431_and_bounded_memory(port: int, pid: int) -> None:
     assert all(a == b"" or a.startswith(b"HTTP/1.1 431 ") for a in answers), [a[:80] for a in answers]
     grown_mb = (_rss_kb(pid) - before) / 1024
     assert grown_mb < 20, f"the server grew by {grown_mb:.0f} MB reading oversized heads"
+
+
+def _a_large_body_in_one_write_is_not_a_large_head(port: int) -> None:
+    """A POST whose small head and 40 KiB body arrive in one write reaches the app (here: 401,
+    no token), not 431: only the request line and headers count against the head limit."""
+    body = json.dumps({"task": "conversion", "entity_id": "a", "events": [], "pad": "x" * 40_000}).encode()
+    head = (f"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(head + body)
+        resp = s.recv(4096)
+    assert resp.startswith(b"HTTP/1.1 401 "), resp[:200]
 
 
 def test_serve_refuses_without_a_token(tmp_path, monkeypatch):
