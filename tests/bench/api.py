@@ -209,6 +209,39 @@ async def _closed_loop(url: str, bodies: list[bytes], clients: int, seconds: flo
             "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99)}
 
 
+def _load(url: str, bodies_file: Path, kind: str, *, rate: float = 0.0, seconds: float, clients: int = 0) -> dict:
+    """One load run from a fresh child process that imports nothing but httpx, so the only
+    thing sharing the cores with the server is the generator's own work. (Closed-loop figures
+    swing between runs, ~35 to ~125 req/s with 2 workers and 4 keep-alive clients, most likely
+    with how the connections land on the workers; the open loop opens as many as it needs.)"""
+    cmd = [sys.executable, "-m", "tests.bench.api", kind, "--url", url, "--bodies", str(bodies_file),
+           "--rate", str(rate), "--seconds", str(seconds), "--clients", str(clients)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=seconds * 10 + 120)
+    if p.returncode != 0:
+        raise RuntimeError(f"load generator failed: {p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    import argparse
+
+    a = argparse.ArgumentParser(description="the API load generator (a child of `run`)")
+    a.add_argument("kind", choices=["open", "closed"])
+    a.add_argument("--url", required=True)
+    a.add_argument("--bodies", required=True)
+    a.add_argument("--rate", type=float, default=0.0)
+    a.add_argument("--seconds", type=float, required=True)
+    a.add_argument("--clients", type=int, default=0)
+    args = a.parse_args()
+    bodies = [b.encode() for b in json.loads(Path(args.bodies).read_text())]
+    if args.kind == "open":
+        out = asyncio.run(_open_loop(args.url, bodies, args.rate, args.seconds))
+    else:
+        out = asyncio.run(_closed_loop(args.url, bodies, clients=args.clients, seconds=args.seconds))
+    print(json.dumps(out))
+
+
 RATES = (50.0, 100.0, 150.0, 200.0)  # the open-loop curve, ascending (issue #14.2: 100 req/s)
 TARGET_CPU_MS = 10.0  # issue #14.2: CPU per request in process
 
@@ -224,13 +257,15 @@ def run(rate: float = 100.0, seconds: float = 15.0, log=print, rates: tuple[floa
     log(f"api: {len(bodies)} request bodies (median {statistics.median(len(b) for b in bodies) / 1024:.1f} KiB); "
         f"starting journey-ml serve --workers {workers} ...")
     curve = []
+    bodies_file = CACHE / "bodies.json"
+    bodies_file.write_text(json.dumps([b.decode() for b in bodies]))
     proc, url = _start(workers)
     try:
-        asyncio.run(_closed_loop(url, bodies, clients=2 * workers, seconds=5))  # warm-up
-        closed = asyncio.run(_closed_loop(url, bodies, clients=2 * workers, seconds=max(seconds / 2, 5)))
+        _load(url, bodies_file, "closed", clients=2 * workers, seconds=5)  # warm-up
+        closed = _load(url, bodies_file, "closed", clients=2 * workers, seconds=max(seconds / 2, 5))
         log(f"api: closed loop {closed['throughput']:.0f} req/s (p50 {closed['p50_ms']:.1f} ms)")
         for r in sorted({*rates, rate}):  # ascending: an overloaded server keeps working off its backlog
-            point = asyncio.run(_open_loop(url, bodies, r, seconds))
+            point = _load(url, bodies_file, "open", rate=r, seconds=seconds)
             curve.append(point)
             log(f"api: open loop at {r:.0f} req/s: p50 {point['p50_ms']:.1f} ms, p99 {point['p99_ms']:.1f} ms, "
                 f"{point['throughput']:.0f} req/s, errors {point['error_count']}")
@@ -267,7 +302,7 @@ Each request carries one account's firmographics, contacts and history ({r['even
 {r['body_kib']:.1f} KiB median; {r['bodies']} different accounts in rotation). Since #14 the posted
 entity's features are computed from its rows in memory (`features.memory.PostedRows`: the
 same families and population rules as the SQL builder, tested equal to it), and the API's
-models predict on one thread. The load generator (asyncio + httpx, open loop: latency from
+models predict on one thread. The load generator (asyncio + httpx in a child process of its own, open loop: latency from
 each request's scheduled send time) runs on the same 2 cores as the server. Load average
 {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} before, {lb[0]:.1f} / {lb[1]:.1f} / {lb[2]:.1f} after.
 
@@ -373,3 +408,7 @@ def cpu_per_request(n: int = 500, scratch: bool = False, log=print) -> dict[str,
     out["events_per_request"] = statistics.median(len(r.events) for r in reqs)
     log(f"api: CPU ms per request over {n} calls ({'scratch SQL' if scratch else 'in memory'}): " + ", ".join(f"{k} {v:.2f}" for k, v in out.items()))
     return out
+
+
+if __name__ == "__main__":
+    main()
