@@ -80,6 +80,7 @@ from journey_ml.features.declaration import (
     sanitize,
 )
 from journey_ml.features.families import FAMILIES, Parts
+from journey_ml.features.families._base import Recent as _Recent
 from journey_ml.features.memory import PostedRows
 from journey_ml.features.population import PopulationStep, filter_masks
 from journey_ml.features.values import attr_text, is_missing, is_number
@@ -313,17 +314,6 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         return values.cat.codes.to_numpy().astype(np.int64), values.cat.categories.astype(str).to_numpy(object)
     codes, uniques = pd.factorize(values.astype(object).where(values.notna(), None))
     return codes.astype(np.int64), np.asarray(uniques, dtype=object).astype(str).astype(object)
-
-
-@dataclass
-class _Recent:
-    """The recent aggregate summarised per entity (``ids``); every array has one slot per
-    id plus a spare last slot (the fill value: 0 for counts, NaN for times)."""
-
-    ids: np.ndarray
-    counts: dict[str, np.ndarray]  # feature columns that are 0 without recent events
-    times: dict[str, np.ndarray]  # epoch seconds (NaN: none): first, last_at, first:<s>, ...
-    population: dict[str, np.ndarray]  # lb / cust / out sums for the population rules
 
 
 def _summarise_recent(win: pd.DataFrame, plan: Q.Plan) -> _Recent:

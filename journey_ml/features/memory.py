@@ -39,6 +39,7 @@ import pandas as pd
 from journey_ml.config import JourneyConfig, TaskConfig
 from journey_ml.features import _queries as Q
 from journey_ml.features.declaration import VALUE_DAYS, FeatureSet, sanitize
+from journey_ml.features.families._base import Recent
 from journey_ml.schemas import STAGES
 
 _DAY_US = 86_400_000_000
@@ -227,8 +228,6 @@ class PostedRows:
 
     def fetch(self, plan: Q.Plan, fs: FeatureSet, as_of: datetime) -> tuple[dict, dict]:
         """What `builder._fetch` returns (the older and the recent stream's dicts)."""
-        from journey_ml.features.builder import _Recent
-
         t_us = _us(as_of)
         day0 = t_us // _DAY_US  # T's UTC day number
         midnight = day0 * _DAY_US
@@ -373,7 +372,7 @@ class PostedRows:
                 counts[name] = sm[:, spec[1]]
         times = {name: (lo if spec[0] == "lo" else hi)[:, spec[1]] for name, spec in t_order}
         population = {name: sm[:, spec[1]] for name, spec in pop_at.items()}
-        recent = _Recent(ids=rids, counts=counts, times=times, population=population)
+        recent = Recent(ids=rids, counts=counts, times=times, population=population)
 
         older: dict[str, Any] = {"hist": hist_frame, "phases": {}}
         if any(s.group == "attribute" for s in fs.features):

@@ -74,3 +74,16 @@ class Parts:
 
     def specs(self, group: str) -> list[FeatureSpec]:
         return [s for s in self.feature_set.features if s.group == group]
+
+
+@dataclass
+class Recent:
+    """The recent aggregate summarised per entity (``ids``), as the SQL pivot
+    (`builder._summarise_recent`) and the in-memory path (`features.memory`) both produce it;
+    every array has one slot per id plus a spare last slot (the fill value: 0 for counts,
+    NaN for times)."""
+
+    ids: np.ndarray
+    counts: dict[str, np.ndarray]  # feature columns that are 0 without recent events
+    times: dict[str, np.ndarray]  # epoch seconds (NaN: none): first, last_at, first:<s>, ...
+    population: dict[str, np.ndarray]  # lb / cust / out sums for the population rules
