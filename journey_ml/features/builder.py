@@ -51,6 +51,7 @@ exactly that set's columns.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import time
@@ -927,6 +928,9 @@ def store_snapshot(engine: Engine, ff: FeatureFrame, labels: pd.Series | None = 
     ids = ff.frame.index.astype(str)
     lab = labels.reindex(ff.frame.index) if labels is not None else pd.Series(None, index=ff.frame.index)
     seg = segments.reindex(ff.frame.index) if segments is not None else pd.Series(None, index=ff.frame.index)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql" and _copyable(ff.frame):
+            return _copy_snapshot(conn, ff, ids, lab, seg, created)
     feats = _json_ready(ff.frame)
     rows = [
         {"task": ff.task, "as_of": ff.as_of, "entity_id": eid, "feature_set_version": ff.feature_set.version,
@@ -937,6 +941,89 @@ def store_snapshot(engine: Engine, ff: FeatureFrame, labels: pd.Series | None = 
     with engine.begin() as conn:
         _upsert(conn, rows)
     return len(rows)
+
+
+_PG_MAX_COLUMNS = 1_500  # a PostgreSQL table holds at most 1,600 columns
+_JSON_ARGS = 100  # a PostgreSQL function takes at most 100 arguments
+
+
+def _copyable(frame: pd.DataFrame) -> bool:
+    """Can the frame's rows go through the typed COPY path (each column one SQL type)?"""
+    if frame.shape[1] > _PG_MAX_COLUMNS:
+        return False
+    for c in frame.columns:
+        col = frame[c]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            cats = col.cat.categories
+            if len(cats) and not all(isinstance(v, str) for v in cats):
+                return False
+        elif col.dtype == object and not all(isinstance(v, str) for v in col.dropna()):
+            return False
+    return True
+
+
+def _copy_snapshot(conn: Connection, ff: FeatureFrame, ids: pd.Index, lab: pd.Series, seg: pd.Series,
+                   created: datetime) -> int:
+    """`store_snapshot` on PostgreSQL: the typed frame into a temporary table by COPY
+    (Arrow CSV), each row's JSON document built by the server (``jsonb_build_object``),
+    one ``INSERT ... ON CONFLICT`` into feature_snapshots. The stored documents equal the
+    row path's (numbers exact: Arrow and PostgreSQL both write shortest round-trip floats;
+    NaN and missing -> null). Minutes -> seconds at a million entities."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    frame = ff.frame
+    names = [str(c) for c in frame.columns]
+
+    def sql_type(col: pd.Series) -> str:
+        if pd.api.types.is_bool_dtype(col.dtype):
+            return "boolean"
+        if pd.api.types.is_integer_dtype(col.dtype):
+            return "bigint"
+        if pd.api.types.is_float_dtype(col.dtype):
+            return "double precision"
+        return "text"
+
+    cols = {"entity_id": pa.array(ids.to_numpy(dtype=object), pa.string()),
+            "segment": pa.array([None if pd.isna(v) else str(v) for v in seg.to_numpy(dtype=object)], pa.string()),
+            "label": pa.array([None if pd.isna(v) else int(v) for v in lab.to_numpy(dtype=object)], pa.int64())}
+    types = []
+    for i, c in enumerate(frame.columns):
+        col = frame[c]
+        t = sql_type(col)
+        types.append(t)
+        if t == "text":
+            cols[f"c{i}"] = pa.array(col.astype(object).where(col.notna(), None).to_numpy(), pa.string())
+        else:
+            cols[f"c{i}"] = pa.array(col.to_numpy(), from_pandas=True)  # NaN -> null
+    table = pa.table(cols)
+    raw = conn.connection.driver_connection
+    stage = "_journey_snapshot_stage"
+    defs = ", ".join(["entity_id text", "segment text", "label bigint"]
+                     + [f"c{i} {t}" for i, t in enumerate(types)])
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} ({defs}) ON COMMIT DROP")
+    opts = pcsv.WriteOptions(include_header=False)
+    with raw.cursor().copy(f"COPY {stage} FROM STDIN (FORMAT csv)") as cp:
+        for start in range(0, table.num_rows, 100_000):
+            buf = io.BytesIO()
+            pcsv.write_csv(table.slice(start, 100_000), buf, opts)
+            cp.write(buf.getvalue())
+
+    def literal(name: str) -> str:
+        return "'" + name.replace("'", "''") + "'"
+
+    pairs = [f"{literal(n)}, c{i}" for i, n in enumerate(names)]
+    per = _JSON_ARGS // 2
+    doc = " || ".join(f"jsonb_build_object({', '.join(pairs[k:k + per])})" for k in range(0, len(pairs), per))
+    doc = doc or "'{}'::jsonb"
+    conn.execute(sa.text(
+        "INSERT INTO feature_snapshots (task, as_of, entity_id, feature_set_version, segment, features, label, "
+        f"created_at) SELECT :task, :as_of, entity_id, :version, segment, {doc}, label, :created FROM {stage} "
+        "ON CONFLICT (task, as_of, entity_id) DO UPDATE SET feature_set_version = EXCLUDED.feature_set_version, "
+        "segment = EXCLUDED.segment, features = EXCLUDED.features, label = EXCLUDED.label, "
+        "created_at = EXCLUDED.created_at"),
+        {"task": ff.task, "as_of": ff.as_of, "version": ff.feature_set.version, "created": created})
+    return table.num_rows
 
 
 def load_snapshot(engine: Engine, task_name: str, as_of: datetime,

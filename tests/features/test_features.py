@@ -408,6 +408,56 @@ def test_snapshot_round_trip_and_restore_replaces(warehouse):
     assert load_snapshot(engine, "conversion", T + timedelta(days=1)).empty
 
 
+def _awkward_frame(n: int = 3) -> tuple:
+    """A feature frame whose values the COPY path must store exactly as the row path does."""
+    from journey_ml.features import FeatureFrame, FeatureSet, FeatureSpec
+
+    frame = pd.DataFrame({
+        "x": [0.1, 1 / 3, np.nan][:n], "tiny": [1e-300, -0.0, 2.5e17][:n], "count_7d": [3.0, 0.0, 12.0][:n],
+        "industry": pd.Series(['say "hi", ok', None, "Retail"][:n], dtype=object),
+        "tier": pd.Categorical(["gold", "it's", None][:n]),
+    }, index=pd.Index(["A1", "A,2", 'A"3'][:n], name="entity_id"))
+    cats = {"industry": ('say "hi", ok', "Retail"), "tier": ("gold", "it's")}
+    specs = tuple(FeatureSpec(c, "categorical", c, "test", cats[c]) if c in cats else FeatureSpec(c, "numeric", c, "test")
+                  for c in frame.columns)
+    fs = FeatureSet("test-v1", "account", specs)
+    return FeatureFrame("conversion", T, fs, frame), fs
+
+
+def test_snapshot_copy_path_stores_what_the_row_path_stores(pg_engine, monkeypatch):
+    """On PostgreSQL a snapshot goes in by COPY with server-built JSON (1M entities: minutes
+    -> seconds); the stored documents, labels and segments equal the row path's."""
+    import sqlalchemy as sa
+
+    from journey_ml.features import builder
+
+    ff, fs = _awkward_frame()
+    y = pd.Series({"A1": 1, 'A"3': 0})
+    seg = pd.Series({"A,2": "smb"})
+    created = datetime(2026, 3, 2, tzinfo=UTC)
+    assert builder._copyable(ff.frame)
+    assert store_snapshot(pg_engine, ff, y, seg, created_at=created) == 3
+    copied = load_snapshot(pg_engine, "conversion", T, fs)
+    with pg_engine.connect() as conn:
+        docs = dict(conn.execute(sa.text("SELECT entity_id, features::text FROM feature_snapshots")).all())
+    monkeypatch.setattr(builder, "_copyable", lambda frame: False)
+    assert store_snapshot(pg_engine, ff, y, seg, created_at=created) == 3  # replaces, by the row path
+    rowwise = load_snapshot(pg_engine, "conversion", T, fs)
+    with pg_engine.connect() as conn:
+        docs_rows = dict(conn.execute(sa.text("SELECT entity_id, features::text FROM feature_snapshots")).all())
+        same = conn.execute(sa.text("SELECT count(*) FROM feature_snapshots")).scalar()
+    assert same == 3
+    pd.testing.assert_frame_equal(copied, rowwise)
+    got = copied.loc[ff.frame.index]
+    pd.testing.assert_frame_equal(got[["x", "tiny", "count_7d"]], ff.frame[["x", "tiny", "count_7d"]])
+    for c in ("industry", "tier"):
+        assert [None if pd.isna(v) else v for v in got[c]] == [None if pd.isna(v) else v for v in ff.frame[c]]
+    assert got.loc["A1", "x"] == 0.1 and got.loc["A,2", "x"] == 1 / 3 and np.isnan(got.loc['A"3', "x"])
+    assert got.loc["A1", "tiny"] == 1e-300 and got.loc['A"3', "tiny"] == 2.5e17
+    assert got["label"].tolist() == [1, pd.NA, 0] and got["segment"].tolist() == [None, "smb", None]
+    assert {k: json.loads(v) for k, v in docs.items()} == {k: json.loads(v) for k, v in docs_rows.items()}
+
+
 def test_given_feature_set_is_reproduced_exactly(warehouse, tmp_path):
     engine, cfg = warehouse
     fs = build_features(engine, cfg, "conversion", T).feature_set
