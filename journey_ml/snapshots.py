@@ -52,13 +52,13 @@ class SnapshotResult:
 
 def build_and_store(engine: Engine, config: JourneyConfig, task_name: str, as_of: datetime, *,
                     data_end: datetime | None = None, created_at: datetime | None = None,
-                    seed: int | None = None) -> SnapshotResult:
+                    seed: int | None = None, build=build_features) -> SnapshotResult:
     """Build features of ``task_name`` as of ``as_of``, assign every configured segmentation,
     store memberships and the snapshot; attach labels when ``as_of + horizon <= data_end``.
     """
     task = config.task(task_name)
     fs = declare_feature_set(config, task, discover_attributes(engine, config, task_name))
-    ff = build_features(engine, config, task_name, as_of, feature_set=fs)
+    ff = build(engine, config, task_name, as_of, feature_set=fs)
     result = SnapshotResult(task_name, as_of, len(ff.frame), len(fs.features), fs.version,
                             labels_mature_at=label_window(as_of, task.horizon_days)[1], data_end=data_end)
     task_segments = None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+from journey_ml.features.memo import FeatureMemo
 from journey_ml.jobs._common import (
     JobFailed,
     require_schema,
@@ -127,8 +128,12 @@ def run_cycle(rt: Runtime, params: CycleParams, *, step: Step = direct) -> Cycle
 
     ing = timed("ingest", sources, ingest)
     as_of, _ = resolve_as_of(rt.engine, params.as_of)
-    feats = timed("features", tasks, lambda: run_features(rt, FeaturesParams(tasks=tasks, as_of=as_of)))
-    scores = timed("score", tasks, lambda: run_scoring(rt, ScoringParams(scored_at=now, tasks=tasks, as_of=as_of)))
+    # after ingestion, the steps read the same data: a task's features as of T with a given
+    # feature set are built once (features, scoring and monitoring share them)
+    memo = FeatureMemo()
+    feats = timed("features", tasks, lambda: run_features(rt, FeaturesParams(tasks=tasks, as_of=as_of), build=memo))
+    scores = timed("score", tasks, lambda: run_scoring(rt, ScoringParams(scored_at=now, tasks=tasks, as_of=as_of),
+                                                       build=memo))
     done: list[str] = []
 
     def monitor() -> MonitoringJobResult:
@@ -137,7 +142,8 @@ def run_cycle(rt: Runtime, params: CycleParams, *, step: Step = direct) -> Cycle
         todo = tuple(t for t in tasks if t not in done)
         if not todo:
             return MonitoringJobResult(as_of, ())
-        return run_monitoring(rt, MonitoringParams(now=now, tasks=todo, as_of=as_of, retrain=params.retrain))
+        return run_monitoring(rt, MonitoringParams(now=now, tasks=todo, as_of=as_of, retrain=params.retrain),
+                              build=memo)
 
     mon = timed("monitor", tasks, monitor)
     return CycleJobResult(as_of, ing, feats, scores, mon, seconds, tuple(done))

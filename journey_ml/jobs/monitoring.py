@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from journey_ml.features import build_features
 from journey_ml.jobs._common import require_schema, resolve_as_of, resolve_tasks, utc
 from journey_ml.monitoring.runner import MonitorRunResult, monitor_task
 from journey_ml.runtime import Runtime
@@ -36,10 +37,11 @@ class MonitoringJobResult:
                 if d.kind not in ("ok", "alert")]
 
 
-def run_monitoring(rt: Runtime, params: MonitoringParams) -> MonitoringJobResult:
+def run_monitoring(rt: Runtime, params: MonitoringParams, *, build=build_features) -> MonitoringJobResult:
     """Monitor every requested task as of T; decisions are stored and executed (alias moves
     through the ledger, retraining per ``retrain``), alerts sent to the configured URLs.
-    Raises ConfigError for an unknown task and SchemaNotCurrent."""
+    ``build``: the feature builder (the cycle's `FeatureMemo`). Raises ConfigError for an
+    unknown task and SchemaNotCurrent."""
     require_schema(rt.engine)
     names = resolve_tasks(rt.config, params.tasks)
     as_of, _ = resolve_as_of(rt.engine, params.as_of)
@@ -47,6 +49,6 @@ def run_monitoring(rt: Runtime, params: MonitoringParams) -> MonitoringJobResult
     extra = {"retrain": None} if params.retrain == "request" else {}
     runs = tuple(monitor_task(rt.engine, rt.registry, rt.config, n, as_of,
                               reports_dir=rt.config.monitoring.resolve_dir(home), now=utc(params.now, "now"),
-                              alert_urls=rt.config.monitoring.alert_urls(home), **extra)
+                              alert_urls=rt.config.monitoring.alert_urls(home), build=build, **extra)
                  for n in names)
     return MonitoringJobResult(as_of, runs)

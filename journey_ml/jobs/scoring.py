@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
 from journey_ml.execution import scoring_partitions
-from journey_ml.features import FeatureFrame
+from journey_ml.features import FeatureFrame, build_features
 from journey_ml.jobs._common import (
     Each,
     require_schema,
@@ -93,17 +94,17 @@ def _score_partition(rt: Runtime, run_id: str, scored_at: datetime, notes: list[
 
 
 def _score(rt: Runtime, registry, name: str, as_of: datetime, run_id: str, scored_at: datetime,
-           each: Each, *, build=None) -> ScoreRunResult:
+           each: Each, *, build, one_piece: bool = False) -> ScoreRunResult:
     """One task: in one piece, or (``execution.scoring_partitions`` > 1) its population's
     features built once, the partitions scored through ``each`` and written together in
-    one transaction, as the one-piece path writes them. ``build`` replaces the feature
-    builder (a snapshot task's); such a task is scored in one piece."""
-    n = scoring_partitions(rt.config, width_of(each))
-    if n == 1 or build is not None:
+    one transaction, as the one-piece path writes them. ``build``: the feature builder (a
+    snapshot task's is scored in one piece: ``one_piece``)."""
+    n = 1 if one_piece else scoring_partitions(rt.config, width_of(each))
+    if n == 1:
         return score_task(rt.engine, registry, rt.config, name, as_of, run_id=run_id, scored_at=scored_at,
-                          **({"build": build} if build is not None else {}))
+                          build=build)
     t0 = time.perf_counter()
-    ff, notes = population_features(rt.engine, registry, rt.config, name, as_of)
+    ff, notes = population_features(rt.engine, registry, rt.config, name, as_of, build=build)
     built = time.perf_counter() - t0
     parts = [ScorePartition(i, n, f) for i, f in enumerate(partition_features(ff, n))]
     batch = merge_batches(each(partial(_score_partition, rt, run_id, scored_at, notes), parts))
@@ -111,10 +112,12 @@ def _score(rt: Runtime, registry, name: str, as_of: datetime, run_id: str, score
     return store_batch(rt.engine, add_next_steps(rt.engine, rt.config, batch), started=t0)
 
 
-def run_scoring(rt: Runtime, params: ScoringParams, *, each: Each = serial) -> ScoringJobResult:
+def run_scoring(rt: Runtime, params: ScoringParams, *, each: Each = serial,
+                build: Callable[..., FeatureFrame] = build_features) -> ScoringJobResult:
     """Score every requested task as of T (one run id for all); an unreachable registry
     degrades to built-in rules, and every score says which mode produced it. ``each`` runs
-    a task's partitions (see `_score`). Raises ConfigError for an unknown task and
+    a task's partitions (see `_score`); ``build`` builds an event-based task's features
+    (the cycle's `FeatureMemo`). Raises ConfigError for an unknown task and
     SchemaNotCurrent."""
     from journey_ml.features.snapshot import build_snapshot, snapshot_as_of
 
@@ -131,6 +134,7 @@ def run_scoring(rt: Runtime, params: ScoringParams, *, each: Each = serial) -> S
     run_id = str(uuid.uuid4())
     scored_at = utc(params.scored_at, "scored_at")
     runs = tuple(_score(rt, registry, n, when[n], run_id, scored_at, each,
-                        build=build_snapshot if n in snapshots else None) for n in names)
+                        build=build_snapshot if n in snapshots else build, one_piece=n in snapshots)
+                 for n in names)
     first = as_of if as_of is not None else when[names[0]]
     return ScoringJobResult(first, run_id, runs, end if end is not None else first)

@@ -223,10 +223,11 @@ def _kind(kind: str | None) -> str:
 class _Context:
     """Per-run caches: feature frames per (date, feature set), loaded models, training data."""
 
-    def __init__(self, engine: Engine, registry, config: JourneyConfig, task: str):
+    def __init__(self, engine: Engine, registry, config: JourneyConfig, task: str, build=build_features):
         from journey_ml.scoring.ladder import ModelCache
 
         self.engine, self.registry, self.config, self.task = engine, registry, config, task
+        self.build = build
         self.models = ModelCache()
         self._frames: dict[tuple, tuple[pd.DataFrame, pd.Series]] = {}
 
@@ -236,7 +237,7 @@ class _Context:
     def features(self, as_of: datetime, fs: FeatureSet) -> tuple[pd.DataFrame, pd.Series]:
         key = (as_of, json.dumps(fs.to_dict(), sort_keys=True, default=str))
         if key not in self._frames:
-            frame = build_features(self.engine, self.config, self.task, as_of, feature_set=fs).frame
+            frame = self.build(self.engine, self.config, self.task, as_of, feature_set=fs).frame
             self._frames[key] = (frame, task_segments(frame, self.config, self.task))
         return self._frames[key]
 
@@ -632,13 +633,14 @@ _DEFAULT = object()
 def monitor_task(engine: Engine, registry, config: JourneyConfig, task: str, as_of: datetime, *,
                  reports_dir: Path, now: datetime, retrain: Retrain | None | object = _DEFAULT,
                  alert_urls: list[str] | None = None, segments: list[str] | None = None,
-                 run_key: str | None = None) -> MonitorRunResult:
+                 run_key: str | None = None, build=build_features) -> MonitorRunResult:
     """Monitor every segment of ``task`` that has a production version, as of ``as_of``.
 
     ``retrain``: called for each retraining decision (default: `default_retrain`); None
     only records the request (the flow's event can trigger a deployment). ``alert_urls``:
-    Apprise / file URLs (default: none). Raises MonitorError for a naive time, ConfigError
-    for an unknown task; a segment-level failure is recorded as that segment's error.
+    Apprise / file URLs (default: none). ``build``: the feature builder (the cycle's
+    `FeatureMemo`). Raises MonitorError for a naive time, ConfigError for an unknown task;
+    a segment-level failure is recorded as that segment's error.
     """
     t0 = time.perf_counter()
     config.task(task)
@@ -646,7 +648,7 @@ def monitor_task(engine: Engine, registry, config: JourneyConfig, task: str, as_
     run_key = run_key or str(uuid.uuid4())
     if retrain is _DEFAULT:
         retrain = default_retrain(engine, registry, config, at=now)
-    ctx = _Context(engine, registry, config, task)
+    ctx = _Context(engine, registry, config, task, build)
     results: list[SegmentMonitorResult] = []
     events: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []

@@ -73,7 +73,10 @@ def main() -> None:
     p.add_argument("--journey-events", type=int, default=10_000_000, help="journeys: events")
     p.add_argument("--journey-count", type=int, default=1_000_000, help="journeys: journeys")
     p.add_argument("--journey-bootstrap", type=int, default=20, help="journeys: bootstrap resamples timed")
-    p.add_argument("--cycle-accounts", type=int, default=2000, help="cycle: simulated accounts")
+    p.add_argument("--cycle-accounts", type=int, default=2000, help="cycle: simulated accounts (0: skip)")
+    p.add_argument("--cycle-contacts", type=int, default=1_000_000,
+                   help="cycle: contacts of the synthetic 1M-entity run (0: skip)")
+    p.add_argument("--cycle-events", type=int, default=20_000_000, help="cycle: events of the synthetic run")
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     a = p.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -119,7 +122,10 @@ def main() -> None:
         elif section == "cycle":
             from tests.bench import cycle
 
-            parts.append(cycle.markdown(cycle.run(accounts=a.cycle_accounts)))
+            if a.cycle_accounts:
+                parts.append(cycle.markdown(cycle.run(accounts=a.cycle_accounts)))
+            if a.cycle_contacts:
+                parts.append(cycle.markdown(cycle.run_synthetic(contacts=a.cycle_contacts, events=a.cycle_events)))
         elif section == "realdata":
             from tests.bench import realdata
 

@@ -526,3 +526,40 @@ def test_as_of_with_no_history_older_than_the_windows(warehouse):
     a10 = ff.frame.loc["A10"]
     assert (a10["events_7d"], a10["events_90d"]) == (1, 1)
     assert close(a10["days_since_first_event"], 1.0) and close(a10["days_since_last_event"], 1.0)
+
+
+def test_feature_memo_builds_once_and_hands_out_copies(warehouse, monkeypatch):
+    """The daily cycle's steps share a FeatureMemo: the same task, T and feature set are
+    built once (1M entities: most of a minute each), and every caller gets the frame
+    build_features gives, its own copy."""
+    from journey_ml.features import builder
+    from journey_ml.features import memo as memo_mod
+    from journey_ml.features.memo import FeatureMemo
+
+    engine, cfg = warehouse
+    calls = []
+    real = builder.build_features
+
+    def counted(*a, **k):
+        calls.append(a[2:4])
+        return real(*a, **k)
+
+    monkeypatch.setattr(memo_mod, "build_features", counted)
+    expected = real(engine, cfg, "conversion", T)
+    fs = expected.feature_set
+    memo = FeatureMemo(keep=1)
+    first = memo(engine, cfg, "conversion", T, feature_set=fs)
+    pd.testing.assert_frame_equal(first.frame, expected.frame)
+    first.frame.iloc[0, 0] = -1.0  # a caller's change stays its own
+    first.frame["extra"] = 1
+    second = memo(engine, cfg, "conversion", T, feature_set=fs)
+    pd.testing.assert_frame_equal(second.frame, expected.frame)
+    assert len(calls) == 1 and (memo.built, memo.reused) == (1, 1)
+    # another date is another build; keep=1 forgets the first
+    memo(engine, cfg, "conversion", T - timedelta(days=10), feature_set=fs)
+    memo(engine, cfg, "conversion", T, feature_set=fs)
+    assert len(calls) == 3
+    # without a feature set it declares from the data each time, as build_features does
+    memo(engine, cfg, "conversion", T)
+    memo(engine, cfg, "conversion", T)
+    assert len(calls) == 5
