@@ -149,3 +149,42 @@ def test_array_path_equals_the_categorical_frame_path(fitted):
     assert np.array_equal(b.predict(fitted._dmatrix(Xt)), b.predict(fitted._predict_dmatrix(Xt)))
     codes = fitted._array(Xt.iloc[:5])[:, 2]
     assert codes[0] == codes[2] == 2 and np.isnan(codes[1]) and np.isnan(codes[3]) and codes[4] == 0  # a, b, other
+
+
+@pytest.mark.parametrize("rows", [1, 3, 64])
+def test_small_array_equals_the_column_wise_encoding(fitted, rows):
+    """A few rows (the API's one-row frames) are encoded from their values; the array must
+    equal the column-wise one bit for bit: missing, unseen and "other" categories, boolean
+    and float32 columns, values that do not fit float32 exactly."""
+    Xt, _ = _data(rows, 6)
+    Xt["cat"] = Xt["cat"].astype(object)
+    Xt.loc[Xt.index[0], "cat"] = ["zzz", None, np.nan][rows % 3]
+    Xt.loc[Xt.index[-1], "x2"] = np.nan
+    Xt["x1"] = Xt["x1"] + 1 / 3  # not a float32 value: both paths round it alike
+    cases = [Xt, Xt.assign(x1=Xt["x1"] > 1.5), Xt.assign(x2=Xt["x2"].astype("float32"))]
+    for X in cases:
+        small = fitted._small_array(X)
+        assert small is not None
+        assert np.array_equal(small, fitted._frame_array(X), equal_nan=True)
+        assert np.array_equal(fitted._array(X), small, equal_nan=True)
+
+
+def test_small_array_leaves_integers_objects_and_other_columns_to_the_frame_path(fitted):
+    X, _ = _data(2, 7)
+    assert fitted._small_array(X.assign(x1=X["x1"].astype("int64"))) is None  # int -> float32 rounds once
+    assert fitted._small_array(X.assign(x1=X["x1"].astype(object))) is None
+    assert fitted._small_array(X[["x2", "x1", "cat"]]) is None  # another column order
+    reordered = X[["x2", "x1", "cat"]].assign(x1=X["x1"].astype("int64"))
+    assert np.array_equal(fitted._array(reordered), fitted._frame_array(X), equal_nan=True)
+
+
+def test_check_input_returns_a_fitting_frame_as_it_is(fitted):
+    from journey_ml.models.scorer import SchemaMismatch, check_input
+
+    X, _ = _data(3, 8)
+    assert check_input(fitted, X) is X
+    extra = X.assign(extra=1.0)[["extra", "cat", "x2", "x1"]]
+    got = check_input(fitted, extra)
+    assert got.columns.tolist() == ["x1", "x2", "cat"] and got.equals(X)
+    with pytest.raises(SchemaMismatch, match=r"x1 \(expected numeric, got object\)"):
+        check_input(fitted, X.assign(x1=["a", "b", "c"]))
