@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
@@ -293,10 +294,24 @@ class XGBScorer:
     def _raw(self, d: xgb.DMatrix) -> np.ndarray:
         return self.booster_.predict(d, iteration_range=(0, self.best_iteration_ + 1))
 
+    def _raw_array(self, A: np.ndarray) -> np.ndarray:
+        """`_raw` of encoded rows: a few rows straight from the array (``inplace_predict``,
+        no DMatrix to build; the trees carry their categorical splits, so the values are
+        the same: tests/models), more through a DMatrix."""
+        if len(A) <= _SMALL_ROWS:
+            return self.booster_.inplace_predict(A, iteration_range=(0, self.best_iteration_ + 1))
+        return self._raw(self._array_dmatrix(A))
+
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
         if getattr(self, "calibration_", self.calibration) == "isotonic":
             return np.clip(self.calibrator_.predict(raw), 0.0, 1.0)
-        return self.calibrator_.predict_proba(_logit(raw).reshape(-1, 1))[:, 1]
+        platt = self.calibrator_
+        x = _logit(raw).reshape(-1, 1)
+        if isinstance(platt, LogisticRegression) and len(platt.classes_) == 2 and platt.coef_.shape == (1, 1):
+            # what predict_proba(x)[:, 1] computes (expit of x @ coef.T + intercept), without
+            # its per-call input validation (most of its cost on one row; tests/models)
+            return expit((x @ platt.coef_.T + platt.intercept_).reshape(-1))
+        return platt.predict_proba(x)[:, 1]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated P(outcome) per row."""
@@ -358,7 +373,7 @@ class XGBScorer:
         for lo in range(0, n, step):
             hi = min(lo + step, n)
             A = self._array(X if (lo, hi) == (0, n) else X.iloc[lo:hi])
-            p[lo:hi] = self._calibrate(self._raw(self._array_dmatrix(A)))
+            p[lo:hi] = self._calibrate(self._raw_array(A))
             idx[lo:hi], val[lo:hi] = top_k_matrix(self._contribs(A)[:, :-1], k)
         return p, idx, val
 

@@ -188,3 +188,32 @@ def test_check_input_returns_a_fitting_frame_as_it_is(fitted):
     assert got.columns.tolist() == ["x1", "x2", "cat"] and got.equals(X)
     with pytest.raises(SchemaMismatch, match=r"x1 \(expected numeric, got object\)"):
         check_input(fitted, X.assign(x1=["a", "b", "c"]))
+
+
+def test_few_rows_predict_in_place_as_through_a_dmatrix(fitted):
+    """A few rows skip the DMatrix (inplace_predict): the same raw scores, categorical
+    splits, unseen and missing categories and missing numbers included."""
+    Xt, _ = _data(64, 9)
+    Xt["cat"] = Xt["cat"].astype(object)
+    Xt.loc[Xt.index[:4], "cat"] = ["zzz", None, "c", np.nan]
+    Xt.loc[Xt.index[4:8], "x1"] = np.nan
+    A = fitted._array(Xt)
+    via_dmatrix = fitted._raw(fitted._array_dmatrix(A))
+    for rows in (slice(0, 1), slice(0, 7), slice(0, 64)):
+        assert np.array_equal(fitted._raw_array(A[rows]), via_dmatrix[rows])
+
+
+@pytest.mark.parametrize("calibration", ["sigmoid", "isotonic"])
+def test_calibration_equals_the_calibrators_own_prediction(calibration):
+    X, y = _data(3000, 10)
+    Xv, yv = _data(1500, 11)
+    s = XGBScorer(COLS, n_estimators=40, calibration=calibration, min_isotonic_positives=1,
+                  random_state=3).fit(X, y, Xv, yv)
+    raw = np.concatenate([s._raw(s._dmatrix(Xv)), [1e-9, 0.5, 1 - 1e-9]])
+    if s.calibration_ == "sigmoid":
+        ref = s.calibrator_.predict_proba(np.log(np.clip(raw, 1e-6, 1 - 1e-6) / (1 - np.clip(raw, 1e-6, 1 - 1e-6)))
+                                          .reshape(-1, 1))[:, 1]
+    else:
+        ref = np.clip(s.calibrator_.predict(raw), 0.0, 1.0)
+    assert np.array_equal(s._calibrate(raw), ref)
+    assert all(np.array_equal(s._calibrate(raw[i:i + 1]), ref[i:i + 1]) for i in range(0, len(raw), 97))
