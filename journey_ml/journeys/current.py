@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
@@ -22,9 +23,18 @@ from journey_ml.config import JourneyConfig
 from journey_ml.journeys.build import cut
 from journey_ml.journeys.next_step import CurrentSteps, NextStepModel, current_steps
 from journey_ml.journeys.read import read_events
-from journey_ml.journeys.sessions import Journeys
+from journey_ml.journeys.sessions import Journeys, _utc_times
 
 log = logging.getLogger(__name__)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ns(t: datetime) -> int:
+    """A timezone-aware datetime as integer nanoseconds since the epoch (exact, as pandas
+    converts it)."""
+    return (t - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def population_events(events: pd.DataFrame, population: str, customer_events: list[str],
@@ -33,7 +43,10 @@ def population_events(events: pd.DataFrame, population: str, customer_events: li
     customer event other than the outcome (customers were never prospects of it); a customer
     task's journeys start at the entity's first customer event."""
     marks = [e for e in customer_events if population == "customers" or e not in outcome_types]
-    first = events[events["event_type"].isin(marks)].groupby("entity_id")["occurred_at"].min()
+    marked = events["event_type"].isin(marks)
+    if not marked.any():  # no entity was ever a customer (one prospect's journey, mostly)
+        return events.iloc[:0] if population == "customers" else events
+    first = events[marked].groupby("entity_id")["occurred_at"].min()
     since = events["entity_id"].map(first)
     if population == "customers":
         return events[since.notna() & (events["occurred_at"] >= since)]
@@ -104,7 +117,8 @@ class NextStepChains:
             log.warning("%s: next step not predicted (%s: %s)", task_name, type(e).__name__, e)
             return {"stage": None, "next_steps": None}
         frame = pd.DataFrame({
-            "entity_id": entity_id, "occurred_at": pd.to_datetime([e["occurred_at"] for e in events], utc=True),
+            "entity_id": entity_id, "occurred_at": _utc_times(np.fromiter(
+                (_ns(e["occurred_at"]) for e in events), dtype=np.int64, count=len(events))),
             **{c: [e.get(c) for e in events] for c in ("event_type", "channel", "stage", "value")}})
         j = journeys_of(frame, self.config, task_name, as_of, labels=model.classes_[:-2])
         stage, nxt = current_steps(model, j).of(entity_id)

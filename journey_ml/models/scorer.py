@@ -13,7 +13,7 @@ does; without one every feature is numeric.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,30 @@ def feature_specs(scorer) -> list[FeatureSpec]:
     return [declared.get(n, FeatureSpec(n)) for n in scorer.feature_names]
 
 
+def _numeric_dtype(dt) -> bool:
+    return ptypes.is_bool_dtype(dt) or (ptypes.is_numeric_dtype(dt) and not ptypes.is_complex_dtype(dt))
+
+
+def _fits_as_is(specs: list[FeatureSpec], X: pd.DataFrame) -> bool:
+    """True when X has exactly the specs' columns in their order (no duplicate), each
+    numeric spec on a numeric or boolean dtype and each categorical one on object, string
+    or category: what `check_input` would return unchanged. Checked per distinct dtype."""
+    names = [s.name for s in specs]
+    if X.columns.tolist() != names or len(set(names)) != len(names):
+        return False
+    numeric: dict[Any, bool] = {}
+    for spec, dt in zip(specs, X.dtypes.tolist(), strict=True):
+        ok = numeric.get(dt)
+        if ok is None:
+            ok = numeric[dt] = _numeric_dtype(dt)
+        if spec.kind == NUMERIC:
+            if not ok:
+                return False
+        elif not (ptypes.is_object_dtype(dt) or ptypes.is_string_dtype(dt) or isinstance(dt, pd.CategoricalDtype)):
+            return False
+    return True
+
+
 def _names(items: list[str], limit: int = 10) -> str:
     shown = ", ".join(items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
@@ -89,6 +113,8 @@ def check_input(scorer, X: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(X, pd.DataFrame):
         raise SchemaMismatch(f"expected a pandas DataFrame of features, got {type(X).__name__}")
     specs = feature_specs(scorer)
+    if _fits_as_is(specs, X):  # the API's one-row frames: already the scorer's columns, in order
+        return X
     missing = [s.name for s in specs if s.name not in X.columns]
     wrong: dict[str, str] = {}
     converted: dict[str, pd.Series] = {}
@@ -101,9 +127,7 @@ def check_input(scorer, X: pd.DataFrame) -> pd.DataFrame:
             wrong[spec.name] = "a duplicated column"
             continue
         # the common case first, without touching the values (one-row API requests)
-        dt = dtypes[spec.name]
-        if spec.kind == NUMERIC and (ptypes.is_bool_dtype(dt) or (ptypes.is_numeric_dtype(dt)
-                                                                   and not ptypes.is_complex_dtype(dt))):
+        if spec.kind == NUMERIC and _numeric_dtype(dtypes[spec.name]):
             continue
         col = X[spec.name]
         if col.isna().all():

@@ -18,12 +18,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from journey_ml.models.treeshap import TreeShapTables
 
 CHUNK_ROWS = 50_000  # rows per DMatrix when scoring and explaining in one pass
+_SMALL_ROWS = 64  # up to this many rows, `_array` encodes from the values (`_small_array`)
+# numeric dtypes whose values convert to float32 through float64 exactly as pandas casts them
+_EXACT_DTYPES = (np.dtype("float64"), np.dtype("float32"), np.dtype("bool"))
 _TABLES_LOCK = threading.Lock()  # one build of a model's TreeSHAP tables at a time
 _DASK_CLIENT: ContextVar[Any] = ContextVar("journey_xgb_dask_client", default=None)
 
@@ -104,8 +108,53 @@ class XGBScorer:
 
         Building a DMatrix from a frame of pandas Categoricals costs ~25 ms even for one
         row; from this array it is ~0.5 ms, with identical predictions and contributions
-        (tests/models). Training keeps the frame path.
+        (tests/models). Training keeps the frame path. A few rows whose numeric columns are
+        all float or boolean (the API's one-row frames) are encoded from their values
+        directly (`_small_array`, the same array: tests/models).
         """
+        if len(X) <= _SMALL_ROWS:
+            out = self._small_array(X)
+            if out is not None:
+                return out
+        return self._frame_array(X)
+
+    def _encoding(self) -> tuple[list[int], list[tuple[int, dict[str, int], int]]]:
+        """(numeric column positions, per categorical column (position, category -> code,
+        the code of "other")), derived from ``columns`` once and kept (never pickled)."""
+        cached = getattr(self, "_encoding_cache", None)
+        if cached is None or cached[0] is not self.columns:
+            num = [j for j, c in enumerate(self.columns) if c.kind != "categorical"]
+            cats = []
+            for j, c in enumerate(self.columns):
+                if c.kind == "categorical":
+                    names = list(c.categories) + ["other"] if "other" not in c.categories else list(c.categories)
+                    codes: dict[str, int] = {}
+                    for i, name in enumerate(names):
+                        codes.setdefault(name, i)  # the first position, as Index.get_indexer finds it
+                    cats.append((j, codes, names.index("other")))
+            cached = self._encoding_cache = (self.columns, (num, cats))
+        return cached[1]
+
+    def _small_array(self, X: pd.DataFrame) -> np.ndarray | None:
+        """`_frame_array` of a few rows, from their values as Python objects (float64 values
+        cast to float32 as pandas casts them); None when a numeric column is not float or
+        boolean (integers and objects take the frame path) or X is not exactly our columns."""
+        if X.columns.tolist() != self.feature_names:
+            return None
+        num, cats = self._encoding()
+        dtypes = X.dtypes.tolist()
+        if not all(dtypes[j] in _EXACT_DTYPES for j in num):
+            return None
+        values = X.to_numpy(dtype=object)
+        out = np.empty((len(X), len(self.columns)), dtype=np.float32)
+        if num:
+            out[:, num] = np.asarray(values[:, num], dtype=np.float64)
+        for j, codes, other in cats:
+            out[:, j] = [np.nan if pd.isna(v) else codes.get(v, other) for v in values[:, j].tolist()]
+        return out
+
+    def _frame_array(self, X: pd.DataFrame) -> np.ndarray:
+        """`_array` column-wise over the frame (any number of rows, any numeric dtype)."""
         missing = [c.name for c in self.columns if c.name not in X.columns]
         if missing:
             raise ValueError(f"input lacks feature column(s): {', '.join(missing[:10])}"
@@ -245,10 +294,24 @@ class XGBScorer:
     def _raw(self, d: xgb.DMatrix) -> np.ndarray:
         return self.booster_.predict(d, iteration_range=(0, self.best_iteration_ + 1))
 
+    def _raw_array(self, A: np.ndarray) -> np.ndarray:
+        """`_raw` of encoded rows: a few rows straight from the array (``inplace_predict``,
+        no DMatrix to build; the trees carry their categorical splits, so the values are
+        the same: tests/models), more through a DMatrix."""
+        if len(A) <= _SMALL_ROWS:
+            return self.booster_.inplace_predict(A, iteration_range=(0, self.best_iteration_ + 1))
+        return self._raw(self._array_dmatrix(A))
+
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
         if getattr(self, "calibration_", self.calibration) == "isotonic":
             return np.clip(self.calibrator_.predict(raw), 0.0, 1.0)
-        return self.calibrator_.predict_proba(_logit(raw).reshape(-1, 1))[:, 1]
+        platt = self.calibrator_
+        x = _logit(raw).reshape(-1, 1)
+        if isinstance(platt, LogisticRegression) and len(platt.classes_) == 2 and platt.coef_.shape == (1, 1):
+            # what predict_proba(x)[:, 1] computes (expit of x @ coef.T + intercept), without
+            # its per-call input validation (most of its cost on one row; tests/models)
+            return expit((x @ platt.coef_.T + platt.intercept_).reshape(-1))
+        return platt.predict_proba(x)[:, 1]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated P(outcome) per row."""
@@ -259,7 +322,7 @@ class XGBScorer:
     def __getstate__(self) -> dict:
         # the TreeSHAP tables are derived from the booster: never pickled into the artifact
         # (which stays byte-identical whether or not they were built), rebuilt after a load
-        return {k: v for k, v in self.__dict__.items() if k != "_shap_tables"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_shap_tables", "_encoding_cache")}
 
     def prepare_explanations(self) -> TreeShapTables:
         """The model's TreeSHAP tables, built once per booster and kept on the scorer.
@@ -309,8 +372,8 @@ class XGBScorer:
         step = max(int(chunk_rows), 1)
         for lo in range(0, n, step):
             hi = min(lo + step, n)
-            A = self._array(X.iloc[lo:hi])
-            p[lo:hi] = self._calibrate(self._raw(self._array_dmatrix(A)))
+            A = self._array(X if (lo, hi) == (0, n) else X.iloc[lo:hi])
+            p[lo:hi] = self._calibrate(self._raw_array(A))
             idx[lo:hi], val[lo:hi] = top_k_matrix(self._contribs(A)[:, :-1], k)
         return p, idx, val
 

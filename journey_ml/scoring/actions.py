@@ -101,8 +101,18 @@ def stage_names(furthest_stage: np.ndarray) -> np.ndarray:
 def _numeric(values: np.ndarray | None, n: int) -> np.ndarray:
     if values is None:
         return np.full(n, np.nan)
+    if values.dtype.kind in "fbiu":  # already numbers: what to_numeric would give, as floats
+        return values.astype(float)
     return pd.to_numeric(pd.Series(values, dtype=object if values.dtype == object else None),
                          errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _isin(values: np.ndarray, allowed) -> np.ndarray:
+    """Which (object) values are among ``allowed`` (equal and hashing alike, as pandas'
+    isin compares them; None only matches None)."""
+    keep = set(allowed)
+    return np.fromiter((v in keep for v in values.ravel().tolist()), dtype=bool, count=values.size
+                       ).reshape(values.shape)
 
 
 def choose_actions(config: JourneyConfig, task_name: str, *, bands: np.ndarray, segment: str | None,
@@ -138,9 +148,9 @@ def choose_actions(config: JourneyConfig, task_name: str, *, bands: np.ndarray, 
             if stages is None:
                 fs = values_of("furthest_stage")
                 stages = stage_names(fs) if fs is not None else np.full(n, None, dtype=object)
-            m &= pd.Series(stages).isin(rule.stages).to_numpy()
+            m &= _isin(stages, rule.stages)
         if rule.reasons:
-            m &= pd.DataFrame(reasons).isin(rule.reasons).to_numpy().any(axis=1) if reasons.shape[1] else False
+            m &= _isin(reasons, rule.reasons).any(axis=1) if reasons.shape[1] else False
         if rule.missing_roles:
             m &= np.logical_or.reduce([num(f"role_{sanitize(r)}_engaged_{VALUE_DAYS}d") == 0
                                        for r in rule.missing_roles])

@@ -135,9 +135,9 @@ def _main_feature_set(reader: _RegistryReader, cache: ModelCache, engine: Engine
             if info is None or info.kind == "rules":
                 continue
             try:
-                fs = cache.get(reader.registry, task_name, seg, info.version, info.kind).feature_set
+                fs = cache.get(reader.registry, task_name, seg, info.version, info.kind).features
                 if fs:
-                    return FeatureSet.from_dict(fs)
+                    return fs
             except Exception as e:  # noqa: BLE001 - the ladder reports it per segment
                 notes.append(f"feature set of {info.name} v{info.version} unavailable ({one_line(e)})")
     except RegistryUnreachable as e:
@@ -441,10 +441,10 @@ def score_features(engine: Engine, registry, config: JourneyConfig, ff: FeatureF
     main_key = _feature_set_key(ff.feature_set)
     frames: dict[str, tuple[pd.DataFrame, dict[str, str]]] = {main_key: (main, labels)}
 
-    def frame_for(fs_dict: dict | None) -> tuple[pd.DataFrame, dict[str, str]]:
+    def frame_for(fs_dict: dict | None, key: str | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
         if not fs_dict:
             return frames[main_key]
-        key = json.dumps(fs_dict, sort_keys=True, default=str)
+        key = key or json.dumps(fs_dict, sort_keys=True, default=str)
         if key not in frames:
             other = FeatureSet.from_dict(fs_dict)
             f = build(engine, config, task_name, t, feature_set=other).frame.reindex(main.index)

@@ -19,6 +19,8 @@ Each result names its mode and why (``mode_reason``), and every skipped step's r
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -30,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from journey_ml.config import JourneyConfig
+from journey_ml.features.spec import FeatureSet
 from journey_ml.models.scorer import check_input
 from journey_ml.registry._types import model_name
 from journey_ml.scoring.builtin_rules import builtin_scorer
@@ -62,6 +65,17 @@ class Model:
     kind: str | None
     scorer: Any
     feature_set: dict | None  # the version's stored feature_set.json (None for rules versions)
+
+    @functools.cached_property
+    def features(self) -> FeatureSet | None:
+        """``feature_set`` as a FeatureSet, parsed once per loaded model (not per request).
+        Raises ValueError on a malformed one."""
+        return FeatureSet.from_dict(self.feature_set) if self.feature_set else None
+
+    @functools.cached_property
+    def feature_set_key(self) -> str | None:
+        """``feature_set`` as the JSON text `compute_scores` files feature frames under."""
+        return json.dumps(self.feature_set, sort_keys=True, default=str) if self.feature_set else None
 
 
 class ModelCache:
@@ -220,7 +234,8 @@ def open_registry(factory: Callable[[], Any]):
         return UnreachableRegistry(e)
 
 
-FrameFor = Callable[[dict | None], tuple[pd.DataFrame, dict[str, str]]]
+# (a stored feature set or None for the main one, optionally its JSON key) -> (frame, labels)
+FrameFor = Callable[..., tuple[pd.DataFrame, dict[str, str]]]
 
 
 def _rows(frame: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
@@ -230,7 +245,7 @@ def _rows(frame: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
 
 
 def _try(model: Model, rows: pd.Index, frame_for: FrameFor, top_k: int):
-    frame, labels = frame_for(model.feature_set)
+    frame, labels = frame_for(model.feature_set, model.feature_set_key)
     sub = _rows(frame, rows)
     X = check_input(model.scorer, sub)
     e = score_and_explain(model.scorer, X, top_k)

@@ -149,3 +149,71 @@ def test_array_path_equals_the_categorical_frame_path(fitted):
     assert np.array_equal(b.predict(fitted._dmatrix(Xt)), b.predict(fitted._predict_dmatrix(Xt)))
     codes = fitted._array(Xt.iloc[:5])[:, 2]
     assert codes[0] == codes[2] == 2 and np.isnan(codes[1]) and np.isnan(codes[3]) and codes[4] == 0  # a, b, other
+
+
+@pytest.mark.parametrize("rows", [1, 3, 64])
+def test_small_array_equals_the_column_wise_encoding(fitted, rows):
+    """A few rows (the API's one-row frames) are encoded from their values; the array must
+    equal the column-wise one bit for bit: missing, unseen and "other" categories, boolean
+    and float32 columns, values that do not fit float32 exactly."""
+    Xt, _ = _data(rows, 6)
+    Xt["cat"] = Xt["cat"].astype(object)
+    Xt.loc[Xt.index[0], "cat"] = ["zzz", None, np.nan][rows % 3]
+    Xt.loc[Xt.index[-1], "x2"] = np.nan
+    Xt["x1"] = Xt["x1"] + 1 / 3  # not a float32 value: both paths round it alike
+    cases = [Xt, Xt.assign(x1=Xt["x1"] > 1.5), Xt.assign(x2=Xt["x2"].astype("float32"))]
+    for X in cases:
+        small = fitted._small_array(X)
+        assert small is not None
+        assert np.array_equal(small, fitted._frame_array(X), equal_nan=True)
+        assert np.array_equal(fitted._array(X), small, equal_nan=True)
+
+
+def test_small_array_leaves_integers_objects_and_other_columns_to_the_frame_path(fitted):
+    X, _ = _data(2, 7)
+    assert fitted._small_array(X.assign(x1=X["x1"].astype("int64"))) is None  # int -> float32 rounds once
+    assert fitted._small_array(X.assign(x1=X["x1"].astype(object))) is None
+    assert fitted._small_array(X[["x2", "x1", "cat"]]) is None  # another column order
+    reordered = X[["x2", "x1", "cat"]].assign(x1=X["x1"].astype("int64"))
+    assert np.array_equal(fitted._array(reordered), fitted._frame_array(X), equal_nan=True)
+
+
+def test_check_input_returns_a_fitting_frame_as_it_is(fitted):
+    from journey_ml.models.scorer import SchemaMismatch, check_input
+
+    X, _ = _data(3, 8)
+    assert check_input(fitted, X) is X
+    extra = X.assign(extra=1.0)[["extra", "cat", "x2", "x1"]]
+    got = check_input(fitted, extra)
+    assert got.columns.tolist() == ["x1", "x2", "cat"] and got.equals(X)
+    with pytest.raises(SchemaMismatch, match=r"x1 \(expected numeric, got object\)"):
+        check_input(fitted, X.assign(x1=["a", "b", "c"]))
+
+
+def test_few_rows_predict_in_place_as_through_a_dmatrix(fitted):
+    """A few rows skip the DMatrix (inplace_predict): the same raw scores, categorical
+    splits, unseen and missing categories and missing numbers included."""
+    Xt, _ = _data(64, 9)
+    Xt["cat"] = Xt["cat"].astype(object)
+    Xt.loc[Xt.index[:4], "cat"] = ["zzz", None, "c", np.nan]
+    Xt.loc[Xt.index[4:8], "x1"] = np.nan
+    A = fitted._array(Xt)
+    via_dmatrix = fitted._raw(fitted._array_dmatrix(A))
+    for rows in (slice(0, 1), slice(0, 7), slice(0, 64)):
+        assert np.array_equal(fitted._raw_array(A[rows]), via_dmatrix[rows])
+
+
+@pytest.mark.parametrize("calibration", ["sigmoid", "isotonic"])
+def test_calibration_equals_the_calibrators_own_prediction(calibration):
+    X, y = _data(3000, 10)
+    Xv, yv = _data(1500, 11)
+    s = XGBScorer(COLS, n_estimators=40, calibration=calibration, min_isotonic_positives=1,
+                  random_state=3).fit(X, y, Xv, yv)
+    raw = np.concatenate([s._raw(s._dmatrix(Xv)), [1e-9, 0.5, 1 - 1e-9]])
+    if s.calibration_ == "sigmoid":
+        ref = s.calibrator_.predict_proba(np.log(np.clip(raw, 1e-6, 1 - 1e-6) / (1 - np.clip(raw, 1e-6, 1 - 1e-6)))
+                                          .reshape(-1, 1))[:, 1]
+    else:
+        ref = np.clip(s.calibrator_.predict(raw), 0.0, 1.0)
+    assert np.array_equal(s._calibrate(raw), ref)
+    assert all(np.array_equal(s._calibrate(raw[i:i + 1]), ref[i:i + 1]) for i in range(0, len(raw), 97))
