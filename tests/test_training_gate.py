@@ -136,6 +136,6 @@ def test_a_segment_model_that_does_not_beat_global_on_its_rows_hands_the_segment
     # and the scoring ladder serves the segment with the global model
     test = rows[rows["split"] == "test"].set_index("entity_id")
     got = score_segment(_RegistryReader(registry), cfg, "conversion", "small", test.index,
-                        lambda fs: (test, {}), ModelCache(), None, 2)
-    assert got.mode == GLOBAL_MODEL and got.model_version == g.version
+                        lambda fs, key=None: (test, {}), ModelCache(), None, 2)
+    assert got.mode == GLOBAL_MODEL and got.model_version == g.version, got
     np.testing.assert_allclose(got.probability, registry.load("conversion", GLOBAL).scorer.predict_proba(test[NAMES]))
