@@ -497,7 +497,6 @@ def fetch_frame(conn: Connection, q: Query | Prepared, *, index: bool = True,
     text = {"entity_id", *q.strings, *q.categorical}
     if conn.dialect.name == "postgresql":
         import pyarrow as pa
-        import pyarrow.csv as pcsv
 
         if prep is not None:
             sql, params = prep.sql, prep.params(as_of, processed=False)
@@ -507,19 +506,15 @@ def fetch_frame(conn: Connection, q: Query | Prepared, *, index: bool = True,
                     for n in labels]
             compiled = sa.select(*cols).compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
             sql, params = str(compiled), compiled.params
-        buf = _copy_csv(conn.connection.driver_connection, sql, params)
-        if buf.tell() == 0:
+        dict_type = pa.dictionary(pa.int32(), pa.string())
+        types = {n: (dict_type if n in q.categorical else pa.string()) if n in text
+                 else pa.int64() if n in q.integers else pa.float64() for n in labels}
+        table = copy_table(conn, sql, params, types)
+        if table is None:
             df = pd.DataFrame({n: pd.Series(dtype=object if n in text else "int64" if n in q.integers
                                             else "float64") for n in labels})
         else:
-            buf.seek(0)
-            dict_type = pa.dictionary(pa.int32(), pa.string())
-            types = {n: (dict_type if n in q.categorical else pa.string()) if n in text
-                     else pa.int64() if n in q.integers else pa.float64() for n in labels}
-            # NULL is an unquoted empty field, "" a quoted one
-            opts = pcsv.ConvertOptions(column_types=types, strings_can_be_null=True,
-                                       quoted_strings_can_be_null=False)
-            df = pcsv.read_csv(buf, convert_options=opts).to_pandas()
+            df = table.to_pandas()
     else:
         rows = fetch_rows(conn, prep, as_of) if prep is not None else conn.execute(q.stmt).fetchall()
         return _frame(rows, labels, q, text, index)
@@ -575,6 +570,20 @@ def _frame(rows: list, labels: list[str], q: Query, text: set[str], index: bool)
             v = np.array(cols[i], dtype=object)
         df.insert(i - (1 if index and i > ent else 0), names[i], v)
     return df
+
+
+def copy_table(conn: Connection, sql: str, params: dict, types: dict):
+    """The rows of ``sql`` (PostgreSQL) through ``COPY ... TO STDOUT``, parsed by Arrow into
+    a pyarrow Table with the given column types (NULL is an unquoted empty field, "" a
+    quoted one); None when there are no rows."""
+    import pyarrow.csv as pcsv
+
+    buf = _copy_csv(conn.connection.driver_connection, sql, params)
+    if buf.tell() == 0:
+        return None
+    buf.seek(0)
+    opts = pcsv.ConvertOptions(column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False)
+    return pcsv.read_csv(buf, convert_options=opts)
 
 
 def _copy_csv(raw, sql: str, params: dict) -> io.BytesIO:

@@ -928,8 +928,8 @@ def store_snapshot(engine: Engine, ff: FeatureFrame, labels: pd.Series | None = 
     ids = ff.frame.index.astype(str)
     lab = labels.reindex(ff.frame.index) if labels is not None else pd.Series(None, index=ff.frame.index)
     seg = segments.reindex(ff.frame.index) if segments is not None else pd.Series(None, index=ff.frame.index)
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql" and _copyable(ff.frame):
+    if engine.dialect.name == "postgresql" and _copyable(ff.frame):
+        with engine.begin() as conn:
             return _copy_snapshot(conn, ff, ids, lab, seg, created)
     feats = _json_ready(ff.frame)
     rows = [

@@ -48,24 +48,18 @@ def _copied(conn, q: sa.Select) -> pd.DataFrame:
     row path (millions of events in seconds rather than minutes). ``occurred_at`` travels
     as exact epoch microseconds."""
     import pyarrow as pa
-    import pyarrow.csv as pcsv
 
-    from journey_ml.features._queries import _copy_csv
+    from journey_ml.features._queries import copy_table
 
     sub = q.subquery("ev")
     micros = sa.cast(sa.func.floor(sa.extract("epoch", sub.c.occurred_at) * 1_000_000), sa.BigInteger)
     stmt = sa.select(*[micros.label(c) if c == "occurred_at" else sub.c[c] for c in _COLUMNS])
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    buf = _copy_csv(conn.connection.driver_connection, str(compiled), compiled.params)
     types = {c: pa.int64() if c == "occurred_at" else pa.float64() if c == "value" else pa.string()
              for c in _COLUMNS}
-    if buf.tell() == 0:
+    table = copy_table(conn, str(compiled), compiled.params, types)
+    if table is None:
         table = pa.table({c: pa.array([], t) for c, t in types.items()})
-    else:
-        buf.seek(0)
-        # NULL is an unquoted empty field, "" a quoted one
-        opts = pcsv.ConvertOptions(column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False)
-        table = pcsv.read_csv(buf, convert_options=opts)
     frame = table.to_pandas()
     frame["occurred_at"] = pd.to_datetime(frame["occurred_at"].to_numpy(), unit="us", utc=True).as_unit("ns")
     for col in ("entity_id", "event_type", "channel", "stage", "contact_id", "role"):
