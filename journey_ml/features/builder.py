@@ -51,7 +51,6 @@ exactly that set's columns.
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import time
@@ -69,6 +68,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from journey_ml.config import JourneyConfig, TaskConfig
+from journey_ml.db.copy import copy_arrow
 from journey_ml.db.models import FeatureSnapshot
 from journey_ml.features import _queries as Q
 from journey_ml.features.boundary import label_window
@@ -970,7 +970,6 @@ def _copy_snapshot(conn: Connection, ff: FeatureFrame, ids: pd.Index, lab: pd.Se
     row path's (numbers exact: Arrow and PostgreSQL both write shortest round-trip floats;
     NaN and missing -> null). Minutes -> seconds at a million entities."""
     import pyarrow as pa
-    import pyarrow.csv as pcsv
 
     frame = ff.frame
     names = [str(c) for c in frame.columns]
@@ -1002,12 +1001,7 @@ def _copy_snapshot(conn: Connection, ff: FeatureFrame, ids: pd.Index, lab: pd.Se
     defs = ", ".join(["entity_id text", "segment text", "label bigint"]
                      + [f"c{i} {t}" for i, t in enumerate(types)])
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} ({defs}) ON COMMIT DROP")
-    opts = pcsv.WriteOptions(include_header=False)
-    with raw.cursor().copy(f"COPY {stage} FROM STDIN (FORMAT csv)") as cp:
-        for start in range(0, table.num_rows, 100_000):
-            buf = io.BytesIO()
-            pcsv.write_csv(table.slice(start, 100_000), buf, opts)
-            cp.write(buf.getvalue())
+    copy_arrow(raw, stage, table)
 
     def literal(name: str) -> str:
         return "'" + name.replace("'", "''") + "'"
