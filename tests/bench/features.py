@@ -20,7 +20,6 @@ Both run in child processes (peak RSS is theirs) against the same freshly loaded
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from journey_ml.db.copy import copy_arrow
 from tests.bench.common import ROOT, Measure, conninfo, drop_database, fresh_database, median
 
 AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
@@ -62,18 +62,6 @@ def bench_config():
                       customer_events=["closed_won", "subscription_started", "invoice_paid", "renewal"],
                       lookback_days=180)
     return cfg.model_copy(update={"tasks": {**cfg.tasks, TASK: task}})
-
-
-def _copy_table(conn, table: str, arrow_table, chunk_rows: int = 500_000) -> None:
-    import pyarrow.csv as pcsv
-
-    cols = ", ".join(arrow_table.column_names)
-    opts = pcsv.WriteOptions(include_header=False)
-    with conn.cursor().copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv)") as cp:
-        for start in range(0, arrow_table.num_rows, chunk_rows):
-            buf = io.BytesIO()
-            pcsv.write_csv(arrow_table.slice(start, chunk_rows), buf, opts)
-            cp.write(buf.getvalue())
 
 
 def _ids(prefix: str, idx: np.ndarray, width: int):
@@ -115,7 +103,7 @@ def generate(db: str, events: int, contacts: int, seed: int = 11, log=print) -> 
             "source": pa.array(["bench"] * n_acc),
             "updated_at": pa.array([now.as_py()] * n_acc, pa.timestamp("us", tz="UTC")),
         })
-        _copy_table(conn, "accounts", acc)
+        copy_arrow(conn, "accounts", acc, chunk_rows=500_000)
         con_acc = rng.integers(0, n_acc, contacts)
         created = start_us + rng.integers(0, span_s, contacts) * 1_000_000
         con = pa.table({
@@ -127,7 +115,7 @@ def generate(db: str, events: int, contacts: int, seed: int = 11, log=print) -> 
             "source": pa.array(["bench"] * contacts),
             "updated_at": pa.array([now.as_py()] * contacts, pa.timestamp("us", tz="UTC")),
         })
-        _copy_table(conn, "contacts", con)
+        copy_arrow(conn, "contacts", con, chunk_rows=500_000)
         conn.commit()
 
         # drop the events indexes for the load, rebuild them afterwards (as a bulk load would)
@@ -178,7 +166,7 @@ def generate(db: str, events: int, contacts: int, seed: int = 11, log=print) -> 
                 "value": pa.array(value, mask=np.isnan(value)),
                 "properties": pa.array(props, pa.string()),
             })
-            _copy_table(conn, "events", tbl)
+            copy_arrow(conn, "events", tbl, chunk_rows=500_000)
             conn.commit()
             done += n
             log(f"  features: loaded {done:,} events ({time.perf_counter() - t0:.0f} s)")
