@@ -11,7 +11,6 @@ ingestion.
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 from collections import OrderedDict
 from datetime import datetime
@@ -41,7 +40,7 @@ class FeatureMemo:
         if feature_set is None:
             return build_features(engine, config, task_name, as_of)
         key = (engine.url.render_as_string(hide_password=True), task_name, as_of,
-               json.dumps(feature_set.to_dict(), sort_keys=True, default=str))
+               feature_set.key)
         with self._lock:
             ff = self._frames.get(key)
             if ff is None:

@@ -4,6 +4,7 @@ ordered columns of one entity kind) and the naming helpers the families share.""
 from __future__ import annotations
 
 import functools
+import json
 import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -63,6 +64,11 @@ class FeatureSet:
                 return f
         raise KeyError(f"feature set {self.version} has no feature {name!r}")
 
+    @functools.cached_property
+    def key(self) -> str:
+        """`feature_set_key` of `to_dict`: equal sets, equal keys (computed once per set)."""
+        return feature_set_key(self.to_dict())
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (stored with each model)."""
         return {
@@ -92,6 +98,12 @@ class FeatureSet:
         if len(set(names)) != len(names):
             raise ValueError("feature set has repeated feature names")
         return fs
+
+
+def feature_set_key(d: dict[str, Any]) -> str:
+    """The canonical JSON text of a feature set's dict: what caches of feature frames (the
+    cycle's memo, monitoring, batch scoring, a loaded model) file a set under."""
+    return json.dumps(d, sort_keys=True, default=str)
 
 
 @functools.lru_cache(maxsize=4096)  # pure; the builder sanitises the same few names every call

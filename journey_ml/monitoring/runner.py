@@ -24,7 +24,6 @@ wall-clock time of the move (the registry's), decisions the given ``now``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -235,7 +234,7 @@ class _Context:
         return self.models.get(self.registry, self.task, segment, info.version, info.kind)
 
     def features(self, as_of: datetime, fs: FeatureSet) -> tuple[pd.DataFrame, pd.Series]:
-        key = (as_of, json.dumps(fs.to_dict(), sort_keys=True, default=str))
+        key = (as_of, fs.key)
         if key not in self._frames:
             frame = self.build(self.engine, self.config, self.task, as_of, feature_set=fs).frame
             self._frames[key] = (frame, task_segments(frame, self.config, self.task))

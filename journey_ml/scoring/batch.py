@@ -18,7 +18,6 @@ TreeSHAP values, from tables precomputed once per model (`journey_ml.models.tree
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -41,6 +40,7 @@ from journey_ml.config import JourneyConfig
 from journey_ml.db.models import Contact, Score
 from journey_ml.features import FeatureFrame, FeatureSet, build_features, feature_set_for
 from journey_ml.features.memory import PostedRows
+from journey_ml.features.spec import feature_set_key
 from journey_ml.scoring.actions import choose_actions, holdout_mask
 from journey_ml.scoring.ladder import (
     BUILTIN_RULES,
@@ -144,22 +144,6 @@ def _main_feature_set(reader: _RegistryReader, cache: ModelCache, engine: Engine
         notes.append(str(e))
     notes.append("no production model with a stored feature set: features declared from the configuration")
     return feature_set_for(engine, config, task_name)
-
-
-def _feature_set_json(fs: FeatureSet) -> str:
-    return json.dumps(fs.to_dict(), sort_keys=True, default=str)
-
-
-_feature_set_json_cached = functools.lru_cache(maxsize=64)(_feature_set_json)
-
-
-def _feature_set_key(fs: FeatureSet) -> str:
-    """The JSON text of a feature set: the key `compute_scores` files frames under. Frozen
-    sets compare by value, so it is computed once per distinct set, not once per request."""
-    try:
-        return _feature_set_json_cached(fs)
-    except TypeError:  # an unhashable field (e.g. categories given as a list)
-        return _feature_set_json(fs)
 
 
 def _assert_no_opted_out(engine: Engine | PostedRows, ids: pd.Index) -> None:
@@ -438,13 +422,13 @@ def score_features(engine: Engine, registry, config: JourneyConfig, ff: FeatureF
 
     main = ff.frame
     labels = {f.name: f.label for f in ff.feature_set.features}
-    main_key = _feature_set_key(ff.feature_set)
+    main_key = ff.feature_set.key
     frames: dict[str, tuple[pd.DataFrame, dict[str, str]]] = {main_key: (main, labels)}
 
     def frame_for(fs_dict: dict | None, key: str | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
         if not fs_dict:
             return frames[main_key]
-        key = key or json.dumps(fs_dict, sort_keys=True, default=str)
+        key = key or feature_set_key(fs_dict)
         if key not in frames:
             other = FeatureSet.from_dict(fs_dict)
             f = build(engine, config, task_name, t, feature_set=other).frame.reindex(main.index)

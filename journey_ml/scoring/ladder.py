@@ -20,7 +20,6 @@ Each result names its mode and why (``mode_reason``), and every skipped step's r
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 from collections import OrderedDict
@@ -32,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from journey_ml.config import JourneyConfig
-from journey_ml.features.spec import FeatureSet
+from journey_ml.features.spec import FeatureSet, feature_set_key
 from journey_ml.models.scorer import check_input
 from journey_ml.registry._types import model_name
 from journey_ml.scoring.builtin_rules import builtin_scorer
@@ -75,7 +74,7 @@ class Model:
     @functools.cached_property
     def feature_set_key(self) -> str | None:
         """``feature_set`` as the JSON text `compute_scores` files feature frames under."""
-        return json.dumps(self.feature_set, sort_keys=True, default=str) if self.feature_set else None
+        return feature_set_key(self.feature_set) if self.feature_set else None
 
 
 class ModelCache:
