@@ -964,11 +964,12 @@ def _copyable(frame: pd.DataFrame) -> bool:
 
 def _copy_snapshot(conn: Connection, ff: FeatureFrame, ids: pd.Index, lab: pd.Series, seg: pd.Series,
                    created: datetime) -> int:
-    """`store_snapshot` on PostgreSQL: the typed frame into a temporary table by COPY
-    (Arrow CSV), each row's JSON document built by the server (``jsonb_build_object``),
-    one ``INSERT ... ON CONFLICT`` into feature_snapshots. The stored documents equal the
-    row path's (numbers exact: Arrow and PostgreSQL both write shortest round-trip floats;
-    NaN and missing -> null). Minutes -> seconds at a million entities."""
+    """`store_snapshot` on PostgreSQL: the typed frame into a stage table by COPY (Arrow
+    CSV); the server builds each row's JSON document (`_snapshot_documents`) and one
+    ``INSERT ... ON CONFLICT`` moves them into feature_snapshots. The stored documents equal
+    the row path's (numbers exact: Arrow and PostgreSQL both write shortest round-trip
+    floats; NaN and missing -> null). The work tables live and die in the caller's
+    transaction."""
     import pyarrow as pa
 
     frame = ff.frame
@@ -996,28 +997,75 @@ def _copy_snapshot(conn: Connection, ff: FeatureFrame, ids: pd.Index, lab: pd.Se
         else:
             cols[f"c{i}"] = pa.array(col.to_numpy(), from_pandas=True)  # NaN -> null
     table = pa.table(cols)
-    raw = conn.connection.driver_connection
-    stage = "_journey_snapshot_stage"
     defs = ", ".join(["entity_id text", "segment text", "label bigint"]
                      + [f"c{i} {t}" for i, t in enumerate(types)])
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} ({defs}) ON COMMIT DROP")
-    copy_arrow(raw, stage, table)
-
-    def literal(name: str) -> str:
-        return "'" + name.replace("'", "''") + "'"
-
-    pairs = [f"{literal(n)}, c{i}" for i, n in enumerate(names)]
-    per = _JSON_ARGS // 2
-    doc = " || ".join(f"jsonb_build_object({', '.join(pairs[k:k + per])})" for k in range(0, len(pairs), per))
-    doc = doc or "'{}'::jsonb"
+    stage, docs, shared = _work_tables(conn)
+    conn.exec_driver_sql(f"CREATE {'UNLOGGED' if shared else 'TEMPORARY'} TABLE {stage} ({defs})")
+    copy_arrow(conn.connection.driver_connection, stage, table)
+    _snapshot_documents(conn, stage, docs, names, shared)
     conn.execute(sa.text(
         "INSERT INTO feature_snapshots (task, as_of, entity_id, feature_set_version, segment, features, label, "
-        f"created_at) SELECT :task, :as_of, entity_id, :version, segment, {doc}, label, :created FROM {stage} "
+        f"created_at) SELECT :task, :as_of, entity_id, :version, segment, features, label, :created FROM {docs} "
         "ON CONFLICT (task, as_of, entity_id) DO UPDATE SET feature_set_version = EXCLUDED.feature_set_version, "
         "segment = EXCLUDED.segment, features = EXCLUDED.features, label = EXCLUDED.label, "
         "created_at = EXCLUDED.created_at"),
         {"task": ff.task, "as_of": ff.as_of, "version": ff.feature_set.version, "created": created})
+    conn.exec_driver_sql(f"DROP TABLE {stage}, {docs}")
     return table.num_rows
+
+
+_PG_NAME_BYTES = 63  # longer identifiers are truncated by PostgreSQL
+
+
+def _work_tables(conn: Connection) -> tuple[str, str, bool]:
+    """Names of the stage and documents tables of one snapshot write, and whether they are
+    unlogged tables of the schema (which parallel workers can read: the documents are then
+    built on every core) rather than temporary ones (when the role may not create tables).
+    Either way they exist only inside the caller's transaction."""
+    import uuid
+
+    tag = uuid.uuid4().hex[:12]
+    stage, docs = f"_journey_snapshot_stage_{tag}", f"_journey_snapshot_docs_{tag}"
+    can_create = conn.exec_driver_sql(
+        "SELECT has_schema_privilege(current_schema(), 'CREATE')").scalar()
+    return stage, docs, bool(can_create)
+
+
+def _snapshot_documents(conn: Connection, stage: str, docs: str, names: list[str], shared: bool) -> None:
+    """Table ``docs`` (entity_id, segment, label, features jsonb) from the typed ``stage``
+    (columns c0.. hold ``names``' values).
+
+    ``to_jsonb`` of a row whose columns are aliased to the feature names: about half the
+    server time of ``jsonb_build_object`` over the same pairs (the conversion of each
+    number is the cost: ~0.3 us a value). On a shared (unlogged) stage the documents are
+    built by parallel workers, and compressed with lz4 where the server has it. Names
+    longer than PostgreSQL's identifiers fall back to ``jsonb_build_object``."""
+    if not names:
+        doc, source = "'{}'::jsonb", stage
+    elif max(len(n.encode()) for n in names) <= _PG_NAME_BYTES:
+        aliases = ", ".join(f's.c{i} AS "{n.replace(chr(34), chr(34) * 2)}"' for i, n in enumerate(names))
+        doc, source = "to_jsonb(f)", f"{stage} s, LATERAL (SELECT {aliases}) f"
+    else:
+        pairs = [f"{_sql_literal(n)}, s.c{i}" for i, n in enumerate(names)]
+        per = _JSON_ARGS // 2
+        doc = " || ".join(f"jsonb_build_object({', '.join(pairs[k:k + per])})" for k in range(0, len(pairs), per))
+        source = f"{stage} s"
+    if shared:
+        # per transaction: let the planner spread the documents over the cores, and use the
+        # faster TOAST compression when the server was built with it
+        conn.exec_driver_sql("SET LOCAL parallel_setup_cost = 0")
+        conn.exec_driver_sql("SET LOCAL parallel_tuple_cost = 0")
+        lz4 = conn.exec_driver_sql("SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                                   "WHERE name = 'default_toast_compression'").scalar()
+        if lz4:
+            conn.exec_driver_sql("SET LOCAL default_toast_compression = lz4")
+    kind = "UNLOGGED" if shared else "TEMPORARY"
+    conn.exec_driver_sql(f"CREATE {kind} TABLE {docs} AS SELECT s.entity_id, s.segment, s.label, "
+                         f"{doc} AS features FROM {source}")
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def load_snapshot(engine: Engine, task_name: str, as_of: datetime,

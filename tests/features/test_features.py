@@ -424,19 +424,44 @@ def _awkward_frame(n: int = 3) -> tuple:
     return FeatureFrame("conversion", T, fs, frame), fs
 
 
-def test_snapshot_copy_path_stores_what_the_row_path_stores(pg_engine, monkeypatch):
-    """On PostgreSQL a snapshot goes in by COPY with server-built JSON (1M entities: minutes
-    -> seconds); the stored documents, labels and segments equal the row path's."""
+def _work_tables_left(engine) -> int:
     import sqlalchemy as sa
 
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM pg_class WHERE relname LIKE '\\_journey\\_snapshot\\_%'")).scalar()
+
+
+@pytest.mark.parametrize("variant", ["shared", "long names", "no create privilege"])
+def test_snapshot_copy_path_stores_what_the_row_path_stores(pg_engine, pg_url, monkeypatch, variant):
+    """On PostgreSQL a snapshot goes in by COPY with server-built JSON (1M entities: minutes
+    -> a minute); the stored documents, labels and segments equal the row path's, whichever
+    way the server builds them: ``to_jsonb`` over unlogged work tables (parallel), the
+    ``jsonb_build_object`` fallback for names longer than an identifier, or temporary work
+    tables for a role that may not create tables. No work table outlives the write."""
+    import sqlalchemy as sa
+
+    from journey_ml.db import make_engine
     from journey_ml.features import builder
 
+    writer = pg_engine
+    if variant == "long names":
+        monkeypatch.setattr(builder, "_PG_NAME_BYTES", 3)
+    if variant == "no create privilege":
+        with pg_engine.begin() as conn:
+            if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = 'journey_dml_only'")).scalar():
+                conn.execute(sa.text("CREATE ROLE journey_dml_only LOGIN"))
+            conn.execute(sa.text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
+            conn.execute(sa.text("GRANT SELECT, INSERT, UPDATE, DELETE ON feature_snapshots TO journey_dml_only"))
+        writer = make_engine(sa.engine.make_url(pg_url).set(username="journey_dml_only"))
+        with writer.connect() as conn:
+            assert not conn.execute(sa.text("SELECT has_schema_privilege('public', 'CREATE')")).scalar()
     ff, fs = _awkward_frame()
     y = pd.Series({"A1": 1, 'A"3': 0})
     seg = pd.Series({"A,2": "smb"})
     created = datetime(2026, 3, 2, tzinfo=UTC)
     assert builder._copyable(ff.frame)
-    assert store_snapshot(pg_engine, ff, y, seg, created_at=created) == 3
+    assert store_snapshot(writer, ff, y, seg, created_at=created) == 3
+    assert _work_tables_left(pg_engine) == 0
     copied = load_snapshot(pg_engine, "conversion", T, fs)
     with pg_engine.connect() as conn:
         docs = dict(conn.execute(sa.text("SELECT entity_id, features::text FROM feature_snapshots")).all())
@@ -456,6 +481,23 @@ def test_snapshot_copy_path_stores_what_the_row_path_stores(pg_engine, monkeypat
     assert got.loc["A1", "tiny"] == 1e-300 and got.loc['A"3', "tiny"] == 2.5e17
     assert got["label"].tolist() == [1, pd.NA, 0] and got["segment"].tolist() == [None, "smb", None]
     assert {k: json.loads(v) for k, v in docs.items()} == {k: json.loads(v) for k, v in docs_rows.items()}
+    if writer is not pg_engine:
+        writer.dispose()
+
+
+def test_a_failed_snapshot_write_leaves_the_stored_snapshot_and_no_work_tables(pg_engine):
+    """A segment name too long for its column fails the COPY path's INSERT: the error
+    names the column, the earlier snapshot stays as it was, no work table is left."""
+    import sqlalchemy as sa
+
+    ff, fs = _awkward_frame()
+    created = datetime(2026, 3, 2, tzinfo=UTC)
+    store_snapshot(pg_engine, ff, created_at=created)
+    before = load_snapshot(pg_engine, "conversion", T, fs)
+    with pytest.raises(sa.exc.DataError, match="character varying"):
+        store_snapshot(pg_engine, ff, segments=pd.Series({"A1": "s" * 65}), created_at=created)
+    pd.testing.assert_frame_equal(load_snapshot(pg_engine, "conversion", T, fs), before)
+    assert _work_tables_left(pg_engine) == 0
 
 
 def test_given_feature_set_is_reproduced_exactly(warehouse, tmp_path):
