@@ -313,4 +313,6 @@ def markdown(r: dict) -> str:
             f"| step | job, s | Prefect flow, s |\n|---|---:|---:|\n{rows}\n"
             f"| **cycle** | **{d['total']:.1f}** | **{p['total']:.1f}** |\n\n"
             f"Prefect's overhead: {r['overhead']:+.1%} of the cycle (target < 5%); "
-            f"cycle {d['total'] / 60:.1f} min at {r['entities']:,} entities (target < 5 min at 1M entities).\n")
+            f"cycle {d['total'] / 60:.1f} min at {r['entities']:,} entities (target < 5 min at 1M entities)."
+            + (" A negative overhead is run-to-run noise (the flow runs second, on a warmer server): one run "
+               "each cannot resolve Prefect's cost below it." if r["overhead"] < 0 else "") + "\n")

@@ -140,7 +140,7 @@ def main() -> None:
     text = (f"# Benchmarks\n\nWritten by `make bench`; last run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on "
             f"{_machine()}.\nThese machines are noisy: figures are medians, compare the ratios. "
             "Sections not re-run keep their previous figures (`--only` re-runs one).\n\n"
-            + "\n".join(sections.values()))
+            + "\n".join(v.rstrip("\n") + "\n" for v in sections.values()))  # one blank line between sections
     with open(a.out, "w") as f:
         f.write(text)
     print(text)
