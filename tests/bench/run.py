@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 
 from tests.bench.common import ROOT
 
+# as the CLI and the flows: no MLflow download bars in the benchmark's output
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
 SECTIONS = ("ingest", "features", "training", "scoring", "api", "drift", "journeys", "cycle", "realdata", "monitoring")
 
 
