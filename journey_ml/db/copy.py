@@ -8,7 +8,8 @@ import io
 def copy_arrow(raw, target: str, table, *, chunk_rows: int = 100_000) -> int:
     """Write the rows of the pyarrow Table ``table`` into the columns of the same names of
     table ``target`` on the psycopg connection ``raw``, as CSV in chunks of ``chunk_rows``.
-    Nulls go as unquoted empty fields (NULL), strings quoted (so "" stays an empty string). Returns the rows written; raises what psycopg raises."""
+    Nulls go as unquoted empty fields (NULL), strings quoted (so "" stays an empty string).
+    Returns the rows written; raises what psycopg raises."""
     import pyarrow.csv as pcsv
 
     opts = pcsv.WriteOptions(include_header=False)

@@ -999,10 +999,10 @@ def _copy_snapshot(conn: Connection, ff: FeatureFrame, ids: pd.Index, lab: pd.Se
     table = pa.table(cols)
     defs = ", ".join(["entity_id text", "segment text", "label bigint"]
                      + [f"c{i} {t}" for i, t in enumerate(types)])
-    stage, docs, shared = _work_tables(conn)
-    conn.exec_driver_sql(f"CREATE {'UNLOGGED' if shared else 'TEMPORARY'} TABLE {stage} ({defs})")
+    stage, docs, kind = _work_tables(conn)
+    conn.exec_driver_sql(f"CREATE {kind} TABLE {stage} ({defs})")
     copy_arrow(conn.connection.driver_connection, stage, table)
-    _snapshot_documents(conn, stage, docs, names, shared)
+    _snapshot_documents(conn, stage, docs, names, kind)
     conn.execute(sa.text(
         "INSERT INTO feature_snapshots (task, as_of, entity_id, feature_set_version, segment, features, label, "
         f"created_at) SELECT :task, :as_of, entity_id, :version, segment, features, label, :created FROM {docs} "
@@ -1017,10 +1017,10 @@ def _copy_snapshot(conn: Connection, ff: FeatureFrame, ids: pd.Index, lab: pd.Se
 _PG_NAME_BYTES = 63  # longer identifiers are truncated by PostgreSQL
 
 
-def _work_tables(conn: Connection) -> tuple[str, str, bool]:
-    """Names of the stage and documents tables of one snapshot write, and whether they are
-    unlogged tables of the schema (which parallel workers can read: the documents are then
-    built on every core) rather than temporary ones (when the role may not create tables).
+def _work_tables(conn: Connection) -> tuple[str, str, str]:
+    """Names of the stage and documents tables of one snapshot write, and their kind:
+    ``UNLOGGED`` tables of the schema (which parallel workers can read: the documents are
+    then built on every core), or ``TEMPORARY`` when the role may not create tables.
     Either way they exist only inside the caller's transaction."""
     import uuid
 
@@ -1028,16 +1028,16 @@ def _work_tables(conn: Connection) -> tuple[str, str, bool]:
     stage, docs = f"_journey_snapshot_stage_{tag}", f"_journey_snapshot_docs_{tag}"
     can_create = conn.exec_driver_sql(
         "SELECT has_schema_privilege(current_schema(), 'CREATE')").scalar()
-    return stage, docs, bool(can_create)
+    return stage, docs, "UNLOGGED" if can_create else "TEMPORARY"
 
 
-def _snapshot_documents(conn: Connection, stage: str, docs: str, names: list[str], shared: bool) -> None:
+def _snapshot_documents(conn: Connection, stage: str, docs: str, names: list[str], kind: str) -> None:
     """Table ``docs`` (entity_id, segment, label, features jsonb) from the typed ``stage``
     (columns c0.. hold ``names``' values).
 
     ``to_jsonb`` of a row whose columns are aliased to the feature names: about half the
     server time of ``jsonb_build_object`` over the same pairs (the conversion of each
-    number is the cost: ~0.3 us a value). On a shared (unlogged) stage the documents are
+    number is the cost: ~0.3 us a value). On an unlogged stage the documents are
     built by parallel workers, and compressed with lz4 where the server has it. Names
     longer than PostgreSQL's identifiers fall back to ``jsonb_build_object``."""
     if not names:
@@ -1050,7 +1050,7 @@ def _snapshot_documents(conn: Connection, stage: str, docs: str, names: list[str
         per = _JSON_ARGS // 2
         doc = " || ".join(f"jsonb_build_object({', '.join(pairs[k:k + per])})" for k in range(0, len(pairs), per))
         source = f"{stage} s"
-    if shared:
+    if kind == "UNLOGGED":
         # per transaction: let the planner spread the documents over the cores, and use the
         # faster TOAST compression when the server was built with it
         conn.exec_driver_sql("SET LOCAL parallel_setup_cost = 0")
@@ -1059,7 +1059,6 @@ def _snapshot_documents(conn: Connection, stage: str, docs: str, names: list[str
                                    "WHERE name = 'default_toast_compression'").scalar()
         if lz4:
             conn.exec_driver_sql("SET LOCAL default_toast_compression = lz4")
-    kind = "UNLOGGED" if shared else "TEMPORARY"
     conn.exec_driver_sql(f"CREATE {kind} TABLE {docs} AS SELECT s.entity_id, s.segment, s.label, "
                          f"{doc} AS features FROM {source}")
 
