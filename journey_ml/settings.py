@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         False, description="Serve /v1/* without a token (set by `journey-ml serve --no-auth`).")
     api_max_inflight: int = Field(
         32, ge=0, description="Most POST /v1/score in progress per API process; more get 503 at once (0: no limit).")
+    api_scoring_threads: int = Field(
+        1, gt=0, description="Threads scoring POST /v1/score per API process (one per process is fastest: "
+                             "scoring holds the GIL; run one process per core with --workers).")
+    api_worker_start_seconds: int = Field(
+        60, gt=0, description="How long `journey-ml serve --workers N` lets a worker take to start, and to "
+                              "answer the supervisor's health check, before it is replaced.")
     api_scratch_databases: int = Field(
         4, gt=0, description="Unused since the API computes the posted entity's features in memory (#14); "
                   "kept so existing environments still parse.")

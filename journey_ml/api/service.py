@@ -105,6 +105,9 @@ class ScoringService:
             except Exception as e:  # noqa: BLE001 - readiness reports it; scoring degrades
                 self.warm_error = one_line(e)
                 log.warning("registry warm-up failed (%s)", self.warm_error)
+            today = datetime.now(UTC)
+            for task in self.config.tasks:  # the day's next-step chains, so no request waits for a fit
+                self.chains.try_chain(task, today)
             self.warmed = True
 
     # --- scoring ------------------------------------------------------------------------------

@@ -50,7 +50,10 @@ def serve(
     # h11 with a bounded request head (431 above the limit), not httptools (unbounded)
     uvicorn.run("journey_ml.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level, access_log=access_log, http=BoundedHeadH11Protocol,
-                h11_max_incomplete_event_size=rt.settings.api_max_header_bytes)
+                h11_max_incomplete_event_size=rt.settings.api_max_header_bytes,
+                # uvicorn's default (5 s) killed the second worker while it was still starting
+                # on a busy 2-core machine, again and again: one worker served everything
+                timeout_worker_healthcheck=rt.settings.api_worker_start_seconds)
 
 
 __all__ = ["serve"]

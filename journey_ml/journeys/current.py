@@ -106,15 +106,21 @@ class NextStepChains:
                     self._chains.pop(next(iter(self._chains)))
             return self._chains[key]
 
+    def try_chain(self, task_name: str, as_of: datetime) -> NextStepModel | None:
+        """`chain`, or None when none can be fitted (the warehouse unreachable; the log says why)."""
+        try:
+            return self.chain(task_name, as_of)
+        except Exception as e:  # noqa: BLE001 - the next step is an addition to the score
+            log.warning("%s: next step not predicted (%s: %s)", task_name, type(e).__name__, e)
+            return None
+
     def for_entity(self, task_name: str, entity_id: str, events: list[dict[str, Any]],
                    as_of: datetime) -> dict[str, Any]:
         """``{"stage", "next_steps"}`` of one entity from its own event rows (the warehouse
         event columns; every row is the entity's), as of T. When no chain can be fitted
         (the warehouse unreachable), both are None and the log says why: the score stands."""
-        try:
-            model = self.chain(task_name, as_of)
-        except Exception as e:  # noqa: BLE001 - the next step is an addition to the score
-            log.warning("%s: next step not predicted (%s: %s)", task_name, type(e).__name__, e)
+        model = self.try_chain(task_name, as_of)
+        if model is None:
             return {"stage": None, "next_steps": None}
         frame = pd.DataFrame({
             "entity_id": entity_id, "occurred_at": _utc_times(np.fromiter(

@@ -137,3 +137,36 @@ def test_serve_refuses_without_a_token(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["serve", "--port", "1"])
     assert result.exit_code == 1
     assert "JOURNEY_API_TOKEN is not set" in result.output and "--no-auth" in result.output
+
+
+def test_serve_keeps_every_worker(tmp_path):
+    """`--workers 2` serves on two processes: both start and none is replaced. uvicorn's
+    default health check (5 s) killed a worker still starting on a busy 2-core machine, again
+    and again, and one process served everything (JOURNEY_API_WORKER_START_SECONDS)."""
+    port = free_port()
+    env = {**os.environ, "JOURNEY_HOME": str(tmp_path), "JOURNEY_API_TOKEN": "serve-token",
+           "DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("JOURNEY_DATABASE_URL", None)
+    env.pop("JOURNEY_MLFLOW_TRACKING_URI", None)
+    upgrade(make_engine(f"sqlite:///{tmp_path / 'warehouse.db'}"))
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--workers", "2", "--log-level", "info"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        end = time.monotonic() + 120
+        while log.read_text().count("Application startup complete") < 2 and time.monotonic() < end:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.5)
+        time.sleep(15)  # several health-check rounds of the supervisor
+        text = log.read_text()
+        assert text.count("Application startup complete") == 2, text[-3000:]
+        assert "died" not in text, text[-3000:]
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
+            proc.kill()
+            raise
